@@ -1,0 +1,239 @@
+"""Data: CIFAR sources (npz folder, torchvision download, synthetic), the long-tail protocol, batched
+augmentation on tensors, and preprocessing of uploaded images to what the models see.
+
+Images are held as one uint8 NHWC tensor (on the training device when there is a GPU); augmentation and
+normalisation run on whole batches as tensor ops, which is what makes CPU training fast (DESIGN.md).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGE_SIZE = 32
+CROP_PADDING = 4  # random crop with 4-pixel zero padding, as in the CIFAR ResNet / LDAM-DRW recipes
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# Published training-set statistics (DESIGN.md); synthetic data uses the CIFAR-10 values.
+NORMALISATION = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "synthetic": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+TORCHVISION_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+DEFAULT_DATA_DIR = "data"
+SYNTHETIC_PER_CLASS = 100  # training images per class of the synthetic set before the long tail is cut
+
+
+class DataUnavailableError(RuntimeError):
+    """The dataset is neither on disk nor downloadable; the message says where we looked and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    images: torch.Tensor  # uint8, (N, 32, 32, 3), RGB
+    labels: torch.Tensor  # int64, (N,)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
+            raise ValueError(f"images: expected uint8 (N, H, W, 3), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels: expected shape ({self.images.shape[0]},), got {tuple(self.labels.shape)}")
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def subset(self, indices: torch.Tensor) -> "ImageSplit":
+        return ImageSplit(self.images[indices], self.labels[indices])
+
+    def to(self, device: torch.device | str) -> "ImageSplit":
+        return ImageSplit(self.images.to(device), self.labels.to(device))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    class_names: tuple[str, ...]
+    train: ImageSplit  # the full (balanced) training split; the long tail is cut by `long_tail_subset`
+    test: ImageSplit  # the official balanced test split, never subsampled
+    source: str  # where it came from, for the run metadata
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return NORMALISATION[self.name]
+
+
+# ---------------------------------------------------------------- long-tail protocol
+
+
+def long_tail_counts(n_max: int, num_classes: int, imbalance_ratio: float, profile: str = "exp") -> list[int]:
+    """Per-class training counts of the long-tailed protocol (Cao et al. 2019, LDAM-DRW).
+    exp: n_c = int(n_max * (1 / ratio) ** (c / (K - 1))); step: the first K // 2 classes keep n_max, the rest
+    get int(n_max / ratio)."""
+    if imbalance_ratio < 1:
+        raise ValueError(f"imbalance_ratio: must be >= 1, got {imbalance_ratio}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes: at least 2 classes are needed, got {num_classes}")
+    if profile == "exp":
+        return [int(n_max * (1 / imbalance_ratio) ** (index / (num_classes - 1))) for index in range(num_classes)]
+    if profile == "step":
+        return [n_max if index < num_classes // 2 else int(n_max / imbalance_ratio) for index in range(num_classes)]
+    raise ValueError(f"profile: unknown profile {profile!r}; valid profiles: exp, step")
+
+
+def long_tail_indices(labels: torch.Tensor, class_counts: Sequence[int], seed: int) -> torch.Tensor:
+    """Indices of a seeded random subset with class_counts[c] images of class c (same seed, same indices),
+    sorted so the subset keeps the source order."""
+    generator = torch.Generator().manual_seed(seed)
+    labels_cpu = labels.cpu()
+    chosen = []
+    for class_index, count in enumerate(class_counts):
+        members = torch.nonzero(labels_cpu == class_index).flatten()
+        if count > len(members):
+            raise ValueError(f"class {class_index}: {count} images asked for, only {len(members)} available")
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
+    return torch.sort(torch.cat(chosen)).values
+
+
+def long_tail_subset(
+    train: ImageSplit, num_classes: int, imbalance_ratio: float, profile: str, seed: int, max_per_class: int | None = None
+) -> tuple[ImageSplit, list[int]]:
+    """The long-tailed training subset and its class counts. n_max is the smallest class of the source (so a
+    balanced source gives the standard table) unless `max_per_class` caps it."""
+    available = torch.bincount(train.labels.cpu(), minlength=num_classes)
+    n_max = int(available.min())
+    if max_per_class is not None:
+        n_max = min(n_max, max_per_class)
+    counts = long_tail_counts(n_max, num_classes, imbalance_ratio, profile)
+    if min(counts) < 1:
+        raise ValueError(
+            f"imbalance_ratio: {imbalance_ratio} leaves a class with no training image at {n_max} images per class"
+        )
+    return train.subset(long_tail_indices(train.labels, counts, seed)), counts
+
+
+# ---------------------------------------------------------------- sources
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("CCE_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def load_dataset(
+    name: str, data_dir: str | os.PathLike | None = None, allow_download: bool = True, synthetic_test_per_class: int = 20
+) -> Dataset:
+    """CIFAR-10 / CIFAR-100 from an npz folder or torchvision (downloading when allowed), or the synthetic set.
+    Results are cached per process: reading the 140 MB CIFAR-10 npz takes seconds."""
+    if name == "synthetic":
+        return synthetic_dataset(num_classes=10, train_per_class=SYNTHETIC_PER_CLASS, test_per_class=synthetic_test_per_class)
+    if name not in TORCHVISION_FOLDERS:
+        raise ValueError(f"dataset: unknown dataset {name!r}; valid datasets: cifar10, cifar100, synthetic")
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    return _load_cifar(name, str(root.expanduser().resolve()), allow_download)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cifar(name: str, root: str, allow_download: bool) -> Dataset:
+    looked = []
+    for folder in (Path(root) / name, Path(root)):
+        train_file, test_file = folder / "train.npz", folder / "test.npz"
+        looked.append(f"{train_file} and {test_file}")
+        if train_file.is_file() and test_file.is_file():
+            dataset = _from_npz(name, train_file, test_file)
+            expected = 100 if name == "cifar100" else 10
+            if dataset.num_classes == expected:
+                return dataset
+    looked.append(f"{Path(root) / TORCHVISION_FOLDERS[name]} (torchvision's format)")
+    try:
+        return _from_torchvision(name, root, allow_download)
+    except Exception as error:  # torchvision raises RuntimeError when absent, URLError/OSError when offline
+        reason = f"the download failed ({type(error).__name__}: {error})" if allow_download else "downloading is off"
+        raise DataUnavailableError(
+            f"{name} is not available: looked for {'; '.join(looked)}, and {reason}. "
+            f"Fix: put train.npz and test.npz (uint8 images (N, 32, 32, 3), int64 labels, classes) in "
+            f"{Path(root) / name}, or point --data-dir / CCE_DATA_DIR at a folder that has them, "
+            f"or run with internet access so torchvision can download {name} into {root}."
+        ) from error
+
+
+def _from_npz(name: str, train_file: Path, test_file: Path) -> Dataset:
+    splits = []
+    class_names: tuple[str, ...] = ()
+    for file in (train_file, test_file):
+        with np.load(file, allow_pickle=False) as archive:
+            images = torch.from_numpy(np.ascontiguousarray(archive["images"], dtype=np.uint8))
+            labels = torch.from_numpy(archive["labels"].astype(np.int64))
+            if "classes" in archive.files:
+                class_names = tuple(str(value) for value in archive["classes"])
+        splits.append(ImageSplit(images, labels))
+    if not class_names:
+        class_names = CIFAR10_CLASSES if name == "cifar10" else tuple(str(index) for index in range(100))
+    return Dataset(name, class_names, splits[0], splits[1], source=f"npz:{train_file.parent}")
+
+
+def _from_torchvision(name: str, root: str, allow_download: bool) -> Dataset:
+    from torchvision import datasets  # imported lazily: only this path needs it
+
+    dataset_class = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    splits = []
+    for train in (True, False):
+        source = dataset_class(root=root, train=train, download=allow_download)
+        splits.append(ImageSplit(torch.from_numpy(source.data), torch.as_tensor(source.targets, dtype=torch.int64)))
+    return Dataset(name, tuple(source.classes), splits[0], splits[1], source=f"torchvision:{root}")
+
+
+@functools.lru_cache(maxsize=4)
+def synthetic_dataset(num_classes: int = 10, train_per_class: int = 100, test_per_class: int = 20, seed: int = 0) -> Dataset:
+    """A small learnable stand-in for CIFAR (tests, offline demos): each class is a smooth random colour
+    pattern; each image is its class pattern, randomly shifted, plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    templates = torch.rand(num_classes, 3, 4, 4, generator=generator)
+    templates = F.interpolate(templates, size=(IMAGE_SIZE + 8, IMAGE_SIZE + 8), mode="bilinear", align_corners=False)
+
+    def draw(per_class: int) -> ImageSplit:
+        labels = torch.arange(num_classes).repeat_interleave(per_class)
+        shifts = torch.randint(0, 9, (2, len(labels)), generator=generator)
+        images = torch.stack(
+            [templates[label, :, dy : dy + IMAGE_SIZE, dx : dx + IMAGE_SIZE] for label, dy, dx in zip(labels, *shifts)]
+        )
+        images = images + 0.15 * torch.randn(images.shape, generator=generator)
+        pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        return ImageSplit(pixels, labels)
+
+    names = tuple(f"class {index}" for index in range(num_classes))
+    return Dataset("synthetic", names, draw(train_per_class), draw(test_per_class), source="synthetic")
+
+
+# ---------------------------------------------------------------- batches
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator, padding: int = CROP_PADDING) -> torch.Tensor:
+    """Per-sample random crop (zero padding) and horizontal flip of a uint8 NHWC batch, as tensor ops on the
+    batch's device. The draws come from `generator` (on the same device), so every model of a paired run
+    can be fed the same augmented batch."""
+    count, height, width, _ = images.shape
+    padded = F.pad(images, (0, 0, padding, padding, padding, padding))
+    offsets = torch.randint(0, 2 * padding + 1, (2, count), generator=generator, device=images.device)
+    rows = offsets[0, :, None] + torch.arange(height, device=images.device)
+    columns = offsets[1, :, None] + torch.arange(width, device=images.device)
+    batch_index = torch.arange(count, device=images.device)[:, None, None]
+    cropped = padded[batch_index, rows[:, :, None], columns[:, None, :]]
+    flip = torch.rand(count, generator=generator, device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], cropped.flip(2), cropped)
+
+
+def to_model_input(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 NHWC -> normalised float32 NCHW in channels_last memory (the NHWC bytes are not moved)."""
+    scale = torch.tensor([1 / (255 * value) for value in std], device=images.device).view(1, 3, 1, 1)
+    shift = torch.tensor([255 * value for value in mean], device=images.device).view(1, 3, 1, 1)
+    return (images.permute(0, 3, 1, 2).float() - shift) * scale

@@ -1,0 +1,367 @@
+"""The paired training loop: one model per loss from the same initial weights, fed the same batches with the
+same augmentation draws in lockstep, so that only the loss differs. It reports through events (frozen
+records passed to a callback), checks a stop callback every step, never prints and knows no threads.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import metrics
+from .config import TrainConfig
+from .data import Dataset, ImageSplit, augment_batch, load_dataset, long_tail_subset, to_model_input
+from .losses import PartsLoss, complement_entropy, get_loss
+from .models import build_model
+
+EVAL_BATCH_SIZE = 500  # small enough that a stop request is seen within a fraction of a second on a CPU
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One model on the balanced test split."""
+
+    test_loss: float  # plain cross entropy, whatever the training loss, so losses share an axis
+    accuracy: float
+    balanced_accuracy: float
+    per_class_recall: tuple[float, ...]
+    group_recall: dict[str, float]  # head / medium / tail
+    confusion_matrix: tuple[tuple[int, ...], ...]
+    complement_entropy: float  # mean C on the test set: higher = flatter wrong-class probabilities
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """One loss against the baseline loss on one seed: same initial weights, same batches."""
+
+    seed: int
+    baseline: str
+    other: str
+    mcnemar: metrics.McNemarResult  # only_a_correct = baseline right, other wrong
+    per_class_mcnemar: tuple[metrics.McNemarResult, ...]
+    accuracy_difference: float  # other minus baseline
+    balanced_accuracy_difference: float
+
+
+@dataclass(frozen=True)
+class Event:
+    kind = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class StatusMessage(Event):
+    kind = "status"
+    message: str
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    kind = "started"
+    config: dict[str, Any]
+    class_names: tuple[str, ...]
+    class_counts: tuple[int, ...]
+    num_train: int
+    num_test: int
+    device: str
+    steps_per_epoch: int
+    total_steps: int  # over all seeds
+    data_source: str
+
+
+@dataclass(frozen=True)
+class StepMetrics(Event):
+    kind = "step"
+    seed: int
+    step: int  # 1-based within the seed
+    global_step: int  # 1-based over all seeds, for progress
+    epoch: float  # fractional epoch reached, for plotting
+    losses: dict[str, float]  # each loss's training objective on this batch
+    cross_entropy: dict[str, float]  # its plain CE part
+    learning_rate: float
+    images_per_second: float  # training images through all models of the pair per second
+
+
+@dataclass(frozen=True)
+class EpochMetrics(Event):
+    kind = "epoch"
+    seed: int
+    epoch: int
+    global_step: int
+    evaluations: dict[str, Evaluation]
+
+
+@dataclass(frozen=True)
+class SeedFinished(Event):
+    kind = "seed_finished"
+    seed: int
+    comparisons: tuple[PairedComparison, ...]
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    kind = "finished"
+    status: str  # done / cancelled / diverged
+    reason: str
+    # per non-baseline loss: the across-seed summary of its balanced-accuracy difference to the baseline
+    summaries: dict[str, metrics.SeedSummary]
+
+
+EventCallback = Callable[[Event], None]
+StopCallback = Callable[[], bool]
+
+
+@dataclass
+class RunResult:
+    status: str  # done / cancelled / diverged
+    reason: str
+    class_names: tuple[str, ...]
+    class_counts: tuple[int, ...]
+    baseline: str
+    # seed -> loss -> model (trained so far, also when cancelled); evaluations only for finished seeds' epochs
+    models: dict[int, dict[str, nn.Module]] = field(default_factory=dict)
+    evaluations: dict[int, dict[str, Evaluation]] = field(default_factory=dict)
+    comparisons: list[PairedComparison] = field(default_factory=list)
+    summaries: dict[str, metrics.SeedSummary] = field(default_factory=dict)
+
+
+class TrainingStopped(Exception):
+    """Internal: unwinds the loops when the stop callback fires or a loss stops being finite."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+# ---------------------------------------------------------------- pure pieces
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' was requested but no CUDA GPU is available here; use 'auto' or 'cpu'")
+    return torch.device(requested)
+
+
+def learning_rate_at(step: int, total_steps: int, warmup_steps: int, base_rate: float, schedule: str) -> float:
+    """Linear warm-up over `warmup_steps`, then cosine to zero ('cosine') or the LDAM-DRW steps ('ldam':
+    x0.01 at 80 % and x0.0001 at 90 % of training, i.e. epochs 160 and 180 of 200). `step` is 0-based."""
+    if step < warmup_steps:
+        return base_rate * (step + 1) / warmup_steps
+    if schedule == "cosine":
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return base_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "ldam":
+        fraction = step / total_steps
+        return base_rate * (1e-4 if fraction >= 0.9 else 1e-2 if fraction >= 0.8 else 1.0)
+    raise ValueError(f"schedule: unknown schedule {schedule!r}; valid schedules: cosine, ldam")
+
+
+def autocast_for(device: torch.device) -> torch.autocast:
+    # bf16 autocast only on CUDA: on these CPUs (no bf16 hardware) it is 1.4-4x slower (DESIGN.md).
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    test: ImageSplit,
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]],
+    class_counts: tuple[int, ...],
+    should_stop: StopCallback = lambda: False,
+) -> tuple[Evaluation, torch.Tensor]:
+    """Evaluation on the whole test split, and the predictions (for McNemar)."""
+    model.eval()
+    num_classes = len(class_counts)
+    device = test.images.device
+    predictions, loss_sum, entropy_sum = [], torch.zeros((), device=device), torch.zeros((), device=device)
+    for start in range(0, len(test), EVAL_BATCH_SIZE):
+        if should_stop():
+            raise TrainingStopped("cancelled", "stopped by request")
+        images = to_model_input(test.images[start : start + EVAL_BATCH_SIZE], *normalisation)
+        targets = test.labels[start : start + EVAL_BATCH_SIZE]
+        with autocast_for(device):
+            logits = model(images)
+        logits = logits.float()
+        loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
+        entropy_sum += complement_entropy(logits, targets).sum()
+        predictions.append(logits.argmax(dim=1))
+    predicted = torch.cat(predictions)
+    confusion = metrics.confusion_matrix(test.labels, predicted, num_classes).cpu()
+    recall = metrics.per_class_recall(confusion).tolist()
+    evaluation = Evaluation(
+        test_loss=float(loss_sum) / len(test),
+        accuracy=metrics.accuracy(confusion),
+        balanced_accuracy=metrics.balanced_accuracy(confusion),
+        per_class_recall=tuple(recall),
+        group_recall=metrics.group_recall(recall, class_counts),
+        confusion_matrix=tuple(tuple(row) for row in confusion.tolist()),
+        complement_entropy=float(entropy_sum) / len(test),
+    )
+    return evaluation, predicted
+
+
+def compare(
+    seed: int, baseline: str, other: str, targets: torch.Tensor, predictions: dict[str, torch.Tensor],
+    evaluations: dict[str, Evaluation], num_classes: int,
+) -> PairedComparison:
+    return PairedComparison(
+        seed=seed,
+        baseline=baseline,
+        other=other,
+        mcnemar=metrics.mcnemar(predictions[baseline] == targets, predictions[other] == targets),
+        per_class_mcnemar=tuple(metrics.mcnemar_per_class(targets, predictions[baseline], predictions[other], num_classes)),
+        accuracy_difference=evaluations[other].accuracy - evaluations[baseline].accuracy,
+        balanced_accuracy_difference=evaluations[other].balanced_accuracy - evaluations[baseline].balanced_accuracy,
+    )
+
+
+def baseline_loss(losses: tuple[str, ...]) -> str:
+    """CE when it is in the comparison (the natural reference), else the first loss listed."""
+    return "ce" if "ce" in losses else losses[0]
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def train_paired(
+    config: TrainConfig,
+    on_event: EventCallback = lambda event: None,
+    should_stop: StopCallback = lambda: False,
+    data_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    dataset: Dataset | None = None,
+) -> RunResult:
+    """Train one model per loss in `config.losses`, for each seed in `config.seeds`, and return them with
+    their final evaluations and the paired comparisons. Stops early (status 'cancelled') when `should_stop`
+    returns True, and (status 'diverged') when a loss stops being finite; models trained so far are kept."""
+    device = resolve_device(config.device)
+    if dataset is None:
+        on_event(StatusMessage(f"Loading {config.dataset} (downloading it if needed)…"))
+        dataset = load_dataset(config.dataset, data_dir, allow_download, config.synthetic_test_per_class)
+    train_split, class_counts_list = long_tail_subset(
+        dataset.train, dataset.num_classes, config.imbalance_ratio, config.profile, config.subset_seed, config.max_per_class
+    )
+    class_counts = tuple(class_counts_list)
+    train_split, test_split = train_split.to(device), dataset.test.to(device)
+    steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    baseline = baseline_loss(config.losses)
+    result = RunResult("done", "", dataset.class_names, class_counts, baseline)
+    on_event(RunStarted(
+        config=config.to_dict(), class_names=dataset.class_names, class_counts=class_counts,
+        num_train=len(train_split), num_test=len(test_split), device=str(device),
+        steps_per_epoch=steps_per_epoch, total_steps=total_steps * len(config.seeds), data_source=dataset.source,
+    ))
+    for seed_index, seed in enumerate(config.seeds):
+        try:
+            _train_one_seed(
+                config, seed, seed_index * total_steps, dataset, train_split, test_split, class_counts,
+                device, result, on_event, should_stop,
+            )
+        except TrainingStopped as stopped:
+            result.status, result.reason = stopped.status, stopped.reason
+            break
+    for other in config.losses:
+        differences = [c.balanced_accuracy_difference for c in result.comparisons if c.other == other]
+        if other != baseline and differences:
+            result.summaries[other] = metrics.summarise_differences(differences)
+    on_event(RunFinished(result.status, result.reason, dict(result.summaries)))
+    return result
+
+
+def _train_one_seed(
+    config: TrainConfig, seed: int, global_offset: int, dataset: Dataset, train_split: ImageSplit,
+    test_split: ImageSplit, class_counts: tuple[int, ...], device: torch.device, result: RunResult,
+    on_event: EventCallback, should_stop: StopCallback,
+) -> None:
+    num_classes = dataset.num_classes
+    # Same initial weights for every loss: one draw, deep-copied.
+    initial = build_model(config.model, num_classes, torch.Generator().manual_seed(seed))
+    models = {name: copy.deepcopy(initial).to(device) for name in config.losses}
+    result.models[seed] = models
+    loss_modules: dict[str, PartsLoss] = {
+        name: get_loss(name, num_classes, class_counts=class_counts, **config.loss_options(name)).to(device)
+        for name in config.losses
+    }
+    optimisers = {
+        name: torch.optim.SGD(
+            model.parameters(), lr=config.learning_rate, momentum=config.momentum,
+            nesterov=config.momentum > 0, weight_decay=config.weight_decay,
+        )
+        for name, model in models.items()
+    }
+    # One generator on the data's device drives batch order and augmentation for all models of the pair.
+    data_generator = torch.Generator(device=device).manual_seed(seed)
+    steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    normalisation = dataset.normalisation
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        order = torch.randperm(len(train_split), generator=data_generator, device=device)
+        for start in range(0, len(train_split), config.batch_size):
+            started = time.perf_counter()
+            indices = order[start : start + config.batch_size]
+            images = train_split.images[indices]
+            if config.augment:
+                images = augment_batch(images, data_generator)
+            inputs = to_model_input(images, *normalisation)
+            targets = train_split.labels[indices]
+            rate = learning_rate_at(step, total_steps, warmup_steps, config.learning_rate, config.schedule)
+            values = []
+            for name, model in models.items():
+                model.train()
+                for group in optimisers[name].param_groups:
+                    group["lr"] = rate
+                with autocast_for(device):
+                    parts = loss_modules[name].parts(model(inputs), targets)
+                optimisers[name].zero_grad(set_to_none=True)
+                parts.total.backward()
+                optimisers[name].step()
+                values += [parts.total.detach(), parts.cross_entropy.detach()]
+            # One host sync per step for all the numbers the event needs.
+            numbers = torch.stack(values).float().tolist()
+            step += 1
+            losses = dict(zip(models, numbers[0::2]))
+            bad = [name for name, value in losses.items() if not math.isfinite(value)]
+            if bad:
+                raise TrainingStopped(
+                    "diverged",
+                    f"the {', '.join(bad)} loss became {losses[bad[0]]} at step {step} (epoch {epoch}) of seed {seed}; "
+                    f"the learning rate was {rate:.3g} — try a lower learning rate",
+                )
+            elapsed = time.perf_counter() - started
+            on_event(StepMetrics(
+                seed=seed, step=step, global_step=global_offset + step, epoch=step / steps_per_epoch,
+                losses=losses, cross_entropy=dict(zip(models, numbers[1::2])), learning_rate=rate,
+                images_per_second=len(indices) * len(models) / max(elapsed, 1e-9),
+            ))
+            if should_stop():
+                raise TrainingStopped("cancelled", "stopped by request")
+        evaluations, predictions = {}, {}
+        for name, model in models.items():
+            evaluations[name], predictions[name] = evaluate(model, test_split, normalisation, class_counts, should_stop)
+        result.evaluations[seed] = evaluations
+        on_event(EpochMetrics(seed=seed, epoch=epoch, global_step=global_offset + step, evaluations=evaluations))
+    comparisons = tuple(
+        compare(seed, result.baseline, name, test_split.labels, predictions, evaluations, num_classes)
+        for name in config.losses
+        if name != result.baseline
+    )
+    result.comparisons.extend(comparisons)
+    on_event(SeedFinished(seed=seed, comparisons=comparisons))

@@ -1,0 +1,147 @@
+"""Evaluation metrics for imbalanced classification and the paired significance tests.
+
+Confusion matrix, per-class recall, balanced accuracy, head/medium/tail recall by training count, McNemar's
+exact test between two models on the same test set, and the across-seed summary of paired differences.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+GROUP_NAMES = ("head", "medium", "tail")
+# Share of classes in the head and in the tail groups; CIFAR-10 gives the usual 3 / 4 / 3 split.
+GROUP_FRACTION = 0.3
+
+
+def confusion_matrix(targets: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts[i, j] = number of samples of true class i predicted as j (int64, on the inputs' device)."""
+    flat = targets.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_recall(confusion: torch.Tensor) -> torch.Tensor:
+    """Recall of each class; a class with no test samples gets NaN (not 0: it was never tested)."""
+    support = confusion.sum(dim=1).double()
+    return confusion.diagonal().double() / support
+
+
+def balanced_accuracy(confusion: torch.Tensor) -> float:
+    """Mean of the per-class recalls over the classes present in the test set."""
+    recall = per_class_recall(confusion)
+    return float(recall[~torch.isnan(recall)].mean())
+
+
+def accuracy(confusion: torch.Tensor) -> float:
+    return float(confusion.diagonal().sum() / confusion.sum())
+
+
+def class_groups(class_counts: Sequence[int]) -> dict[str, list[int]]:
+    """Head / medium / tail class indices by training count: the 30 % most frequent classes, the 30 % rarest,
+    and the rest (for CIFAR-10-LT: classes 0-2 / 3-6 / 7-9). Ties keep class order, so a balanced set still
+    gets a split."""
+    num_classes = len(class_counts)
+    order = sorted(range(num_classes), key=lambda index: (-class_counts[index], index))
+    group_size = max(1, round(GROUP_FRACTION * num_classes))
+    return {
+        "head": sorted(order[:group_size]),
+        "medium": sorted(order[group_size : num_classes - group_size]),
+        "tail": sorted(order[num_classes - group_size :]),
+    }
+
+
+def group_recall(recall: Sequence[float], class_counts: Sequence[int]) -> dict[str, float]:
+    """Mean recall of each group (NaN for an empty group, as with 2 or 3 classes)."""
+    result = {}
+    for name, members in class_groups(class_counts).items():
+        values = [recall[index] for index in members if not math.isnan(recall[index])]
+        result[name] = sum(values) / len(values) if values else float("nan")
+    return result
+
+
+# ---------------------------------------------------------------- McNemar
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    """Paired comparison of model A against model B on the same samples."""
+
+    only_a_correct: int  # discordant pairs where A is right and B wrong
+    only_b_correct: int
+    p_value: float  # exact two-sided McNemar (binomial test on the discordant pairs)
+
+    @property
+    def discordant(self) -> int:
+        return self.only_a_correct + self.only_b_correct
+
+
+def binomial_two_sided_p(successes: int, trials: int) -> float:
+    """Exact two-sided p-value of a fair-coin binomial: min(1, 2 * P(X <= min(k, n - k))). Computed with
+    integers (math.comb) so it stays exact for the 10,000-sample test sets, where floats would underflow."""
+    if trials == 0:
+        return 1.0
+    smaller = min(successes, trials - successes)
+    tail = sum(math.comb(trials, count) for count in range(smaller + 1))
+    return min(1.0, 2 * tail / 2**trials)
+
+
+def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> McNemarResult:
+    """McNemar's exact test on two boolean vectors of per-sample correctness."""
+    if correct_a.shape != correct_b.shape:
+        raise ValueError(f"mcnemar: both models must be scored on the same samples, got {correct_a.shape} and {correct_b.shape}")
+    only_a = int((correct_a & ~correct_b).sum())
+    only_b = int((~correct_a & correct_b).sum())
+    return McNemarResult(only_a, only_b, binomial_two_sided_p(only_a, only_a + only_b))
+
+
+def mcnemar_per_class(
+    targets: torch.Tensor, predictions_a: torch.Tensor, predictions_b: torch.Tensor, num_classes: int
+) -> list[McNemarResult]:
+    correct_a = predictions_a == targets
+    correct_b = predictions_b == targets
+    return [mcnemar(correct_a[targets == index], correct_b[targets == index]) for index in range(num_classes)]
+
+
+# ---------------------------------------------------------------- across seeds
+
+# Two-sided 95 % Student-t critical values by degrees of freedom (past 120 the normal 1.96 is within 1 %).
+_T_CRITICAL_95 = {
+    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+    11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086,
+    25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980,
+}
+
+
+def t_critical_95(degrees_of_freedom: int) -> float:
+    """The tabulated value for the largest tabulated df not above the given one: it errs on the wide side."""
+    if degrees_of_freedom < 1:
+        raise ValueError(f"degrees_of_freedom: must be >= 1, got {degrees_of_freedom}")
+    return _T_CRITICAL_95[max(df for df in _T_CRITICAL_95 if df <= degrees_of_freedom)]
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Paired differences (other loss minus baseline) of one metric, one per seed, and their mean with a
+    95 % t-interval across seeds (None with a single seed: one seed cannot say how much seeds vary)."""
+
+    differences: tuple[float, ...]
+    mean: float
+    interval: tuple[float, float] | None
+
+    @property
+    def num_seeds(self) -> int:
+        return len(self.differences)
+
+
+def summarise_differences(differences: Sequence[float]) -> SeedSummary:
+    values = tuple(float(value) for value in differences)
+    if not values:
+        raise ValueError("differences: need at least one seed")
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return SeedSummary(values, mean, None)
+    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
+    half_width = t_critical_95(len(values) - 1) * math.sqrt(variance / len(values))
+    return SeedSummary(values, mean, (mean - half_width, mean + half_width))

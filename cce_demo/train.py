@@ -1,0 +1,164 @@
+"""Headless CLI: `python -m cce_demo.train --preset quick --data-dir ../shared/data`.
+
+Trains the paired comparison, writes a run directory and prints a final table per loss.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from . import data
+from .checkpoints import RunWriter
+from .config import DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESETS, PROFILES, SCHEDULES, TrainConfig, preset
+from .engine import Event, RunResult, train_paired
+from .metrics import GROUP_NAMES
+
+DEFAULT_RUNS_DIR = "runs"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cce_demo.train",
+        description="Train CE and CCE (and other losses) as a paired comparison on long-tailed CIFAR.",
+    )
+    parser.add_argument("--preset", choices=list(PRESETS), default="quick", help="starting point; flags below override it (default: quick)")
+    parser.add_argument("--dataset", choices=DATASETS)
+    parser.add_argument("--profile", choices=PROFILES, help="long-tail profile")
+    parser.add_argument("--imbalance-ratio", type=float, help="largest class count / smallest (>= 1)")
+    parser.add_argument("--max-per-class", type=int, help="cap on the largest class before the tail is cut")
+    parser.add_argument("--losses", help=f"comma-separated, from {', '.join(LOSS_NAMES)} (default: ce,cce)")
+    parser.add_argument("--model", choices=MODEL_NAMES)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--schedule", choices=SCHEDULES)
+    parser.add_argument("--gamma", type=float, help="paper-form CCE weight (default -1)")
+    parser.add_argument("--seed", type=int, help="one training seed")
+    parser.add_argument("--seeds", help="several training seeds, comma-separated (e.g. 0,1,2)")
+    parser.add_argument("--device", choices=DEVICES)
+    parser.add_argument("--data-dir", help=f"folder with CIFAR (npz or torchvision); default: $CCE_DATA_DIR or ./{data.DEFAULT_DATA_DIR}")
+    parser.add_argument("--no-download", action="store_true", help="never download; fail if the data is not on disk")
+    parser.add_argument("--output-dir", default=DEFAULT_RUNS_DIR, help=f"where the run directory goes (default: {DEFAULT_RUNS_DIR})")
+    parser.add_argument("--run-id", help="name of the run directory (default: timestamp, dataset and losses)")
+    return parser
+
+
+def config_from_args(arguments: argparse.Namespace) -> TrainConfig:
+    if arguments.seed is not None and arguments.seeds is not None:
+        raise ValueError("seeds: give either --seed or --seeds, not both")
+    overrides = {
+        "dataset": arguments.dataset, "profile": arguments.profile, "imbalance_ratio": arguments.imbalance_ratio,
+        "max_per_class": arguments.max_per_class, "model": arguments.model, "epochs": arguments.epochs,
+        "batch_size": arguments.batch_size, "learning_rate": arguments.learning_rate,
+        "weight_decay": arguments.weight_decay, "schedule": arguments.schedule, "gamma": arguments.gamma,
+        "device": arguments.device,
+    }
+    if arguments.losses is not None:
+        overrides["losses"] = tuple(name.strip() for name in arguments.losses.split(",") if name.strip())
+    if arguments.seed is not None:
+        overrides["seeds"] = (arguments.seed,)
+    if arguments.seeds is not None:
+        try:
+            overrides["seeds"] = tuple(int(value) for value in arguments.seeds.split(",") if value.strip())
+        except ValueError as error:
+            raise ValueError(f"seeds: expected comma-separated whole numbers, got {arguments.seeds!r}") from error
+    return preset(arguments.preset, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def format_percent(value: float | None) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def format_p(value: float) -> str:
+    return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def result_table(result: RunResult) -> str:
+    """One line per loss: metrics averaged over the finished seeds, McNemar p against the baseline per seed,
+    and with several seeds the mean balanced-accuracy difference with its 95 % interval."""
+    seeds = sorted(result.evaluations)
+    if not seeds:
+        return "No epoch finished: nothing to report."
+    losses = list(result.evaluations[seeds[0]])
+    header = f"{'loss':<16}{'acc %':>7}{'bal %':>7}" + "".join(f"{name[:4] + ' %':>8}" for name in GROUP_NAMES)
+    header += f"  {'McNemar p vs ' + result.baseline:<22}{'Δbal vs ' + result.baseline + ' (95% CI)':<28}"
+    lines = [header, "-" * len(header)]
+    for loss in losses:
+        runs = [result.evaluations[seed][loss] for seed in seeds]
+        mean = lambda values: sum(values) / len(values)  # noqa: E731 - local shorthand
+        row = f"{loss:<16}{format_percent(mean([r.accuracy for r in runs])):>7}"
+        row += f"{format_percent(mean([r.balanced_accuracy for r in runs])):>7}"
+        row += "".join(f"{format_percent(mean([r.group_recall[name] for r in runs])):>8}" for name in GROUP_NAMES)
+        p_values = [c.mcnemar.p_value for c in result.comparisons if c.other == loss]
+        row += f"  {(', '.join(format_p(p) for p in p_values) if p_values else '—'):<22}"
+        summary = result.summaries.get(loss)
+        if summary is None:
+            row += "—"
+        elif summary.interval is None:
+            row += f"{100 * summary.mean:+.1f} (1 seed: no interval)"
+        else:
+            low, high = summary.interval
+            row += f"{100 * summary.mean:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})"
+        lines.append(row)
+    if len(seeds) == 1 and result.comparisons:
+        lines.append(
+            "One seed: McNemar says whether these two models differ, not whether a loss is better. "
+            "Use --seeds 0,1,2 for an interval."
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    arguments = parser.parse_args(argv)
+    try:
+        config = config_from_args(arguments)
+    except ValueError as error:
+        parser.error(str(error))
+    writer = RunWriter(arguments.output_dir, config, arguments.run_id)
+    progress = tqdm(total=None, unit="step", dynamic_ncols=True)
+
+    def on_event(event: Event) -> None:
+        writer.record(event)
+        if event.kind == "status":
+            progress.write(event.message)
+        elif event.kind == "started":
+            progress.reset(total=event.total_steps)
+            progress.write(f"{event.num_train} training images, counts {list(event.class_counts)}; device {event.device}")
+        elif event.kind == "step":
+            progress.update(1)
+            progress.set_postfix({name: f"{value:.3f}" for name, value in event.losses.items()}, refresh=False)
+        elif event.kind == "epoch":
+            scores = ", ".join(f"{name} {100 * value.balanced_accuracy:.1f}" for name, value in event.evaluations.items())
+            progress.write(f"seed {event.seed} epoch {event.epoch}: balanced accuracy {scores}")
+
+    # Ctrl-C asks the engine to stop at the next step, so the models trained so far are still saved.
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop_requested.set())
+    try:
+        result = train_paired(
+            config, on_event, stop_requested.is_set, data_dir=arguments.data_dir, allow_download=not arguments.no_download
+        )
+    except (data.DataUnavailableError, ValueError) as error:
+        progress.close()
+        writer.fail(str(error))
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    progress.close()
+    status = "failed" if result.status == "diverged" else result.status
+    writer.finish(result, status=status)
+    print(result_table(result))
+    print(f"Run directory: {writer.run_dir} (status {status}{': ' + result.reason if result.reason else ''})")
+    return 0 if result.status == "done" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
