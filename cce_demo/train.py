@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Ctrl-C asks the engine to stop at the next step, so the models trained so far are still saved.
     stop_requested = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop_requested.set())
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: stop_requested.set()) if in_main_thread else None
     try:
         result = train_paired(
             config, on_event, stop_requested.is_set, data_dir=arguments.data_dir, allow_download=not arguments.no_download
@@ -152,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer.fail(str(error))
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous_handler)
     progress.close()
     status = "failed" if result.status == "diverged" else result.status
     writer.finish(result, status=status)

@@ -1,0 +1,164 @@
+"""Classify an uploaded image with a run's models: safe decoding of untrusted uploads, reduction to the
+32x32 RGB image the models see, and top-k probabilities from every model of the run.
+"""
+from __future__ import annotations
+
+import io
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .checkpoints import RunRecord, load_models
+from .data import IMAGE_SIZE, NORMALISATION, to_model_input
+
+MAX_UPLOAD_PIXELS = 25_000_000  # 25 megapixels: a large photo passes, a decompression bomb does not
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+TOP_K = 5
+MODEL_CACHE_SIZE = 8  # runs whose models stay loaded
+
+
+class InvalidImageError(ValueError):
+    """An upload that cannot be used; the message is meant for the person who uploaded it."""
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    pixels: np.ndarray  # uint8 (32, 32, 3): exactly what the models see
+    notes: tuple[str, ...]  # what was done to get there (mode conversion, upscaling…)
+
+
+def open_upload(source: str | os.PathLike | bytes) -> Image.Image:
+    """Decode an untrusted upload fully, refusing empty, non-image, truncated and oversized files with a
+    clear message (never a stack trace)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidImageError("No image was received. Upload a PNG, JPEG, WebP, GIF or BMP file.")
+        size = path.stat().st_size
+        if size == 0:
+            raise InvalidImageError("The uploaded file is empty (0 bytes).")
+        if size > MAX_UPLOAD_BYTES:
+            raise InvalidImageError(f"The file is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB.")
+        data = path.read_bytes()
+    else:
+        data = bytes(source)
+        if not data:
+            raise InvalidImageError("The uploaded file is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its own limit; treat that as the refusal it should be.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise InvalidImageError(
+                    f"The image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
+                    f"the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels."
+                )
+            image.seek(0)  # animated formats: the first frame
+            image.load()  # decode now, so truncation is caught here
+    except InvalidImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidImageError(f"The image is too large to decode safely ({error}).") from error
+    except UnidentifiedImageError as error:
+        raise InvalidImageError("This file is not an image Pillow can read (is it really a PNG or JPEG?).") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise InvalidImageError(f"The image is damaged or truncated and cannot be decoded ({error}).") from error
+    return image
+
+
+def to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
+    """Any Pillow mode to 8-bit RGB: transparency over white, 16/32-bit and float greyscale rescaled (a plain
+    convert would clip them to white), EXIF orientation applied."""
+    notes = []
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or (mode == "I" and values.max(initial=0) > 255) else 255.0
+        if mode == "F" and values.max(initial=0) <= 1.0:
+            top = 1.0
+        image = Image.fromarray(np.clip(values / top * 255.0, 0, 255).round().astype(np.uint8), "L")
+        notes.append(f"{mode} greyscale rescaled to 8 bits")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+        notes.append("transparency composited over white")
+    if image.mode != "RGB":
+        if image.mode not in ("L", "RGBA"):
+            notes.append(f"converted from {image.mode} to RGB")
+        image = image.convert("RGB")
+    return image, notes
+
+
+def prepare_image(image: Image.Image) -> PreparedImage:
+    """Centre-crop to a square and resize to 32x32, as CIFAR images are."""
+    rgb, notes = to_rgb(image)
+    width, height = rgb.size
+    if width < IMAGE_SIZE or height < IMAGE_SIZE:
+        notes.append(f"the image is only {width}x{height}; it was enlarged to {IMAGE_SIZE}x{IMAGE_SIZE}")
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    # reducing_gap: shrink large photos in two cheap passes with the same quality.
+    fitted = rgb.resize(
+        (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side), reducing_gap=3.0
+    )
+    return PreparedImage(np.asarray(fitted, dtype=np.uint8).copy(), tuple(notes))
+
+
+@torch.inference_mode()
+def top_k_probabilities(
+    models: dict[str, torch.nn.Module], pixels: np.ndarray, dataset: str, class_names: Sequence[str], k: int = TOP_K
+) -> dict[str, list[tuple[str, float]]]:
+    """Each model's k most probable classes for one 32x32 image, highest first."""
+    batch = to_model_input(torch.from_numpy(pixels)[None], *NORMALISATION[dataset])
+    result = {}
+    for loss, model in models.items():
+        probabilities = torch.softmax(model(batch).float(), dim=1)[0]
+        values, indices = probabilities.topk(min(k, len(class_names)))
+        result[loss] = [(class_names[index], float(value)) for value, index in zip(values.tolist(), indices.tolist())]
+    return result
+
+
+class ModelCache:
+    """Loaded models of recently used runs, keyed by run directory and the weights' modification time."""
+
+    def __init__(self, size: int = MODEL_CACHE_SIZE) -> None:
+        self.size = size
+        self._models: OrderedDict[tuple[str, float], dict[str, torch.nn.Module]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, record: RunRecord) -> dict[str, torch.nn.Module]:
+        stamp = max((path.stat().st_mtime for path in record.run_dir.glob("*.safetensors")), default=0.0)
+        key = (str(record.run_dir.resolve()), stamp)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        models = load_models(record)  # outside the lock: loading must not block other runs' lookups
+        with self._lock:
+            self._models[key] = models
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return models
+
+
+def classify_upload(
+    source: str | os.PathLike | bytes, record: RunRecord, cache: ModelCache, k: int = TOP_K
+) -> tuple[PreparedImage, dict[str, list[tuple[str, float]]]]:
+    """Decode, prepare and classify one upload with every model of `record`."""
+    prepared = prepare_image(open_upload(source))
+    models = cache.get(record)
+    class_names = record.class_names or tuple(str(index) for index in range(record.config.num_classes))
+    return prepared, top_k_probabilities(models, prepared.pixels, record.config.dataset, class_names, k)

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from cce_demo import data
+from cce_demo.data import (
+    DataUnavailableError, ImageSplit, augment_batch, load_dataset, long_tail_counts, long_tail_indices,
+    long_tail_subset, synthetic_dataset, to_model_input,
+)
+
+
+def test_exponential_counts_match_the_protocol_table():
+    assert long_tail_counts(5000, 10, 100, "exp") == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert sum(long_tail_counts(5000, 10, 100, "exp")) == 12406
+    assert long_tail_counts(5000, 10, 10, "exp") == [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]
+    assert sum(long_tail_counts(5000, 10, 10, "exp")) == 20431
+    assert sum(long_tail_counts(5000, 10, 50, "exp")) == 13996
+
+
+def test_cifar100_analogues():
+    counts = long_tail_counts(500, 100, 100, "exp")
+    assert counts[0] == 500 and counts[-1] == 5 and sum(counts) == 10847
+    assert sum(long_tail_counts(500, 100, 10, "exp")) == 19573
+
+
+def test_step_profile_and_balanced_ratio():
+    assert long_tail_counts(5000, 10, 100, "step") == [5000] * 5 + [50] * 5
+    assert long_tail_counts(500, 100, 10, "step") == [500] * 50 + [50] * 50
+    assert long_tail_counts(100, 10, 1, "exp") == [100] * 10
+    with pytest.raises(ValueError, match="imbalance_ratio"):
+        long_tail_counts(100, 10, 0.5, "exp")
+    with pytest.raises(ValueError, match="profile"):
+        long_tail_counts(100, 10, 10, "linear")
+
+
+def test_subset_is_seeded_and_has_the_counts():
+    labels = torch.arange(10).repeat(50)
+    counts = long_tail_counts(50, 10, 10, "exp")
+    first = long_tail_indices(labels, counts, seed=3)
+    assert torch.equal(first, long_tail_indices(labels, counts, seed=3))
+    assert not torch.equal(first, long_tail_indices(labels, counts, seed=4))
+    assert torch.bincount(labels[first], minlength=10).tolist() == counts
+
+
+def test_long_tail_subset_leaves_the_test_split_alone():
+    dataset = synthetic_dataset(train_per_class=100, test_per_class=20)
+    subset, counts = long_tail_subset(dataset.train, 10, 100, "exp", seed=0)
+    assert counts[0] == 100 and counts[-1] == 1 and len(subset) == sum(counts)
+    assert len(dataset.test) == 200 and torch.bincount(dataset.test.labels).tolist() == [20] * 10
+    capped, capped_counts = long_tail_subset(dataset.train, 10, 1, "exp", seed=0, max_per_class=7)
+    assert capped_counts == [7] * 10 and len(capped) == 70
+
+
+def test_augmentation_is_a_shifted_window_or_its_mirror():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(1, 256, (64, 32, 32, 3), generator=generator, dtype=torch.int64).to(torch.uint8)
+    out = augment_batch(images, torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    again = augment_batch(images, torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+    padded = torch.nn.functional.pad(images, (0, 0, 4, 4, 4, 4))
+    flips = 0
+    for index in range(len(images)):
+        candidates = []
+        for dy in range(9):
+            for dx in range(9):
+                window = padded[index, dy : dy + 32, dx : dx + 32]
+                candidates += [torch.equal(out[index], window), torch.equal(out[index], window.flip(1))]
+        assert any(candidates)
+        flips += int(not any(candidates[0::2]))
+    assert 10 < flips < 54  # about half are mirrored
+
+
+def test_model_input_is_normalised_channels_last():
+    images = torch.full((2, 32, 32, 3), 255, dtype=torch.uint8)
+    x = to_model_input(images, (0.5, 0.5, 0.5), (0.25, 0.5, 1.0))
+    assert x.shape == (2, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(x[0, :, 0, 0], torch.tensor([2.0, 1.0, 0.5]))
+
+
+def write_npz(folder, count_per_class, classes):
+    folder.mkdir(parents=True)
+    for split, per_class in (("train", count_per_class), ("test", 3)):
+        labels = np.repeat(np.arange(len(classes)), per_class).astype(np.int64)
+        images = np.random.default_rng(0).integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8)
+        np.savez_compressed(folder / f"{split}.npz", images=images, labels=labels, classes=np.array(classes))
+
+
+def test_npz_folder_is_read(tmp_path):
+    classes = list(data.CIFAR10_CLASSES)
+    write_npz(tmp_path / "cifar10", 5, classes)
+    dataset = load_dataset("cifar10", tmp_path, allow_download=False)
+    assert dataset.class_names == tuple(classes) and len(dataset.train) == 50 and len(dataset.test) == 30
+    assert dataset.source.startswith("npz:")
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    write_npz(tmp_path / "cifar10", 2, list(data.CIFAR10_CLASSES))
+    monkeypatch.setenv("CCE_DATA_DIR", str(tmp_path))
+    assert len(load_dataset("cifar10", allow_download=False).train) == 20
+
+
+def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):
+    with pytest.raises(DataUnavailableError) as caught:
+        load_dataset("cifar10", tmp_path / "nowhere", allow_download=False)
+    message = str(caught.value)
+    assert str(tmp_path / "nowhere") in message and "train.npz" in message and "--data-dir" in message
+
+
+def test_image_split_validates():
+    with pytest.raises(ValueError, match="images"):
+        ImageSplit(torch.zeros(2, 32, 32, 3), torch.zeros(2, dtype=torch.int64))

@@ -1,0 +1,131 @@
+import math
+
+import pytest
+import torch
+
+from cce_demo.engine import RunStarted, learning_rate_at, resolve_device, train_paired
+
+
+def collect(config, **kwargs):
+    events = []
+    result = train_paired(config, events.append, **kwargs)
+    return result, events
+
+
+def test_paired_models_start_equal_and_differ_only_by_the_loss(tiny_config):
+    """CCE with gamma = 0 is CE: trained in lockstep from the same weights on the same augmented batches,
+    the two models must end up identical. Any unpaired randomness would make them differ."""
+    result, _ = collect(tiny_config.replace(gamma=0.0))
+    ce, cce = result.models[0]["ce"], result.models[0]["cce"]
+    for a, b in zip(ce.state_dict().values(), cce.state_dict().values()):
+        assert torch.equal(a, b)
+    assert result.comparisons[0].mcnemar.discordant == 0
+
+
+def test_paired_models_with_different_losses_differ(tiny_config):
+    result, _ = collect(tiny_config)
+    ce, cce = result.models[0]["ce"], result.models[0]["cce"]
+    assert not all(torch.equal(a, b) for a, b in zip(ce.parameters(), cce.parameters()))
+
+
+def test_same_config_same_result(tiny_config):
+    first, _ = collect(tiny_config)
+    second, _ = collect(tiny_config)
+    for a, b in zip(first.models[0]["cce"].parameters(), second.models[0]["cce"].parameters()):
+        assert torch.equal(a, b)
+
+
+def test_event_stream(tiny_config):
+    result, events = collect(tiny_config.replace(seeds=(0, 1)))
+    kinds = [event.kind for event in events]
+    assert kinds[0] == "status" and kinds[1] == "started" and kinds[-1] == "finished"
+    started = events[1]
+    assert isinstance(started, RunStarted) and sum(started.class_counts) == started.num_train
+    steps = [event for event in events if event.kind == "step"]
+    assert len(steps) == started.total_steps
+    assert [event.global_step for event in steps] == list(range(1, started.total_steps + 1))
+    first = steps[0]
+    assert set(first.losses) == {"ce", "cce"} and first.images_per_second > 0 and first.learning_rate > 0
+    assert first.cross_entropy["ce"] == first.losses["ce"]
+    epochs = [event for event in events if event.kind == "epoch"]
+    assert len(epochs) == 2 * tiny_config.epochs
+    evaluation = epochs[-1].evaluations["cce"]
+    assert len(evaluation.per_class_recall) == 10 and set(evaluation.group_recall) == {"head", "medium", "tail"}
+    assert sum(map(sum, evaluation.confusion_matrix)) == started.num_test
+    assert [event.kind for event in events].count("seed_finished") == 2
+    summary = result.summaries["cce"]
+    assert summary.num_seeds == 2 and summary.interval is not None
+    assert summary.interval[0] <= summary.mean <= summary.interval[1]
+
+
+def test_learns_the_synthetic_task():
+    from cce_demo.config import TrainConfig
+
+    config = TrainConfig(
+        dataset="synthetic", imbalance_ratio=1.0, epochs=4, batch_size=32, learning_rate=0.05,
+        warmup_epochs=0.5, device="cpu", max_per_class=60, synthetic_test_per_class=20,
+    )
+    result, _ = collect(config)
+    for loss in ("ce", "cce"):
+        assert result.evaluations[0][loss].balanced_accuracy >= 0.6, result.evaluations[0][loss]
+
+
+def test_stop_callback_is_checked_every_step(tiny_config):
+    calls = {"count": 0}
+
+    def should_stop():
+        calls["count"] += 1
+        return calls["count"] >= 3
+
+    result, events = collect(tiny_config, should_stop=should_stop)
+    assert result.status == "cancelled"
+    assert [event.kind for event in events].count("step") == 3
+    assert events[-1].kind == "finished" and events[-1].status == "cancelled"
+    assert set(result.models[0]) == {"ce", "cce"}  # what was trained so far is kept
+
+
+def test_non_finite_loss_stops_with_a_reason(tiny_config):
+    result, events = collect(tiny_config.replace(learning_rate=1e6, epochs=3))
+    assert result.status == "diverged"
+    assert "learning rate" in result.reason and ("nan" in result.reason or "inf" in result.reason)
+    assert events[-1].status == "diverged"
+
+
+def test_learning_rate_schedule():
+    assert learning_rate_at(0, 100, 10, 1.0, "cosine") == pytest.approx(0.1)
+    assert learning_rate_at(9, 100, 10, 1.0, "cosine") == pytest.approx(1.0)
+    assert learning_rate_at(55, 100, 10, 1.0, "cosine") == pytest.approx(0.5)
+    assert learning_rate_at(99, 100, 10, 1.0, "cosine") < 0.001
+    assert learning_rate_at(50, 200, 0, 0.1, "ldam") == pytest.approx(0.1)
+    assert learning_rate_at(170, 200, 0, 0.1, "ldam") == pytest.approx(0.001)
+    assert learning_rate_at(190, 200, 0, 0.1, "ldam") == pytest.approx(1e-5)
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_paired_run_matches_cpu_accuracy_roughly(tiny_config):
+    result, _ = collect(tiny_config.replace(device="cuda"))
+    assert result.status == "done"
+    assert next(result.models[0]["ce"].parameters()).device.type == "cuda"
+    assert math.isfinite(result.evaluations[0]["cce"].test_loss)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cuda_losses_finite_at_extreme_margins(dtype):
+    from cce_demo.losses import get_loss
+
+    logits = torch.zeros(4, 10, device="cuda")
+    targets = torch.tensor([0, 1, 2, 3], device="cuda")
+    logits[torch.arange(4), targets] = 1000.0
+    logits = logits.to(dtype).requires_grad_(True)
+    for name in ("cce", "cce_reference"):
+        value = get_loss(name, 10)(logits, targets)
+        assert torch.isfinite(value)

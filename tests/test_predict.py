@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from bad_images import ODD, REFUSED, write_bad_images
+from cce_demo.checkpoints import RunWriter, read_run
+from cce_demo.engine import train_paired
+from cce_demo.predict import InvalidImageError, ModelCache, classify_upload, open_upload, prepare_image
+
+
+@pytest.fixture(scope="module")
+def bad_images(tmp_path_factory):
+    return write_bad_images(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from cce_demo.config import TrainConfig
+
+    config = TrainConfig(dataset="synthetic", imbalance_ratio=2.0, epochs=1, batch_size=64, device="cpu",
+                         max_per_class=30, synthetic_test_per_class=5)
+    writer = RunWriter(tmp_path_factory.mktemp("runs"), config, "predict-run")
+    writer.finish(train_paired(config, writer.record))
+    return read_run(writer.run_dir)
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_bad_uploads_are_refused_clearly(bad_images, name):
+    with pytest.raises(InvalidImageError, match=REFUSED[name]):
+        open_upload(bad_images[name])
+
+
+@pytest.mark.parametrize("name", list(ODD))
+def test_odd_uploads_are_prepared_with_a_note(bad_images, name):
+    prepared = prepare_image(open_upload(bad_images[name]))
+    assert prepared.pixels.shape == (32, 32, 3) and prepared.pixels.dtype == np.uint8
+    assert any(ODD[name] in note for note in prepared.notes), prepared.notes
+
+
+def test_sixteen_bit_grey_is_rescaled_not_clipped(bad_images):
+    pixels = prepare_image(open_upload(bad_images["grey16.png"])).pixels
+    assert pixels.min() < 40 and pixels.max() > 200 and 60 < pixels.mean() < 200
+
+
+def test_transparent_red_over_white_is_pink_to_red(bad_images):
+    pixels = prepare_image(open_upload(bad_images["rgba.png"])).pixels
+    assert (pixels[..., 0] > 240).all() and pixels[:, 0, 1].mean() > 200 and pixels[:, -1, 1].mean() < 30
+
+
+def test_prepare_keeps_a_32_pixel_image_as_is():
+    original = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    prepared = prepare_image(Image.fromarray(original))
+    assert np.array_equal(prepared.pixels, original) and prepared.notes == ()
+
+
+def test_classify_gives_top5_for_every_model(trained_run, tmp_path):
+    path = tmp_path / "image.png"
+    Image.fromarray(np.full((50, 70, 3), 120, dtype=np.uint8)).save(path)
+    cache = ModelCache()
+    prepared, predictions = classify_upload(path, trained_run, cache)
+    assert set(predictions) == {"ce", "cce"}
+    for top in predictions.values():
+        assert len(top) == 5 and all(top[i][1] >= top[i + 1][1] for i in range(4))
+        assert 0 < sum(p for _, p in top) <= 1.0 + 1e-6
+    assert cache.get(trained_run) is cache.get(trained_run)  # loaded once
