@@ -82,6 +82,7 @@ def save_weights_atomic(path: Path, model: nn.Module, metadata: dict[str, str]) 
     temporary = _temporary_beside(path)
     try:
         save_file(tensors, temporary, metadata=metadata)
+        os.chmod(temporary, FILE_MODE)  # save_file recreates the file with its own mode
         with open(temporary, "rb") as file:
             os.fsync(file.fileno())
         os.replace(temporary, path)

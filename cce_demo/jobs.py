@@ -8,6 +8,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -24,6 +25,7 @@ TERMINAL = frozenset({"done", "cancelled", "failed", "interrupted"})
 MAX_STEP_POINTS = 1000  # curve points kept per job (downsampled by 2 whenever exceeded): bounded memory
 DEFAULT_MAX_QUEUE = 8
 DEFAULT_KEEP_FINISHED = 16  # finished jobs kept in memory; older ones are read back from disk
+MAX_TOMBSTONES = 1000  # final snapshots of evicted jobs that never started (no run directory to read back)
 WORKER_NICENESS = 10  # training threads yield the CPU to request handlers, so the UI stays responsive
 
 
@@ -114,7 +116,7 @@ class _Job:
             if self.global_step % self.step_stride == 0 or not self.steps:
                 self.steps.append(dict(event))
                 if len(self.steps) > MAX_STEP_POINTS:
-                    self.steps = self.steps[1::2]
+                    self.steps = self.steps[::2]  # keeps the first point
                     self.step_stride *= 2
         elif kind == "epoch":
             self.global_step = int(event["global_step"])
@@ -201,6 +203,7 @@ class JobManager:
         self._jobs: dict[str, _Job] = {}
         self._queue: list[str] = []  # waiting job ids, oldest first
         self._finished_order: list[str] = []
+        self._tombstones: OrderedDict[str, JobSnapshot] = OrderedDict()
         self._workers: dict[str, list[threading.Thread]] = {}
         self._running: dict[str, int] = {}
         self._closed = False
@@ -235,7 +238,7 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.status in TERMINAL:
-                if job is None:
+                if job is None and job_id not in self._tombstones:
                     self._snapshot_from_disk(job_id)  # raises UnknownJobError for an id that never existed
                 return False
             job.stop.set()
@@ -254,6 +257,8 @@ class JobManager:
             job = self._jobs.get(job_id)
             if job is not None:
                 return job.snapshot(self._queue_position(job_id))
+            if job_id in self._tombstones:
+                return self._tombstones[job_id]
         return self._snapshot_from_disk(job_id)
 
     def list_jobs(self) -> list[JobSnapshot]:
@@ -332,8 +337,13 @@ class JobManager:
         from disk on demand), so memory stays bounded however long the app runs."""
         self._finished_order.append(job.job_id)
         while len(self._finished_order) > self.keep_finished:
-            evicted = self._finished_order.pop(0)
-            self._jobs.pop(evicted, None)
+            evicted = self._jobs.pop(self._finished_order.pop(0), None)
+            if evicted is not None and evicted.run_dir is None:
+                # Cancelled before it started: no run directory to read back, so keep its (small) final
+                # snapshot, in a bounded record, so its id still answers.
+                self._tombstones[evicted.job_id] = evicted.snapshot(None)
+                while len(self._tombstones) > MAX_TOMBSTONES:
+                    self._tombstones.popitem(last=False)
 
     # ------------------------------------------------------------ worker threads
 

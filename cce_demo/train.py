@@ -89,7 +89,7 @@ def result_table(result: RunResult) -> str:
         return "No epoch finished: nothing to report."
     losses = list(result.evaluations[seeds[0]])
     header = f"{'loss':<16}{'acc %':>7}{'bal %':>7}" + "".join(f"{name[:4] + ' %':>8}" for name in GROUP_NAMES)
-    header += f"  {'McNemar p vs ' + result.baseline:<22}{'Δbal vs ' + result.baseline + ' (95% CI)':<28}"
+    header += f"  {'McNemar p vs ' + result.baseline + ' (per seed)':<34}{'Δbal vs ' + result.baseline + ' (95% CI)':<28}"
     lines = [header, "-" * len(header)]
     for loss in losses:
         runs = [result.evaluations[seed][loss] for seed in seeds]
@@ -98,7 +98,7 @@ def result_table(result: RunResult) -> str:
         row += f"{format_percent(mean([r.balanced_accuracy for r in runs])):>7}"
         row += "".join(f"{format_percent(mean([r.group_recall[name] for r in runs])):>8}" for name in GROUP_NAMES)
         p_values = [c.mcnemar.p_value for c in result.comparisons if c.other == loss]
-        row += f"  {(', '.join(format_p(p) for p in p_values) if p_values else '—'):<22}"
+        row += f"  {(', '.join(format_p(p) for p in p_values) if p_values else '—'):<34}"
         summary = result.summaries.get(loss)
         if summary is None:
             row += "—"

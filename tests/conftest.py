@@ -18,3 +18,57 @@ def tiny_config() -> TrainConfig:
         dataset="synthetic", imbalance_ratio=2.0, epochs=2, batch_size=64, learning_rate=0.05,
         warmup_epochs=0.0, device="cpu", max_per_class=40, synthetic_test_per_class=10,
     )
+
+
+# ---------------------------------------------------------------- a live app for the client and browser tests
+
+import socket  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+# The client tests fill the training queue on purpose; keep it small.
+LIVE_APP_MAX_QUEUE = 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_app(tmp_path_factory):
+    """The real app (app.create_app) on 127.0.0.1 with a fresh runs directory and the shipped runs."""
+    runs = tmp_path_factory.mktemp("live-runs")
+    saved = {key: os.environ.get(key) for key in ("CCE_RUNS_DIR", "CCE_MAX_QUEUE")}
+    os.environ.update(CCE_RUNS_DIR=str(runs), CCE_MAX_QUEUE=str(LIVE_APP_MAX_QUEUE))
+    sys.path.insert(0, str(ROOT))
+    import app as app_module
+    from cce_demo.predict import MAX_UPLOAD_BYTES
+
+    demo, manager = app_module.create_app()
+    port = free_port()
+    demo.queue(max_size=app_module.QUEUE_SIZE, default_concurrency_limit=4).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
+        max_file_size=MAX_UPLOAD_BYTES,
+    )
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/", "manager": manager, "runs": runs}
+    finally:
+        demo.close(verbose=False)
+        manager.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def synthetic_request(**overrides):
+    """An API config for a paired run on synthetic data that takes a few seconds."""
+    request = {"preset": "quick", "dataset": "synthetic", "epochs": 2, "batch_size": 64, "max_per_class": 40,
+               "imbalance_ratio": 2, "device": "cpu", "synthetic_test_per_class": 10}
+    request.update(overrides)
+    return request

@@ -22,7 +22,7 @@ def wait_until(manager, job_id, predicate, timeout=60.0):
 
 @pytest.fixture
 def manager(tmp_path):
-    manager = JobManager(tmp_path / "runs", allow_download=False, max_queue=2)
+    manager = JobManager(tmp_path / "runs", allow_download=False, max_queue=2, worker_niceness=0)
     yield manager
     manager.shutdown()
 
@@ -195,3 +195,19 @@ def test_step_history_stays_bounded(tmp_path, tiny_config):
 def test_invalid_submissions(manager):
     with pytest.raises(ValueError, match="TrainConfig"):
         manager.submit({"epochs": 3})
+
+
+def test_jobs_cancelled_before_starting_still_answer_after_eviction(tmp_path, long_config, tiny_config):
+    manager = JobManager(tmp_path / "runs", allow_download=False, keep_finished=1, max_queue=4, worker_niceness=0)
+    try:
+        first = manager.submit(long_config)
+        queued = [manager.submit(tiny_config) for _ in range(3)]
+        for job_id in queued:
+            manager.cancel(job_id)
+        manager.cancel(first)
+        manager.wait(first, timeout=30)
+        for job_id in queued:  # evicted from memory, never had a run directory
+            assert manager.snapshot(job_id).status == "cancelled"
+            assert manager.cancel(job_id) is False
+    finally:
+        manager.shutdown()

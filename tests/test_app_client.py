@@ -1,0 +1,121 @@
+"""The app through gradio_client, as an API user sees it: start, stream, cancel, classify, bad input."""
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from bad_images import ODD, REFUSED, write_bad_images
+from conftest import LIVE_APP_MAX_QUEUE, ROOT, synthetic_request
+
+SHIPPED_RUN = "cifar10-lt100-standard-ce-cce"
+
+
+@pytest.fixture(scope="module")
+def client(live_app):
+    return Client(live_app["url"], verbose=False)
+
+
+def wait_for(manager, job_id, predicate, timeout=120.0):
+    deadline, version = time.monotonic() + timeout, -1
+    while True:
+        snapshot = manager.wait_for_change(job_id, version, timeout=max(0.0, deadline - time.monotonic()))
+        if predicate(snapshot):
+            return snapshot
+        assert time.monotonic() < deadline, f"timed out; status {snapshot.status}"
+        version = snapshot.version
+
+
+def test_named_endpoints_are_listed(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/start_comparison", "/job_status", "/cancel_job", "/list_runs", "/classify"} <= set(endpoints)
+
+
+def test_start_stream_and_finish(client, live_app):
+    manager = live_app["manager"]
+    started = client.predict(synthetic_request(), api_name="/start_comparison")
+    job_id = started["job_id"]
+    assert started["status"] in ("queued", "running")
+    seen_versions = []
+    version = -1
+    while True:  # stream: each status call after the job changed shows newer state
+        snapshot = manager.wait_for_change(job_id, version, timeout=60)
+        status = client.predict(job_id, api_name="/job_status")
+        seen_versions.append(status["version"])
+        version = snapshot.version
+        if status["status"] in ("done", "failed", "cancelled"):
+            break
+    assert status["status"] == "done", status["error"]
+    assert seen_versions == sorted(seen_versions) and len(set(seen_versions)) > 2
+    assert status["progress"] == 1.0 and set(status["latest"]) == {"ce", "cce"}
+    assert status["comparisons"][0]["mcnemar"]["p_value"] <= 1.0
+    runs = client.predict(api_name="/list_runs")
+    assert job_id in {row["run"] for row in runs} and SHIPPED_RUN in {row["run"] for row in runs}
+
+
+def test_cancel_through_the_api(client, live_app):
+    manager = live_app["manager"]
+    job_id = client.predict(synthetic_request(epochs=300), api_name="/start_comparison")["job_id"]
+    wait_for(manager, job_id, lambda s: s.status == "running" and s.steps)
+    cancelled = client.predict(job_id, api_name="/cancel_job")
+    assert cancelled["status"] in ("running", "cancelled")
+    assert manager.wait(job_id, timeout=30).status == "cancelled"
+    assert client.predict(job_id, api_name="/job_status")["status"] == "cancelled"
+
+
+def test_classify_with_the_shipped_run(client):
+    result = client.predict(handle_file(str(ROOT / "examples" / "3-cat.png")), SHIPPED_RUN, api_name="/classify")
+    assert result["run_id"] == SHIPPED_RUN and set(result["predictions"]) == {"ce", "cce"}
+    for top in result["predictions"].values():
+        assert len(top) == 5 and top[0]["probability"] >= top[-1]["probability"]
+        assert all(entry["class"] in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"} for entry in top)
+
+
+@pytest.fixture(scope="module")
+def bad_images(tmp_path_factory):
+    return write_bad_images(tmp_path_factory.mktemp("bad-client"))
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_bad_uploads_get_a_clear_error(client, bad_images, name):
+    with pytest.raises(AppError, match=REFUSED[name]):
+        client.predict(handle_file(str(bad_images[name])), SHIPPED_RUN, api_name="/classify")
+
+
+@pytest.mark.parametrize("name", list(ODD))
+def test_odd_uploads_are_classified_with_a_note(client, bad_images, name):
+    result = client.predict(handle_file(str(bad_images[name])), SHIPPED_RUN, api_name="/classify")
+    assert any(ODD[name] in note for note in result["notes"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"epochs": -1}, "epochs"), ({"imbalance_ratio": 0.5}, "imbalance_ratio"), ({"losses": ["ce", "hinge"]}, "hinge"),
+        ({"model": "vgg"}, "model"), ({"dataset": "imagenet"}, "dataset"), ({"batch_size": 10**7}, "batch_size"),
+        ({"preset": "huge"}, "preset"), ({"epochz": 3}, "unknown config field"),
+    ],
+)
+def test_invalid_configs_get_a_clear_error(client, override, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(synthetic_request(**override), api_name="/start_comparison")
+
+
+def test_unknown_job_and_run(client):
+    with pytest.raises(AppError, match="no job"):
+        client.predict("no-such-job", api_name="/job_status")
+    with pytest.raises(AppError, match="no run"):
+        client.predict(handle_file(str(ROOT / "examples" / "3-cat.png")), "no-such-run", api_name="/classify")
+
+
+def test_full_queue_is_refused_clearly_and_the_server_stays_up(client, live_app):
+    manager = live_app["manager"]
+    running = client.predict(synthetic_request(epochs=300), api_name="/start_comparison")["job_id"]
+    wait_for(manager, running, lambda s: s.status == "running")
+    queued = [client.predict(synthetic_request(epochs=300), api_name="/start_comparison")["job_id"] for _ in range(LIVE_APP_MAX_QUEUE)]
+    with pytest.raises(AppError, match="queue is full"):
+        client.predict(synthetic_request(), api_name="/start_comparison")
+    for job_id in [*queued, running]:
+        client.predict(job_id, api_name="/cancel_job")
+    assert manager.wait(running, timeout=30).status == "cancelled"
+    assert client.predict(api_name="/list_runs")  # still answering
