@@ -68,7 +68,9 @@ def open_upload(source: str | os.PathLike | bytes) -> Image.Image:
     except InvalidImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise InvalidImageError(f"The image is too large to decode safely ({error}).") from error
+        raise InvalidImageError(
+            f"The image is too large to decode safely: the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels."
+        ) from error
     except UnidentifiedImageError as error:
         raise InvalidImageError("This file is not an image Pillow can read (is it really a PNG or JPEG?).") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
