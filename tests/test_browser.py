@@ -43,12 +43,24 @@ def test_train_watch_and_compare(page, live_app):
     page.get_by_role("button", name="Start training").click()
     status = page.locator("#job-status")
     status.get_by_text("synthetic").wait_for()
+    job_id = live_app["manager"].active_jobs()[0].job_id
+    # A second browser sees the running job instead of the shipped run (and does not start another).
+    other = page.context.browser.new_page()
+    other.goto(live_app["url"])
+    other.locator("#job-status").get_by_text(job_id).wait_for()
+    other.close()
+    # Reloading re-attaches to this browser's job.
+    page.reload()
+    page.locator("#job-status").get_by_text(job_id).wait_for()
     # Curves stream in while it trains: the loss chart's legend names the CE part of CCE.
     page.locator("#loss-curve").get_by_text("CCE (paper form) · CE part").wait_for(timeout=120_000)
     status.get_by_text("done").wait_for(timeout=180_000)
     page.locator("#recall-chart").get_by_text("CCE (paper form)").first.wait_for()
     page.locator("#verdict").get_by_text("McNemar").wait_for()
     page.screenshot(path=str(ARTIFACTS / "train-and-compare.png"), full_page=True)
+    # After it finished, a reload still shows this browser's job (remembered in the browser), not the shipped run.
+    page.reload()
+    page.locator("#job-status").get_by_text(job_id).wait_for()
     runs = [snapshot for snapshot in live_app["manager"].list_jobs() if snapshot.config.dataset == "synthetic"]
     assert runs and runs[0].status == "done"
 

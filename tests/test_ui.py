@@ -92,3 +92,58 @@ def test_runs_table_marks_shipped_runs(finished, tmp_path):
     frame, problems = runs_table(catalog)
     assert list(frame["run"]) == [snapshot.job_id] and list(frame["source"]) == ["shipped"] and not problems
     assert catalog.default_run().run_id == snapshot.job_id
+
+
+@pytest.fixture(scope="module")
+def handlers(finished, tmp_path_factory):
+    """The app's registered handlers by API name, called directly (no server)."""
+    import gradio as gr  # noqa: F401 - the module under test needs it
+
+    from cce_demo.predict import ModelCache
+    from cce_demo.ui import AppContext, build_app
+
+    manager, snapshot = finished
+    live = JobManager(tmp_path_factory.mktemp("handler-runs"), allow_download=False, worker_niceness=0)
+    context = AppContext(live, RunCatalog(live.runs_dir, (manager.runs_dir,)), ModelCache())
+    demo = build_app(context)
+    functions = {block.api_name: block.fn for block in demo.fns.values() if block.api_name}
+    yield functions, snapshot.job_id, live
+    live.shutdown()
+
+
+def test_classify_handler_refuses_bad_images_clearly(handlers, tmp_path):
+    import gradio as gr
+
+    from bad_images import REFUSED, write_bad_images
+
+    functions, run_id, _ = handlers
+    paths = write_bad_images(tmp_path)
+    for name, message in REFUSED.items():
+        with pytest.raises(gr.Error, match=message):
+            functions["classify"](str(paths[name]), run_id)
+    result = functions["classify"](str(paths["rgba.png"]), run_id)
+    assert set(result["predictions"]) == {"ce", "cce"} and result["notes"]
+
+
+def test_start_handler_refuses_invalid_configs_clearly(handlers):
+    import gradio as gr
+
+    functions, _, manager = handlers
+    for request, message in [({"epochs": -1}, "epochs"), ({"losses": ["ce", "nope"]}, "nope"),
+                             ({"imbalance_ratio": 0.1}, "imbalance_ratio"), ({"batch_size": 10**6}, "batch_size")]:
+        with pytest.raises(gr.Error, match=message):
+            functions["start_comparison"]({"preset": "quick", "dataset": "synthetic", **request})
+    assert manager.list_jobs() == []  # nothing was queued
+    with pytest.raises(gr.Error, match="no job"):
+        functions["job_status"]("missing-job")
+
+
+def test_failed_job_shows_its_reason(handlers):
+    functions, _, manager = handlers
+    job = functions["start_comparison"]({"preset": "quick", "dataset": "cifar10", "epochs": 1})
+    snapshot = manager.wait(job["job_id"], timeout=60)
+    from cce_demo.ui import status_markdown
+
+    assert snapshot.status == "failed"
+    text = status_markdown(snapshot)
+    assert "**Reason:**" in text and "not available" in text and "CCE_DATA_DIR" in text
