@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +31,8 @@ NORMALISATION = {
 TORCHVISION_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 DEFAULT_DATA_DIR = "data"
 SYNTHETIC_PER_CLASS = 100  # training images per class of the synthetic set before the long tail is cut
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+DOWNLOAD_TIMEOUT_SECONDS = 60  # per network read: an offline machine fails fast instead of hanging a job
 
 
 class DataUnavailableError(RuntimeError):
@@ -130,40 +134,113 @@ def default_data_dir() -> Path:
 
 
 def load_dataset(
-    name: str, data_dir: str | os.PathLike | None = None, allow_download: bool = True, synthetic_test_per_class: int = 20
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    synthetic_test_per_class: int = 20,
+    on_progress: Callable[[str], None] | None = None,
 ) -> Dataset:
-    """CIFAR-10 / CIFAR-100 from an npz folder or torchvision (downloading when allowed), or the synthetic set.
-    Results are cached per process: reading the 140 MB CIFAR-10 npz takes seconds."""
+    """CIFAR-10 / CIFAR-100 from an npz folder or torchvision's folder, downloading the official archive
+    when allowed (progress reported through `on_progress`), or the synthetic set. Loaded CIFAR is cached
+    per process: reading the 140 MB CIFAR-10 npz takes seconds."""
     if name == "synthetic":
         return synthetic_dataset(num_classes=10, train_per_class=SYNTHETIC_PER_CLASS, test_per_class=synthetic_test_per_class)
     if name not in TORCHVISION_FOLDERS:
         raise ValueError(f"dataset: unknown dataset {name!r}; valid datasets: cifar10, cifar100, synthetic")
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
-    return _load_cifar(name, str(root.expanduser().resolve()), allow_download)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_cifar(name: str, root: str, allow_download: bool) -> Dataset:
-    looked = []
-    for folder in (Path(root) / name, Path(root)):
-        train_file, test_file = folder / "train.npz", folder / "test.npz"
-        looked.append(f"{train_file} and {test_file}")
-        if train_file.is_file() and test_file.is_file():
-            dataset = _from_npz(name, train_file, test_file)
-            expected = 100 if name == "cifar100" else 10
-            if dataset.num_classes == expected:
-                return dataset
-    looked.append(f"{Path(root) / TORCHVISION_FOLDERS[name]} (torchvision's format)")
+    root = (Path(data_dir) if data_dir is not None else default_data_dir()).expanduser().resolve()
+    dataset = _load_local_cifar(name, root)
+    if dataset is not None:
+        return dataset
+    if not allow_download:
+        raise _unavailable(name, root, "downloading is off")
     try:
-        return _from_torchvision(name, root, allow_download)
-    except Exception as error:  # torchvision raises RuntimeError when absent, URLError/OSError when offline
-        reason = f"the download failed ({type(error).__name__}: {error})" if allow_download else "downloading is off"
-        raise DataUnavailableError(
-            f"{name} is not available: looked for {'; '.join(looked)}, and {reason}. "
-            f"Fix: put train.npz and test.npz (uint8 images (N, 32, 32, 3), int64 labels, classes) in "
-            f"{Path(root) / name}, or point --data-dir / CCE_DATA_DIR at a folder that has them, "
-            f"or run with internet access so torchvision can download {name} into {root}."
-        ) from error
+        download_cifar(name, root, on_progress or (lambda message: None))
+    except Exception as error:  # offline: URLError / OSError; a bad archive: RuntimeError
+        raise _unavailable(name, root, f"the download failed ({type(error).__name__}: {error})") from error
+    dataset = _load_local_cifar(name, root)
+    if dataset is None:
+        raise _unavailable(name, root, "the downloaded archive did not hold it")
+    return dataset
+
+
+def _candidate_npz_folders(name: str, root: Path) -> tuple[Path, Path]:
+    return root / name, root
+
+
+def _unavailable(name: str, root: Path, reason: str) -> DataUnavailableError:
+    looked = [f"{folder / 'train.npz'} and {folder / 'test.npz'}" for folder in _candidate_npz_folders(name, root)]
+    looked.append(f"{root / TORCHVISION_FOLDERS[name]} (torchvision's format)")
+    return DataUnavailableError(
+        f"{name} is not available: looked for {'; '.join(looked)}, and {reason}. "
+        f"Fix: put train.npz and test.npz (uint8 images (N, 32, 32, 3), int64 labels, classes) in "
+        f"{root / name}, or point --data-dir / CCE_DATA_DIR at a folder that has them, "
+        f"or run with internet access so the official archive can be downloaded into {root}."
+    )
+
+
+_CACHE: dict[tuple[str, Path], Dataset] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _load_local_cifar(name: str, root: Path) -> Dataset | None:
+    """The dataset from disk (npz first, then torchvision's folder), or None. Only hits are cached, so data
+    put in place while the app runs is found on the next job."""
+    with _CACHE_LOCK:
+        if (name, root) in _CACHE:
+            return _CACHE[(name, root)]
+        dataset = None
+        for folder in _candidate_npz_folders(name, root):
+            if (folder / "train.npz").is_file() and (folder / "test.npz").is_file():
+                candidate = _from_npz(name, folder / "train.npz", folder / "test.npz")
+                if candidate.num_classes == (100 if name == "cifar100" else 10):
+                    dataset = candidate
+                    break
+        if dataset is None and (root / TORCHVISION_FOLDERS[name]).is_dir():
+            try:
+                dataset = _from_torchvision(name, root)
+            except RuntimeError:  # torchvision's "not found or corrupted"
+                dataset = None
+        if dataset is not None:
+            # Keep at most a couple of datasets: each CIFAR copy is ~180 MB of memory.
+            while len(_CACHE) >= 2:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[(name, root)] = dataset
+        return dataset
+
+
+def download_cifar(
+    name: str, root: Path, on_progress: Callable[[str], None], url: str | None = None, md5: str | None = ""
+) -> None:
+    """Download the official CIFAR archive (torchvision's URL and checksum) into `root` and extract it,
+    reporting progress in words. `url` / `md5` (None: skip the check) exist for tests on a local server."""
+    from torchvision import datasets
+    from torchvision.datasets.utils import check_integrity, extract_archive
+
+    dataset_class = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    url = url or dataset_class.url
+    md5 = dataset_class.tgz_md5 if md5 == "" else md5
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / dataset_class.filename
+    label = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[name]
+    partial = archive.with_name(archive.name + ".part")
+    on_progress(f"Downloading {label} into {root}…")
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, open(partial, "wb") as file:
+        total = int(response.headers.get("Content-Length") or 0)
+        received, reported = 0, -1
+        while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
+            file.write(chunk)
+            received += len(chunk)
+            percent = int(100 * received / total) if total else -1
+            if percent // 5 > reported // 5 or (not total and received // 2**24 > reported):
+                reported = percent if total else received // 2**24
+                size = f"{received / 2**20:.0f} of {total / 2**20:.0f} MB ({percent} %)" if total else f"{received / 2**20:.0f} MB"
+                on_progress(f"Downloading {label}: {size}")
+    os.replace(partial, archive)
+    if md5 is not None and not check_integrity(str(archive), md5):
+        archive.unlink(missing_ok=True)
+        raise RuntimeError(f"the downloaded {archive.name} does not match its published checksum")
+    on_progress(f"Extracting {label}…")
+    extract_archive(str(archive), str(root))
 
 
 def _from_npz(name: str, train_file: Path, test_file: Path) -> Dataset:
@@ -181,13 +258,13 @@ def _from_npz(name: str, train_file: Path, test_file: Path) -> Dataset:
     return Dataset(name, class_names, splits[0], splits[1], source=f"npz:{train_file.parent}")
 
 
-def _from_torchvision(name: str, root: str, allow_download: bool) -> Dataset:
+def _from_torchvision(name: str, root: Path) -> Dataset:
     from torchvision import datasets  # imported lazily: only this path needs it
 
     dataset_class = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
     splits = []
     for train in (True, False):
-        source = dataset_class(root=root, train=train, download=allow_download)
+        source = dataset_class(root=str(root), train=train, download=False)
         splits.append(ImageSplit(torch.from_numpy(source.data), torch.as_tensor(source.targets, dtype=torch.int64)))
     return Dataset(name, tuple(source.classes), splits[0], splits[1], source=f"torchvision:{root}")
 

@@ -252,7 +252,10 @@ def train_paired(
     device = resolve_device(config.device)
     if dataset is None:
         on_event(StatusMessage(f"Loading {config.dataset} (downloading it if needed)…"))
-        dataset = load_dataset(config.dataset, data_dir, allow_download, config.synthetic_test_per_class)
+        dataset = load_dataset(
+            config.dataset, data_dir, allow_download, config.synthetic_test_per_class,
+            on_progress=lambda message: on_event(StatusMessage(message)),
+        )
     train_split, class_counts_list = long_tail_subset(
         dataset.train, dataset.num_classes, config.imbalance_ratio, config.profile, config.subset_seed, config.max_per_class
     )

@@ -339,16 +339,16 @@ class RunCatalog:
     def is_shipped(self, record: RunRecord) -> bool:
         return record.run_dir.parent.resolve() != self.runs_dir.resolve()
 
-    def default_run(self) -> RunRecord | None:
+    def default_run(self, records: list[RunRecord] | None = None) -> RunRecord | None:
         """The newest finished run with weights, shipped runs first (so the app is useful at first open)."""
-        records, _ = self.records()
+        if records is None:
+            records, _ = self.records()
         usable = [record for record in records if record.has_weights and record.status == "done"]
         shipped = [record for record in usable if self.is_shipped(record)]
         return (shipped or usable or [None])[0]
 
 
-def runs_table(catalog: RunCatalog) -> tuple[pd.DataFrame, list[str]]:
-    records, problems = catalog.records()
+def runs_table(catalog: RunCatalog, records: list[RunRecord]) -> pd.DataFrame:
     rows = []
     for record in records:
         evaluations = (record.final.get("evaluations") or {})
@@ -360,8 +360,7 @@ def runs_table(catalog: RunCatalog) -> tuple[pd.DataFrame, list[str]]:
             f"{config.dataset} {config.profile} ×{config.imbalance_ratio:g}", config.model, config.epochs,
             ",".join(map(str, config.seeds)), scores, (record.metadata.get("created_at") or "")[:19],
         ])
-    frame = pd.DataFrame(rows, columns=["run", "status", "source", "data", "model", "epochs", "seeds", "balanced accuracy % (first seed)", "created"])
-    return frame, problems
+    return pd.DataFrame(rows, columns=["run", "status", "source", "data", "model", "epochs", "seeds", "balanced accuracy % (first seed)", "created"])
 
 
 # ---------------------------------------------------------------- the app
@@ -501,34 +500,33 @@ def build_app(context: AppContext) -> gr.Blocks:
         return (view, -1, *render(snapshot_for_view(context, view), title))
 
     def on_refresh_runs():
-        frame, problems = runs_table(catalog)
+        records, problems = catalog.records()
+        frame = runs_table(catalog, records)
         ids = list(frame["run"]) if len(frame) else []
-        with_weights = [record.run_id for record in catalog.records()[0] if record.has_weights]
-        default = catalog.default_run()
+        with_weights = [record.run_id for record in records if record.has_weights]
+        default = catalog.default_run(records)
         message = ("**Unreadable run directories:** " + "; ".join(problems)) if problems else ""
         return (
             frame, gr.Dropdown(choices=ids, value=ids[0] if ids else None), message,
             gr.Dropdown(choices=with_weights, value=default.run_id if default else (with_weights[0] if with_weights else None)),
         )
 
-    def on_open_run(run_id):
+    def chosen_run(run_id) -> RunRecord:
         if not run_id:
             raise gr.Error("Choose a run first.")
         try:
-            record = catalog.find(run_id)
+            return catalog.find(run_id)
         except (ValueError, RunCorruptError) as error:
             raise gr.Error(str(error)) from None
+
+    def on_open_run(run_id):
+        record = chosen_run(run_id)
         view = {"kind": "run", "id": record.run_id}
         snapshot = snapshot_for_view(context, view)
         return (view, snapshot.version, gr.Tabs(selected="compare"), *render(snapshot, f"Run `{record.run_id}`"))
 
     def on_delete_run(run_id):
-        if not run_id:
-            raise gr.Error("Choose a run first.")
-        try:
-            record = catalog.find(run_id)
-        except (ValueError, RunCorruptError) as error:
-            raise gr.Error(str(error)) from None
+        record = chosen_run(run_id)
         if catalog.is_shipped(record):
             raise gr.Error("Shipped runs cannot be deleted; only runs you trained here.")
         if record.status == "running":
@@ -590,8 +588,7 @@ def build_app(context: AppContext) -> gr.Blocks:
 
     def api_list_runs() -> list:
         """Every run on disk (yours and shipped) with its status and final balanced accuracy."""
-        frame, _ = runs_table(catalog)
-        return frame.to_dict(orient="records")
+        return runs_table(catalog, catalog.records()[0]).to_dict(orient="records")
 
     def api_classify(file_path, run_id):
         record, prepared, predictions = classify(file_path, run_id)

@@ -110,3 +110,66 @@ def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path):
 def test_image_split_validates():
     with pytest.raises(ValueError, match="images"):
         ImageSplit(torch.zeros(2, 32, 32, 3), torch.zeros(2, dtype=torch.int64))
+
+
+def make_cifar10_archive(folder, per_class=3):
+    """A tiny archive in the official CIFAR-10 python format (pickled batches in cifar-10-batches-py/)."""
+    import io
+    import pickle
+    import tarfile
+
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        def add(name, value):
+            payload = pickle.dumps(value)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+
+        labels = list(np.repeat(np.arange(10), per_class))
+        for name in [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]:
+            add(name, {"data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8), "labels": labels})
+        add("batches.meta", {"label_names": list(data.CIFAR10_CLASSES)})
+    path = folder / "cifar-10-python.tar.gz"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_download_reports_progress_and_loads(tmp_path, monkeypatch):
+    """The download path against a server on 127.0.0.1 (the real one needs internet)."""
+    import functools
+    import http.server
+    import threading
+
+    from torchvision.datasets import cifar
+
+    served = tmp_path / "served"
+    served.mkdir()
+    make_cifar10_archive(served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # The tiny archive cannot match the published checksums that torchvision checks per file.
+    monkeypatch.setattr(cifar, "check_integrity", lambda *args, **kwargs: True)
+    monkeypatch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
+    url = f"http://127.0.0.1:{server.server_address[1]}/cifar-10-python.tar.gz"
+    real_download = data.download_cifar
+    monkeypatch.setattr(data, "download_cifar", lambda name, root, on_progress: real_download(name, root, on_progress, url=url, md5=None))
+    messages = []
+    try:
+        dataset = load_dataset("cifar10", tmp_path / "root", allow_download=True, on_progress=messages.append)
+    finally:
+        server.shutdown()
+    assert len(dataset.train) == 150 and len(dataset.test) == 30 and dataset.source.startswith("torchvision:")
+    assert any("Downloading CIFAR-10" in message and "%" in message for message in messages)
+    assert messages[-1].startswith("Extracting")
+
+
+def test_failed_download_gives_the_clear_error(tmp_path, monkeypatch):
+    def offline(name, root, on_progress):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(data, "download_cifar", offline)
+    with pytest.raises(DataUnavailableError, match="download failed.*Network is unreachable"):
+        load_dataset("cifar10", tmp_path, allow_download=True)

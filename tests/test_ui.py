@@ -89,7 +89,8 @@ def test_verdict_on_one_seed_never_names_a_better_loss(finished):
 def test_runs_table_marks_shipped_runs(finished, tmp_path):
     manager, snapshot = finished
     catalog = RunCatalog(tmp_path / "mine", (manager.runs_dir,))
-    frame, problems = runs_table(catalog)
+    records, problems = catalog.records()
+    frame = runs_table(catalog, records)
     assert list(frame["run"]) == [snapshot.job_id] and list(frame["source"]) == ["shipped"] and not problems
     assert catalog.default_run().run_id == snapshot.job_id
 
