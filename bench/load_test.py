@@ -7,7 +7,7 @@ What it measures:
    A "queue is full" answer (an `AppError` whose message says so) is the app refusing work on purpose and
    counts as a refusal, not a failure; every other exception, a timeout or a malformed answer is a failure.
 2. The most training jobs seen running at once, against the configured limit (CCE_MAX_CONCURRENT=1 per
-   device). The app does not expose its own `peak_running`, so a sampler polls `/job_status` of every known
+   device). The app exposes no count of running jobs, so a sampler polls `/job_status` of every known
    unfinished job every 0.5 s and counts "running"; a count above one is only believed when a second pass
    confirms it (see `confirmed_running`). Sampling from outside is a lower bound: an overlap shorter than
    one sampling pass can be missed.

@@ -36,7 +36,6 @@ EVENTS_FILE = "events.jsonl"
 # Event kinds that trigger an append to events.jsonl (step events are buffered until the next of these), so
 # the log on disk is at most one epoch behind.
 FLUSH_KINDS = frozenset({"status", "started", "epoch", "seed_finished", "finished"})
-TERMINAL_STATUSES = ("done", "cancelled", "failed", "interrupted")
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Identifies this process for liveness checks of "running" runs (a pid alone is reused after restarts,
 # e.g. pid 1 in every container).
@@ -204,6 +203,8 @@ class RunWriter:
             weights=weights,
             final={
                 "baseline": result.baseline,
+                "finished_seeds": result.finished_seeds,
+                # For a stopped seed these are from its last completed epoch, not from the saved weights.
                 "evaluations": {str(seed): value for seed, value in result.evaluations.items()},
                 "comparisons": result.comparisons,
                 "summaries": result.summaries,
@@ -342,7 +343,7 @@ def load_models(record: RunRecord, seed: int | None = None) -> dict[str, nn.Modu
         path = record.run_dir / Path(file_name).name  # never follow a path out of the run directory
         model = build_model(record.config.model, num_classes)
         try:
-            state = load_file(str(path))
+            state = load_file(str(path))  # a missing file (deleted meanwhile) is an OSError, handled below
             model.load_state_dict(state, strict=True)
         except (OSError, SafetensorError, RuntimeError, ValueError) as error:
             raise RunCorruptError(f"{record.run_dir}: cannot load {path.name} ({error})") from error

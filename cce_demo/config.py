@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 DATASETS = ("cifar10", "cifar100", "synthetic")
@@ -44,6 +44,7 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 0.1
     momentum: float = 0.9
+    nesterov: bool = True  # the demo's default; LDAM-DRW (the paper preset) uses plain momentum
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     schedule: str = "cosine"
@@ -56,9 +57,16 @@ class TrainConfig:
     synthetic_test_per_class: int = 20
 
     def __post_init__(self) -> None:
-        # Accept lists from JSON / UI and store tuples so the value stays hashable and immutable.
+        # Accept lists from JSON / UI and store tuples so the value stays hashable and immutable; check the
+        # element types first, so that e.g. a seed of 1.7 is an error rather than silently 1.
+        if isinstance(self.losses, str) or not isinstance(self.losses, (list, tuple)):
+            raise ValueError(f"losses: expected a list of loss names, got {self.losses!r}")
+        if isinstance(self.seeds, str) or not isinstance(self.seeds, (list, tuple)):
+            raise ValueError(f"seeds: expected a list of whole numbers, got {self.seeds!r}")
+        for seed in self.seeds:
+            _check_int("seeds", seed, minimum=0, maximum=2**31 - 1)
         object.__setattr__(self, "losses", tuple(self.losses))
-        object.__setattr__(self, "seeds", tuple(int(seed) for seed in self.seeds))
+        object.__setattr__(self, "seeds", tuple(self.seeds))
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("profile", self.profile, PROFILES)
         _check_choice("device", self.device, DEVICES)
@@ -67,6 +75,8 @@ class TrainConfig:
         if not self.losses:
             raise ValueError("losses: at least one loss is needed, got an empty list")
         for name in self.losses:
+            if not isinstance(name, str):
+                raise ValueError(f"losses: expected loss names, got {name!r}")
             _check_choice("losses", name, LOSS_NAMES)
         if len(set(self.losses)) != len(self.losses):
             raise ValueError(f"losses: each loss may appear once, got {list(self.losses)}")
@@ -77,6 +87,8 @@ class TrainConfig:
         _check_int("batch_size", self.batch_size, minimum=1, maximum=MAX_BATCH_SIZE)
         _check_number("learning_rate", self.learning_rate, minimum=0.0, maximum=1e6, exclusive_minimum=True)
         _check_number("momentum", self.momentum, minimum=0.0, maximum=0.999)
+        if not isinstance(self.nesterov, bool) or not isinstance(self.augment, bool):
+            raise ValueError(f"nesterov and augment: must be true or false, got {self.nesterov!r} and {self.augment!r}")
         _check_number("weight_decay", self.weight_decay, minimum=0.0, maximum=1.0)
         _check_number("warmup_epochs", self.warmup_epochs, minimum=0.0, maximum=float(self.epochs))
         _check_number("gamma", self.gamma, minimum=-100.0, maximum=100.0)
@@ -89,8 +101,6 @@ class TrainConfig:
             raise ValueError(f"seeds: at most {MAX_SEEDS} seeds, got {len(self.seeds)}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: each seed may appear once, got {list(self.seeds)}")
-        for seed in self.seeds:
-            _check_int("seeds", seed, minimum=0, maximum=2**31 - 1)
         _check_int("subset_seed", self.subset_seed, minimum=0, maximum=2**31 - 1)
         _check_int("synthetic_test_per_class", self.synthetic_test_per_class, minimum=1, maximum=10_000)
 
@@ -120,7 +130,10 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config field(s): {', '.join(unknown)}; valid fields: {', '.join(sorted(known))}")
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError as error:  # e.g. a list where a number belongs: still a clear ValueError
+            raise ValueError(f"config: {error}") from error
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -169,8 +182,20 @@ PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(
         dataset="cifar10", profile="exp", imbalance_ratio=100.0, model="resnet32",
         epochs=200, batch_size=128, learning_rate=0.1, weight_decay=2e-4, warmup_epochs=5.0, schedule="ldam",
+        nesterov=False,
     ),
 }
+
+
+def parse_seed_text(text: str) -> tuple[int, ...]:
+    """Seeds written as "0,1,2" (CLI and form)."""
+    try:
+        seeds = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
+    except ValueError as error:
+        raise ValueError(f"seeds: expected whole numbers separated by commas (e.g. 0,1,2), got {text!r}") from error
+    if not seeds:
+        raise ValueError("seeds: give at least one seed (e.g. 0)")
+    return seeds
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import TrainConfig
+
 IMAGE_SIZE = 32
 CROP_PADDING = 4  # random crop with 4-pixel zero padding, as in the CIFAR ResNet / LDAM-DRW recipes
 
@@ -124,6 +126,25 @@ def long_tail_subset(
             f"imbalance_ratio: {imbalance_ratio} leaves a class with no training image at {n_max} images per class"
         )
     return train.subset(long_tail_indices(train.labels, counts, seed)), counts
+
+
+SOURCE_MAX_PER_CLASS = {"cifar10": 5000, "cifar100": 500, "synthetic": SYNTHETIC_PER_CLASS}
+
+
+def planned_class_counts(config: TrainConfig) -> list[int]:
+    """The training counts a run will use, known without loading any data (the sources are balanced), and
+    checked: a ratio so high that a class would get no image is refused before anything is queued."""
+    n_max = SOURCE_MAX_PER_CLASS[config.dataset]
+    if config.max_per_class is not None:
+        n_max = min(n_max, config.max_per_class)
+    counts = long_tail_counts(n_max, config.num_classes, config.imbalance_ratio, config.profile)
+    if min(counts) < 1:
+        imbalance_ratio = config.imbalance_ratio
+        raise ValueError(
+            f"imbalance_ratio: {imbalance_ratio:g} leaves the rarest class with no training image at {n_max} images "
+            f"per class; use a ratio of at most {n_max:g}"
+        )
+    return counts
 
 
 # ---------------------------------------------------------------- sources
@@ -247,11 +268,18 @@ def _from_npz(name: str, train_file: Path, test_file: Path) -> Dataset:
     splits = []
     class_names: tuple[str, ...] = ()
     for file in (train_file, test_file):
-        with np.load(file, allow_pickle=False) as archive:
-            images = torch.from_numpy(np.ascontiguousarray(archive["images"], dtype=np.uint8))
-            labels = torch.from_numpy(archive["labels"].astype(np.int64))
-            if "classes" in archive.files:
-                class_names = tuple(str(value) for value in archive["classes"])
+        try:
+            with np.load(file, allow_pickle=False) as archive:
+                images = torch.from_numpy(np.ascontiguousarray(archive["images"], dtype=np.uint8))
+                labels = torch.from_numpy(archive["labels"].astype(np.int64))
+                if "classes" in archive.files:
+                    class_names = tuple(str(value) for value in archive["classes"])
+        except (OSError, KeyError, ValueError) as error:
+            raise DataUnavailableError(f"{file} is not a readable npz with 'images' and 'labels' arrays ({error})") from error
+        if images.ndim != 4 or tuple(images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE, 3):
+            raise DataUnavailableError(f"{file}: images must be uint8 (N, 32, 32, 3), got shape {tuple(images.shape)}")
+        if len(labels) != len(images) or (len(labels) and (labels.min() < 0 or labels.max() >= 100)):
+            raise DataUnavailableError(f"{file}: expected one label per image in 0..K-1, got {len(labels)} labels for {len(images)} images")
         splits.append(ImageSplit(images, labels))
     if not class_names:
         class_names = CIFAR10_CLASSES if name == "cifar10" else tuple(str(index) for index in range(100))

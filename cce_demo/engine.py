@@ -130,11 +130,12 @@ class RunResult:
     class_names: tuple[str, ...]
     class_counts: tuple[int, ...]
     baseline: str
-    # seed -> loss -> model (trained so far, also when cancelled); evaluations only for finished seeds' epochs
+    # seed -> loss -> model (trained so far, also when cancelled); seed -> loss -> the last epoch's evaluation
     models: dict[int, dict[str, nn.Module]] = field(default_factory=dict)
     evaluations: dict[int, dict[str, Evaluation]] = field(default_factory=dict)
     comparisons: list[PairedComparison] = field(default_factory=list)
     summaries: dict[str, metrics.SeedSummary] = field(default_factory=dict)
+    finished_seeds: list[int] = field(default_factory=list)  # seeds trained to the end (others were stopped)
 
 
 class TrainingStopped(Exception):
@@ -272,12 +273,19 @@ def train_paired(
     ))
     for seed_index, seed in enumerate(config.seeds):
         try:
+            if should_stop():  # also seen between loading the data and the first step
+                raise TrainingStopped("cancelled", "stopped by request")
             _train_one_seed(
                 config, seed, seed_index * total_steps, dataset, train_split, test_split, class_counts,
                 device, result, on_event, should_stop,
             )
+            result.finished_seeds.append(seed)
         except TrainingStopped as stopped:
             result.status, result.reason = stopped.status, stopped.reason
+            if stopped.status == "diverged":
+                # Non-finite weights are of no use to anyone: keep only the seeds that finished.
+                result.models.pop(seed, None)
+                result.evaluations.pop(seed, None)
             break
     for other in config.losses:
         differences = [c.balanced_accuracy_difference for c in result.comparisons if c.other == other]
@@ -304,7 +312,7 @@ def _train_one_seed(
     optimisers = {
         name: torch.optim.SGD(
             model.parameters(), lr=config.learning_rate, momentum=config.momentum,
-            nesterov=config.momentum > 0, weight_decay=config.weight_decay,
+            nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
         )
         for name, model in models.items()
     }

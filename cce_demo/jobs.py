@@ -16,9 +16,11 @@ from typing import Any, Mapping
 
 import torch
 
-from .checkpoints import RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_id, read_events, read_run, to_jsonable
+from .checkpoints import (
+    EVENTS_FILE, METADATA_FILE, RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_id, read_events, read_run, to_jsonable,
+)
 from .config import TrainConfig
-from .data import DataUnavailableError
+from .data import DataUnavailableError, planned_class_counts
 from .engine import Event, resolve_device, train_paired
 
 TERMINAL = frozenset({"done", "cancelled", "failed", "interrupted"})
@@ -154,6 +156,29 @@ class _Job:
         )
 
 
+_DISK_SNAPSHOTS: OrderedDict[tuple[str, float, float], JobSnapshot] = OrderedDict()
+_DISK_SNAPSHOTS_LOCK = threading.Lock()
+DISK_SNAPSHOT_CACHE_SIZE = 16
+
+
+def snapshot_from_run_dir(run_dir: Path) -> JobSnapshot:
+    """A finished run's snapshot, replayed from its directory once and cached until its files change (a long
+    run's event log has tens of thousands of lines; pages poll every second)."""
+    run_dir = Path(run_dir)
+    stamps = tuple((run_dir / name).stat().st_mtime if (run_dir / name).exists() else 0.0 for name in (METADATA_FILE, EVENTS_FILE))
+    key = (str(run_dir.resolve()), *stamps)
+    with _DISK_SNAPSHOTS_LOCK:
+        if key in _DISK_SNAPSHOTS:
+            _DISK_SNAPSHOTS.move_to_end(key)
+            return _DISK_SNAPSHOTS[key]
+    snapshot = job_from_run_dir(run_dir).snapshot(None)
+    with _DISK_SNAPSHOTS_LOCK:
+        _DISK_SNAPSHOTS[key] = snapshot
+        while len(_DISK_SNAPSHOTS) > DISK_SNAPSHOT_CACHE_SIZE:
+            _DISK_SNAPSHOTS.popitem(last=False)
+    return snapshot
+
+
 def job_from_run_dir(run_dir: Path) -> _Job:
     """Rebuild a finished (or interrupted) job's state from its run directory."""
     record = read_run(run_dir)
@@ -186,8 +211,8 @@ class JobManager:
         torch_threads: int | None = None,
         worker_niceness: int = WORKER_NICENESS,
     ) -> None:
-        if max_queue < 0 or max_concurrent < 1:
-            raise ValueError(f"max_queue must be >= 0 and max_concurrent >= 1, got {max_queue} and {max_concurrent}")
+        if max_queue < 1 or max_concurrent < 1:
+            raise ValueError(f"max_queue and max_concurrent must be >= 1, got {max_queue} and {max_concurrent}")
         self.runs_dir = Path(runs_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = data_dir
@@ -205,9 +230,7 @@ class JobManager:
         self._finished_order: list[str] = []
         self._tombstones: OrderedDict[str, JobSnapshot] = OrderedDict()
         self._workers: dict[str, list[threading.Thread]] = {}
-        self._running: dict[str, int] = {}
         self._closed = False
-        self.peak_running = 0  # most jobs ever running at once (a reliability figure)
 
     # ------------------------------------------------------------ public API
 
@@ -217,6 +240,8 @@ class JobManager:
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config: expected a TrainConfig, got {type(config).__name__}")
         device = resolve_device(config.device).type
+        # Refuse here, not in the worker, a ratio the data cannot satisfy: it would only take a queue slot.
+        planned_class_counts(config)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
@@ -237,20 +262,22 @@ class JobManager:
         """Stop a running job (within a step) or drop a queued one. False if it had already finished."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.status in TERMINAL:
-                if job is None and job_id not in self._tombstones:
-                    self._snapshot_from_disk(job_id)  # raises UnknownJobError for an id that never existed
-                return False
-            job.stop.set()
-            if job.status == "queued":
-                self._queue.remove(job_id)
-                job.status, job.error, job.message = "cancelled", "cancelled before it started", "Cancelled"
-                job.finished_at = time.time()
-                self._retire(job)
-            else:
-                job.message = "Stopping…"
-            self._touch(job)
-            return True
+            known_elsewhere = job is None and job_id in self._tombstones
+            if job is not None and job.status not in TERMINAL:
+                job.stop.set()
+                if job.status == "queued":
+                    self._queue.remove(job_id)
+                    job.status, job.error, job.message = "cancelled", "cancelled before it started", "Cancelled"
+                    job.finished_at = time.time()
+                    self._retire(job)
+                    self._touch_queue()
+                else:
+                    job.message = "Stopping…"
+                self._touch(job)
+                return True
+        if job is None and not known_elsewhere:
+            self._snapshot_from_disk(job_id)  # outside the lock; raises UnknownJobError for an unknown id
+        return False
 
     def snapshot(self, job_id: str) -> JobSnapshot:
         with self._lock:
@@ -313,6 +340,12 @@ class JobManager:
         job.version += 1
         self._changed.notify_all()
 
+    def _touch_queue(self) -> None:
+        """The queue moved: every waiting job's position changed, so each gets a new version to redraw."""
+        for job_id in self._queue:
+            self._jobs[job_id].version += 1
+        self._changed.notify_all()
+
     def _queue_position(self, job_id: str) -> int | None:
         return self._queue.index(job_id) + 1 if job_id in self._queue else None
 
@@ -329,6 +362,7 @@ class JobManager:
         for job_id in self._queue:
             if self._jobs[job_id].device == device:
                 self._queue.remove(job_id)
+                self._touch_queue()
                 return self._jobs[job_id]
         return None
 
@@ -360,14 +394,8 @@ class JobManager:
                 if self._closed:
                     return
                 job.status, job.started_at, job.message = "running", time.time(), "Starting…"
-                self._running[device] = self._running.get(device, 0) + 1
-                self.peak_running = max(self.peak_running, sum(self._running.values()))
                 self._touch(job)
-            try:
-                status, reason = self._run(job)
-            finally:
-                with self._lock:
-                    self._running[device] -= 1
+            status, reason = self._run(job)
             with self._lock:
                 job.status, job.error, job.finished_at = status, reason, time.time()
                 job.message = {"done": "Finished", "cancelled": "Cancelled", "failed": "Failed"}[status]
@@ -409,7 +437,7 @@ class JobManager:
         if not isinstance(job_id, str) or not RUN_ID_PATTERN.match(job_id) or not (self.runs_dir / job_id).is_dir():
             raise UnknownJobError(f"no job with id {job_id!r}")
         try:
-            return job_from_run_dir(self.runs_dir / job_id).snapshot(None)
+            return snapshot_from_run_dir(self.runs_dir / job_id)
         except RunCorruptError as error:
             raise UnknownJobError(str(error)) from error
 

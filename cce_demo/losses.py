@@ -16,6 +16,7 @@ from torch import nn
 # Epsilons of the seed code (complement-cross-entropy README), kept bit-for-bit in `cce_reference`.
 SEED_DENOMINATOR_EPSILON = 1e-7  # added to (1 - p_g) before dividing
 SEED_LOG_EPSILON = 1e-10  # added to Px before the log
+FOCAL_EPSILON = 1e-12  # floor of 1 - p_g in the focal term
 
 
 class LossParts(NamedTuple):
@@ -74,7 +75,10 @@ def focal(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0) -> Lo
     """Focal loss (Lin et al. 2017): mean_i -(1 - p_ig)^gamma log p_ig."""
     with torch.autocast(device_type=logits.device.type, enabled=False):
         log_p = torch.log_softmax(logits.float(), dim=1).gather(1, targets[:, None]).squeeze(1)
-        total = (-(1 - torch.exp(log_p)).pow(gamma) * log_p).mean()
+        # 1 - p as -expm1(log p) keeps precision near p = 1; the clamp keeps (1 - p)^gamma differentiable at
+        # p = 1 for gamma < 1, where its derivative would be infinite.
+        complement = (-torch.expm1(log_p)).clamp_min(FOCAL_EPSILON)
+        total = (-complement.pow(gamma) * log_p).mean()
         cross_entropy = -log_p.mean()
     return LossParts(total, cross_entropy)
 

@@ -35,21 +35,22 @@ def balanced_accuracy(confusion: torch.Tensor) -> float:
 
 
 def accuracy(confusion: torch.Tensor) -> float:
-    return float(confusion.diagonal().sum() / confusion.sum())
+    return int(confusion.diagonal().sum()) / int(confusion.sum())  # integer counts: no float32 rounding
 
 
 def class_groups(class_counts: Sequence[int]) -> dict[str, list[int]]:
-    """Head / medium / tail class indices by training count: the 30 % most frequent classes, the 30 % rarest,
-    and the rest (for CIFAR-10-LT: classes 0-2 / 3-6 / 7-9). Ties keep class order, so a balanced set still
-    gets a split."""
+    """Head / medium / tail class indices by training count: the 30 % most frequent classes, the 30 % rarest
+    and the rest (CIFAR-10-LT: classes 0-2 / 3-6 / 7-9). Classes with equal counts always share a group, so
+    the step profile gives its frequent half as head and its rare half as tail (medium empty)."""
     num_classes = len(class_counts)
-    order = sorted(range(num_classes), key=lambda index: (-class_counts[index], index))
+    ordered = sorted(class_counts, reverse=True)
     group_size = max(1, round(GROUP_FRACTION * num_classes))
-    return {
-        "head": sorted(order[:group_size]),
-        "medium": sorted(order[group_size : num_classes - group_size]),
-        "tail": sorted(order[num_classes - group_size :]),
-    }
+    head_floor = ordered[group_size - 1]
+    tail_ceiling = ordered[num_classes - group_size]
+    head = [index for index, count in enumerate(class_counts) if count >= head_floor]
+    tail = [index for index, count in enumerate(class_counts) if count <= tail_ceiling and index not in head]
+    medium = [index for index in range(num_classes) if index not in head and index not in tail]
+    return {"head": head, "medium": medium, "tail": tail}
 
 
 def group_recall(recall: Sequence[float], class_counts: Sequence[int]) -> dict[str, float]:
@@ -78,13 +79,19 @@ class McNemarResult:
 
 
 def binomial_two_sided_p(successes: int, trials: int) -> float:
-    """Exact two-sided p-value of a fair-coin binomial: min(1, 2 * P(X <= min(k, n - k))). Computed with
-    integers (math.comb) so it stays exact for the 10,000-sample test sets, where floats would underflow."""
+    """Exact two-sided p-value of a fair-coin binomial: min(1, 2 * P(X <= min(k, n - k))). The tail is summed
+    in log space (lgamma), since 2**-n underflows floats for the 10,000-sample test sets and exact integers
+    cost seconds there."""
     if trials == 0:
         return 1.0
     smaller = min(successes, trials - successes)
-    tail = sum(math.comb(trials, count) for count in range(smaller + 1))
-    return min(1.0, 2 * tail / 2**trials)
+    log_terms = [
+        math.lgamma(trials + 1) - math.lgamma(count + 1) - math.lgamma(trials - count + 1) - trials * math.log(2)
+        for count in range(smaller + 1)
+    ]
+    largest = max(log_terms)
+    log_tail = largest + math.log(math.fsum(math.exp(term - largest) for term in log_terms))
+    return min(1.0, 2 * math.exp(log_tail))
 
 
 def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> McNemarResult:
@@ -145,3 +152,14 @@ def summarise_differences(differences: Sequence[float]) -> SeedSummary:
     variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
     half_width = t_critical_95(len(values) - 1) * math.sqrt(variance / len(values))
     return SeedSummary(values, mean, (mean - half_width, mean + half_width))
+
+
+# ---------------------------------------------------------------- formatting (CLI and UI share these)
+
+
+def format_percent(value: float | None) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def format_p_value(value: float) -> str:
+    return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"

@@ -5,22 +5,23 @@ Trains the paired comparison, writes a run directory and prints a final table pe
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Sequence
 
 from tqdm import tqdm
 
 from . import data
 from .checkpoints import RunWriter
-from .config import DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESETS, PROFILES, SCHEDULES, TrainConfig, preset
+from .config import (
+    DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESETS, PROFILES, SCHEDULES, TrainConfig, parse_seed_text, preset,
+)
 from .engine import Event, RunResult, train_paired
-from .metrics import GROUP_NAMES
+from .metrics import GROUP_NAMES, format_p_value, format_percent
 
-DEFAULT_RUNS_DIR = "runs"
+DEFAULT_RUNS_DIR = "runs"  # unless CCE_RUNS_DIR says otherwise (the app reads the same variable)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=DEVICES)
     parser.add_argument("--data-dir", help=f"folder with CIFAR (npz or torchvision); default: $CCE_DATA_DIR or ./{data.DEFAULT_DATA_DIR}")
     parser.add_argument("--no-download", action="store_true", help="never download; fail if the data is not on disk")
-    parser.add_argument("--output-dir", default=DEFAULT_RUNS_DIR, help=f"where the run directory goes (default: {DEFAULT_RUNS_DIR})")
+    parser.add_argument(
+        "--output-dir", default=os.environ.get("CCE_RUNS_DIR") or DEFAULT_RUNS_DIR,
+        help=f"where the run directory goes (default: $CCE_RUNS_DIR or ./{DEFAULT_RUNS_DIR})",
+    )
     parser.add_argument("--run-id", help="name of the run directory (default: timestamp, dataset and losses)")
     return parser
 
@@ -66,27 +70,16 @@ def config_from_args(arguments: argparse.Namespace) -> TrainConfig:
     if arguments.seed is not None:
         overrides["seeds"] = (arguments.seed,)
     if arguments.seeds is not None:
-        try:
-            overrides["seeds"] = tuple(int(value) for value in arguments.seeds.split(",") if value.strip())
-        except ValueError as error:
-            raise ValueError(f"seeds: expected comma-separated whole numbers, got {arguments.seeds!r}") from error
+        overrides["seeds"] = parse_seed_text(arguments.seeds)
     return preset(arguments.preset, **{key: value for key, value in overrides.items() if value is not None})
 
 
-def format_percent(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
-
-
-def format_p(value: float) -> str:
-    return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
-
-
 def result_table(result: RunResult) -> str:
-    """One line per loss: metrics averaged over the finished seeds, McNemar p against the baseline per seed,
+    """One line per loss: metrics averaged over the seeds that finished, McNemar p against the baseline per seed,
     and with several seeds the mean balanced-accuracy difference with its 95 % interval."""
-    seeds = sorted(result.evaluations)
+    seeds = [seed for seed in result.finished_seeds if seed in result.evaluations]
     if not seeds:
-        return "No epoch finished: nothing to report."
+        return "No seed finished training: nothing to report."
     losses = list(result.evaluations[seeds[0]])
     header = f"{'loss':<16}{'acc %':>7}{'bal %':>7}" + "".join(f"{name[:4] + ' %':>8}" for name in GROUP_NAMES)
     header += f"  {'McNemar p vs ' + result.baseline + ' (per seed)':<34}{'Δbal vs ' + result.baseline + ' (95% CI)':<28}"
@@ -98,7 +91,7 @@ def result_table(result: RunResult) -> str:
         row += f"{format_percent(mean([r.balanced_accuracy for r in runs])):>7}"
         row += "".join(f"{format_percent(mean([r.group_recall[name] for r in runs])):>8}" for name in GROUP_NAMES)
         p_values = [c.mcnemar.p_value for c in result.comparisons if c.other == loss]
-        row += f"  {(', '.join(format_p(p) for p in p_values) if p_values else '—'):<34}"
+        row += f"  {(', '.join(format_p_value(p) for p in p_values) if p_values else '—'):<34}"
         summary = result.summaries.get(loss)
         if summary is None:
             row += "—"
@@ -123,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(arguments)
     except ValueError as error:
         parser.error(str(error))
-    writer = RunWriter(arguments.output_dir, config, arguments.run_id)
+    try:
+        writer = RunWriter(arguments.output_dir, config, arguments.run_id)
+    except (ValueError, OSError) as error:  # an existing or invalid --run-id, an unwritable --output-dir
+        parser.error(f"output: cannot create the run directory: {error}")
     progress = tqdm(total=None, unit="step", dynamic_ncols=True)
 
     def on_event(event: Event) -> None:
@@ -143,7 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C asks the engine to stop at the next step, so the models trained so far are still saved.
     stop_requested = threading.Event()
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: stop_requested.set()) if in_main_thread else None
+    previous_handler = signal.getsignal(signal.SIGINT) if in_main_thread else None
+
+    def on_interrupt(*_: object) -> None:
+        stop_requested.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+
+    if in_main_thread:
+        signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = train_paired(
             config, on_event, stop_requested.is_set, data_dir=arguments.data_dir, allow_download=not arguments.no_download
@@ -153,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer.fail(str(error))
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BaseException as error:  # a crash or a second Ctrl-C: record why, then let it propagate
+        progress.close()
+        writer.fail(f"{type(error).__name__}: {error}", status="cancelled" if isinstance(error, KeyboardInterrupt) else "failed")
+        raise
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous_handler)

@@ -12,24 +12,24 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import gradio as gr
-import numpy as np
 import pandas as pd
 from PIL import Image
 
 from . import data
 from .checkpoints import RUN_ID_PATTERN, RunCorruptError, RunRecord, list_runs, read_run
-from .config import DATASETS, LOSS_NAMES, MODEL_NAMES, PRESETS, PROFILES, TrainConfig, preset
-from .jobs import JobManager, JobSnapshot, QueueFullError, UnknownJobError, format_eta, job_from_run_dir
+from .config import DATASETS, LOSS_NAMES, MODEL_NAMES, PRESETS, PROFILES, TrainConfig, parse_seed_text, preset
+from .jobs import JobManager, JobSnapshot, QueueFullError, UnknownJobError, format_eta, snapshot_from_run_dir
 from .losses import DISPLAY_NAMES
-from .metrics import GROUP_NAMES
+from .data import planned_class_counts
+from .metrics import GROUP_NAMES, format_p_value, format_percent, summarise_differences
 from .predict import InvalidImageError, ModelCache, classify_upload
 
 # One colour per loss, used by every chart; the CE part of a loss uses a lighter shade of its colour.
 LOSS_COLOURS = {
     "ce": "#1f77b4", "cce": "#d62728", "cce_reference": "#ff7f0e", "focal": "#2ca02c", "logit_adjusted": "#9467bd",
 }
-CE_PART_COLOURS = {
-    "ce": "#1f77b4", "cce": "#f2a0a0", "cce_reference": "#ffc58a", "focal": "#9fd89f", "logit_adjusted": "#cbb3e0",
+CE_PART_COLOURS = {  # no entry for CE: its CE part is itself
+    "cce": "#f2a0a0", "cce_reference": "#ffc58a", "focal": "#9fd89f", "logit_adjusted": "#cbb3e0",
 }
 MAX_LOSSES = len(LOSS_NAMES)
 REFRESH_SECONDS = 1.0
@@ -40,12 +40,12 @@ PRESET_NOTES = {
     "paper": "The paper's protocol: ResNet-32, 200 epochs, ratio 100, LDAM-DRW step schedule. Meant for a GPU "
     "(many hours on a CPU).",
 }
-# Measured with `python -m cce_demo.train --preset quick --seeds 0,1,2` on the real data (README, "Presets").
-SEED_SPREAD_NOTE = (
-    "Models trained with the *same* loss from different seeds differ too: with the quick preset, CE's balanced "
-    "accuracy ranged over {spread} across 3 seeds."
+# What seed-to-seed noise looked like in our own measurements (CIFAR-10-LT; README, "Presets"), quoted with
+# its source in every one-seed verdict, whatever the run: it is context, not a result of this run.
+SEED_NOISE_EVIDENCE = (
+    "For scale, in our CIFAR-10-LT measurements two CCE models that differed only in the seed differed at "
+    "p ≈ 5e-7, and with the quick preset CE's own balanced accuracy ranged over 3.5 points across 3 seeds."
 )
-SEED_SPREAD_POINTS = "3.5 points (46.7, 46.2 and 43.2 %)"
 
 
 # ---------------------------------------------------------------- settings
@@ -64,18 +64,14 @@ def loss_from_display(label: str) -> str:
     raise ValueError(f"losses: unknown loss {label!r}; valid losses: {', '.join(LOSS_NAMES)}")
 
 
-def parse_seeds(text: str | int | float | Sequence[int]) -> tuple[int, ...]:
-    if isinstance(text, (list, tuple)):
-        return tuple(int(value) for value in text)
-    if isinstance(text, (int, float)):
-        return (int(text),)
-    try:
-        seeds = tuple(int(part) for part in str(text).replace(";", ",").split(",") if part.strip())
-    except ValueError as error:
-        raise ValueError(f"seeds: expected whole numbers separated by commas (e.g. 0,1,2), got {text!r}") from error
-    if not seeds:
-        raise ValueError("seeds: give at least one seed (e.g. 0)")
-    return seeds
+def parse_seeds(value: Any) -> Any:
+    """Seeds as typed in the form ("0, 1, 2") or sent by the API (a list or one number); anything else goes to
+    TrainConfig unchanged, whose validation names the field."""
+    if isinstance(value, str):
+        return parse_seed_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    return value
 
 
 def config_from_form(
@@ -106,6 +102,8 @@ def config_from_request(request: dict[str, Any]) -> TrainConfig:
         raise ValueError(f"config: expected a JSON object, got {type(request).__name__}")
     fields = dict(request)
     preset_name = fields.pop("preset", "quick")
+    if not isinstance(preset_name, str):
+        raise ValueError(f"preset: expected a preset name, got {preset_name!r}")
     if "seed" in fields:
         fields["seeds"] = (fields.pop("seed"),)
     if "seeds" in fields:
@@ -121,14 +119,6 @@ def class_names_for(dataset: str, num_classes: int) -> tuple[str, ...]:
     if dataset == "cifar10":
         return data.CIFAR10_CLASSES
     return tuple(f"class {index}" for index in range(num_classes))
-
-
-def planned_class_counts(config: TrainConfig) -> list[int]:
-    """The training counts a config will use, without loading any data."""
-    n_max = {"cifar10": 5000, "cifar100": 500, "synthetic": data.SYNTHETIC_PER_CLASS}[config.dataset]
-    if config.max_per_class is not None:
-        n_max = min(n_max, config.max_per_class)
-    return data.long_tail_counts(n_max, config.num_classes, config.imbalance_ratio, config.profile)
 
 
 def counts_frame(class_names: Sequence[str], counts: Sequence[int]) -> pd.DataFrame:
@@ -155,7 +145,8 @@ def curve_colours(losses: Sequence[str]) -> dict[str, str]:
     colours = {}
     for loss in losses:
         colours[display_name(loss)] = LOSS_COLOURS[loss]
-        colours[f"{display_name(loss)} · CE part"] = CE_PART_COLOURS[loss]
+        if loss in CE_PART_COLOURS:
+            colours[f"{display_name(loss)} · CE part"] = CE_PART_COLOURS[loss]
     return colours
 
 
@@ -187,14 +178,10 @@ def groups_table(snapshot: JobSnapshot) -> pd.DataFrame:
     for loss, evaluation in snapshot.latest.items():
         groups = evaluation["group_recall"]
         rows.append([
-            display_name(loss), percent(evaluation["accuracy"]), percent(evaluation["balanced_accuracy"]),
-            *[percent(groups.get(name)) for name in GROUP_NAMES], f"{evaluation['complement_entropy']:.3f}",
+            display_name(loss), format_percent(evaluation["accuracy"]), format_percent(evaluation["balanced_accuracy"]),
+            *[format_percent(groups.get(name)) for name in GROUP_NAMES], f"{evaluation['complement_entropy']:.3f}",
         ])
     return pd.DataFrame(rows, columns=["loss", "accuracy %", "balanced accuracy %", "head %", "medium %", "tail %", "test complement entropy"])
-
-
-def percent(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
 def confusion_html(snapshot: JobSnapshot) -> str:
@@ -228,10 +215,6 @@ def confusion_html(snapshot: JobSnapshot) -> str:
     return "".join(parts)
 
 
-def format_p(value: float) -> str:
-    return f"{value:.2g}" if value >= 1e-4 else f"{value:.1e}"
-
-
 def verdict_markdown(snapshot: JobSnapshot) -> str:
     """The comparison in plain words. Never calls a loss better on a single seed."""
     if not snapshot.comparisons:
@@ -245,10 +228,11 @@ def verdict_markdown(snapshot: JobSnapshot) -> str:
     for other, comparisons in by_other.items():
         baseline = comparisons[0]["baseline"]
         name, base_name = display_name(other), display_name(baseline)
-        summary = snapshot.summaries.get(other)
-        if len(comparisons) >= 2 and summary and summary.get("interval"):
-            low, high = summary["interval"]
-            mean = summary["mean"]
+        if len(comparisons) >= 2:
+            # Also while later seeds still train: the interval over the seeds finished so far.
+            summary = summarise_differences([c["balanced_accuracy_difference"] for c in comparisons])
+            low, high = summary.interval
+            mean = summary.mean
             per_seed = ", ".join(f"{100 * c['balanced_accuracy_difference']:+.1f}" for c in comparisons)
             if high < 0:
                 judgement = f"{name} hurt here"
@@ -256,8 +240,9 @@ def verdict_markdown(snapshot: JobSnapshot) -> str:
                 judgement = f"{name} helped here"
             else:
                 judgement = "no clear difference at this budget (the interval includes zero)"
+            still = " (so far)" if len(comparisons) < len(snapshot.config.seeds) and not snapshot.is_finished else ""
             lines.append(
-                f"**Over {len(comparisons)} seeds, {name} − {base_name} = {100 * mean:+.1f} points of balanced accuracy, "
+                f"**Over {len(comparisons)} seeds{still}, {name} − {base_name} = {100 * mean:+.1f} points of balanced accuracy, "
                 f"95 % interval {100 * low:+.1f} to {100 * high:+.1f}: {judgement}.** "
                 f"Per seed: {per_seed}."
             )
@@ -267,16 +252,14 @@ def verdict_markdown(snapshot: JobSnapshot) -> str:
         differ = test["p_value"] < 0.05
         lines.append(
             f"**On seed {comparison['seed']}, {name} − {base_name} = {100 * comparison['balanced_accuracy_difference']:+.1f} "
-            f"points of balanced accuracy.** McNemar's exact test on the paired test predictions: p = {format_p(test['p_value'])} "
+            f"points of balanced accuracy.** McNemar's exact test on the paired test predictions: p = {format_p_value(test['p_value'])} "
             f"({test['only_a_correct']} test images only {base_name} got right, {test['only_b_correct']} only {name}) — "
             + ("these two models **differ**." if differ else "no detectable difference between these two models.")
         )
         lines.append(
             "One seed cannot say whether the *loss* is better: the test compares these two models, and models "
-            "trained with the same loss from different seeds differ as well (two CCE models that differed only "
-            "in the seed differed at p ≈ 5e-7 on this data)."
-            + (f" {SEED_SPREAD_NOTE.format(spread=SEED_SPREAD_POINTS)}" if SEED_SPREAD_POINTS else "")
-            + " Train several seeds (e.g. seeds `0,1,2`) for an interval."
+            f"trained with the same loss from different seeds differ as well. {SEED_NOISE_EVIDENCE} "
+            "Train several seeds (e.g. seeds `0,1,2`) for an interval."
         )
     if snapshot.status != "done" and snapshot.is_finished:
         lines.append(f"*The run ended as {snapshot.status}; these figures cover the seeds that finished.*")
@@ -288,7 +271,10 @@ def loss_form_note(config: TrainConfig) -> str:
     if "cce" in config.losses:
         forms.append(f"**CCE (paper form)**: CE + γ/(K−1)·C with γ = {config.gamma:g} (flattens wrong-class probabilities)")
     if "cce_reference" in config.losses:
-        forms.append(f"**CCE (reference code)**: the seed code's CE − β·S with β = {config.balancing_factor:g} (= CE + C/K, sharpens)")
+        forms.append(
+            f"**CCE (reference code)**: the seed code's CE − β·S with β = {config.balancing_factor:g}, S = −C/K "
+            f"(so CE + β·C/K: sharpens for β > 0)"
+        )
     return "; ".join(forms)
 
 
@@ -305,6 +291,9 @@ def status_markdown(snapshot: JobSnapshot | None, title: str = "") -> str:
     note = loss_form_note(config)
     if note:
         text += f"  \n{note}."
+    if len(config.seeds) > 1 and snapshot.epochs:
+        text += (f"  \nCurves run through the seeds one after another; recall, groups and confusion matrices show "
+                 f"seed {snapshot.epochs[-1]['seed']}, the latest evaluated.")
     if snapshot.status == "queued":
         text += f"  \nWaiting in the queue at position {snapshot.queue_position}."
     elif snapshot.status == "running":
@@ -353,7 +342,7 @@ def runs_table(catalog: RunCatalog, records: list[RunRecord]) -> pd.DataFrame:
     for record in records:
         evaluations = (record.final.get("evaluations") or {})
         first_seed = next(iter(evaluations.values()), {})
-        scores = ", ".join(f"{display_name(loss)} {percent(value.get('balanced_accuracy'))}" for loss, value in first_seed.items())
+        scores = ", ".join(f"{display_name(loss)} {format_percent(value.get('balanced_accuracy'))}" for loss, value in first_seed.items())
         config = record.config
         rows.append([
             record.run_id, record.status, "shipped" if catalog.is_shipped(record) else "yours",
@@ -374,15 +363,27 @@ class AppContext:
     examples_dir: Path | None = None
 
 
+def view_of_run(context: AppContext, record: RunRecord) -> dict[str, Any]:
+    """A run of this app's manager is viewed as a job (live updates, Stop); a shipped run as a run."""
+    if record.run_dir.parent.resolve() == context.manager.runs_dir.resolve():
+        return {"kind": "job", "id": record.run_id}
+    return {"kind": "run", "id": record.run_id}
+
+
 def snapshot_for_view(context: AppContext, view: dict[str, Any] | None) -> JobSnapshot | None:
     if not view:
         return None
     if view.get("kind") == "job":
         return context.manager.snapshot(view["id"])
-    record = context.catalog.find(view["id"])
-    if record.run_dir.parent.resolve() == context.manager.runs_dir.resolve():
-        return context.manager.snapshot(record.run_id)
-    return job_from_run_dir(record.run_dir).snapshot(None)
+    return snapshot_from_run_dir(context.catalog.find(view["id"]).run_dir)
+
+
+def tick_state(snapshot: JobSnapshot | None) -> dict[str, Any]:
+    """What the page has drawn: lets a tick redraw only what changed (epoch-level views once per epoch)."""
+    if snapshot is None:
+        return {"version": -1, "epochs": -1, "counts": False, "finished": True}
+    return {"version": snapshot.version, "epochs": len(snapshot.epochs), "counts": bool(snapshot.class_counts),
+            "finished": snapshot.is_finished}
 
 
 def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
@@ -402,18 +403,25 @@ def build_app(context: AppContext) -> gr.Blocks:
     manager, catalog = context.manager, context.catalog
     quick = PRESETS["quick"]
 
-    def render(snapshot: JobSnapshot | None, title: str = "") -> tuple:
-        """Everything the compare view shows, from one snapshot."""
+    def render(snapshot: JobSnapshot | None, title: str = "", epoch_views: bool = True) -> tuple:
+        """Everything the compare view shows, from one snapshot. Without `epoch_views` only the status and
+        the step curve are sent: the rest changes once per epoch and can be large (CIFAR-100 matrices)."""
         if snapshot is None:
             return (status_markdown(None), gr.skip(), None, None, None, None, None, "", "")
         losses = list(snapshot.config.losses)
         colours = {display_name(loss): LOSS_COLOURS[loss] for loss in losses}
+        status_and_curve = (
+            status_markdown(snapshot, title),
+            gr.LinePlot(value=loss_curve_frame(snapshot), color_map=curve_colours(losses)),
+        )
+        if not epoch_views:
+            return (status_and_curve[0], gr.skip(), status_and_curve[1]) + (gr.skip(),) * 6
         counts = counts_frame(snapshot.class_names, snapshot.class_counts) if snapshot.class_counts else gr.skip()
         recall = recall_frame(snapshot)
         return (
-            status_markdown(snapshot, title),
+            status_and_curve[0],
             counts,
-            gr.LinePlot(value=loss_curve_frame(snapshot), color_map=curve_colours(losses)),
+            status_and_curve[1],
             gr.LinePlot(value=epoch_frame(snapshot, "test_loss"), color_map=colours),
             gr.LinePlot(value=epoch_frame(snapshot, "balanced_accuracy"), color_map=colours),
             gr.BarPlot(value=recall, color_map=colours, sort=list(recall.iloc[:, 0]) if len(recall) else None),
@@ -432,83 +440,92 @@ def build_app(context: AppContext) -> gr.Blocks:
             config.batch_size, config.learning_rate, ",".join(map(str, config.seeds)), config.device,
         )
 
-    def on_settings(preset_name, dataset, profile, ratio, *_unused):
+    def on_settings(preset_name, dataset, profile, ratio):
         try:
             config = preset(preset_name, dataset=dataset, profile=profile, imbalance_ratio=float(ratio))
-        except (TypeError, ValueError):
+            counts = planned_class_counts(config)
+        except (TypeError, ValueError):  # a half-typed ratio: keep the last chart; Start reports the error
             return gr.skip()
-        counts = planned_class_counts(config)
         return counts_frame(class_names_for(config.dataset, config.num_classes), counts)
 
-    def on_start(view, *form):
+    def on_start(*form):
         try:
             config = config_from_form(*form)
             job_id = manager.submit(config)
         except (ValueError, QueueFullError) as error:
             raise gr.Error(str(error)) from None
-        others = [s for s in manager.active_jobs() if s.job_id != job_id]
-        if others:
-            gr.Info(f"Another job is already running or queued; yours waits its turn (position "
-                    f"{manager.snapshot(job_id).queue_position}).")
         snapshot = manager.snapshot(job_id)
-        new_view = {"kind": "job", "id": job_id}
-        return (new_view, job_id, snapshot.version, *render(snapshot))
+        if snapshot.queue_position and any(other.status == "running" for other in manager.active_jobs()):
+            gr.Info(f"Another job is training; yours waits its turn (position {snapshot.queue_position}).")
+        return ({"kind": "job", "id": job_id}, job_id, tick_state(snapshot), *render(snapshot))
 
-    def on_stop(view):
-        if not view or view.get("kind") != "job":
-            raise gr.Error("There is no job of yours to stop in this view.")
+    def on_stop(view, remembered):
+        # Only the browser that started a job may stop it from the page (a second browser only watches).
+        if not view or view.get("kind") != "job" or view.get("id") != remembered:
+            raise gr.Error("There is no job started from this browser in this view to stop.")
         try:
             stopped = manager.cancel(view["id"])
+            snapshot = manager.snapshot(view["id"])
         except UnknownJobError as error:
             raise gr.Error(str(error)) from None
         if not stopped:
             gr.Info("That job had already finished.")
-        return status_markdown(manager.snapshot(view["id"]))
+        return status_markdown(snapshot)
 
-    def on_tick(view, last_version):
-        if not view or view.get("kind") != "job":
-            return (gr.skip(),) * (1 + len(view_outputs))
+    def on_tick(view, drawn):
+        nothing = (gr.skip(),) * (1 + len(view_outputs) + len(runs_outputs))
+        if not view or view.get("kind") != "job" or not drawn or drawn.get("finished"):
+            return nothing  # a finished view never changes: no snapshot (or disk replay) per tick
         try:
             snapshot = manager.snapshot(view["id"])
         except UnknownJobError:
-            return (gr.skip(),) * (1 + len(view_outputs))
-        if snapshot.version == last_version and snapshot.status != "running":
-            return (gr.skip(),) * (1 + len(view_outputs))
-        if snapshot.version == last_version:  # running but unchanged: refresh only the ETA line
-            return (gr.skip(), status_markdown(snapshot)) + (gr.skip(),) * (len(view_outputs) - 1)
-        return (snapshot.version, *render(snapshot))
+            return nothing
+        if snapshot.version == drawn["version"]:
+            if snapshot.status != "running":
+                return nothing
+            # Unchanged but running: refresh only the status line (its ETA).
+            return (gr.skip(), status_markdown(snapshot)) + (gr.skip(),) * (len(view_outputs) - 1 + len(runs_outputs))
+        epoch_views = (
+            len(snapshot.epochs) != drawn["epochs"] or snapshot.is_finished or (snapshot.class_counts and not drawn["counts"])
+        )
+        runs = on_refresh_runs(select=view["id"]) if snapshot.is_finished else (gr.skip(),) * len(runs_outputs)
+        return (tick_state(snapshot), *render(snapshot, epoch_views=bool(epoch_views)), *runs)
 
-    def on_load(remembered_job):
+    def on_load(remembered):
         """Re-attach to this browser's job after a reload; else show a job that is running (so a second
         browser sees it instead of starting another by accident); else the default shipped run."""
-        candidates = []
-        if remembered_job:
-            candidates.append(remembered_job)
-        candidates += [snapshot.job_id for snapshot in manager.active_jobs()]
+        candidates = ([remembered] if remembered else []) + [snapshot.job_id for snapshot in manager.active_jobs()]
         for job_id in candidates:
             try:
                 snapshot = manager.snapshot(job_id)
             except UnknownJobError:
                 continue
-            if not snapshot.is_finished or job_id == remembered_job:
-                return ({"kind": "job", "id": job_id}, snapshot.version, *render(snapshot))
+            if not snapshot.is_finished or job_id == remembered:
+                return ({"kind": "job", "id": job_id}, tick_state(snapshot), *render(snapshot))
         record = catalog.default_run()
         if record is None:
-            return (None, -1, *render(None))
-        view = {"kind": "run", "id": record.run_id}
+            return (None, tick_state(None), *render(None))
+        view = view_of_run(context, record)
+        try:
+            snapshot = snapshot_for_view(context, view)
+        except (RunCorruptError, UnknownJobError, ValueError):
+            return (None, tick_state(None), *render(None))
         title = f"Shipped run `{record.run_id}`" if catalog.is_shipped(record) else f"Run `{record.run_id}`"
-        return (view, -1, *render(snapshot_for_view(context, view), title))
+        return (view, tick_state(snapshot), *render(snapshot, title))
 
-    def on_refresh_runs():
+    def on_refresh_runs(select: str | None = None):
+        """The runs table and both run pickers; `select` (a run that just finished) is preselected for
+        classifying when it has models."""
         records, problems = catalog.records()
         frame = runs_table(catalog, records)
         ids = list(frame["run"]) if len(frame) else []
         with_weights = [record.run_id for record in records if record.has_weights]
         default = catalog.default_run(records)
+        chosen = select if select in with_weights else (default.run_id if default else (with_weights[0] if with_weights else None))
         message = ("**Unreadable run directories:** " + "; ".join(problems)) if problems else ""
         return (
             frame, gr.Dropdown(choices=ids, value=ids[0] if ids else None), message,
-            gr.Dropdown(choices=with_weights, value=default.run_id if default else (with_weights[0] if with_weights else None)),
+            gr.Dropdown(choices=with_weights, value=chosen),
         )
 
     def chosen_run(run_id) -> RunRecord:
@@ -521,9 +538,12 @@ def build_app(context: AppContext) -> gr.Blocks:
 
     def on_open_run(run_id):
         record = chosen_run(run_id)
-        view = {"kind": "run", "id": record.run_id}
-        snapshot = snapshot_for_view(context, view)
-        return (view, snapshot.version, gr.Tabs(selected="compare"), *render(snapshot, f"Run `{record.run_id}`"))
+        view = view_of_run(context, record)
+        try:
+            snapshot = snapshot_for_view(context, view)
+        except (RunCorruptError, UnknownJobError) as error:
+            raise gr.Error(str(error)) from None
+        return (view, tick_state(snapshot), gr.Tabs(selected="compare"), *render(snapshot, f"Run `{record.run_id}`"))
 
     def on_delete_run(run_id):
         record = chosen_run(run_id)
@@ -531,7 +551,10 @@ def build_app(context: AppContext) -> gr.Blocks:
             raise gr.Error("Shipped runs cannot be deleted; only runs you trained here.")
         if record.status == "running":
             raise gr.Error("This run is still training; stop it first.")
-        shutil.rmtree(record.run_dir)
+        try:
+            shutil.rmtree(record.run_dir)
+        except OSError as error:
+            raise gr.Error(f"Could not delete {run_id}: {error}") from None
         gr.Info(f"Deleted run {run_id}.")
         return on_refresh_runs()
 
@@ -601,7 +624,7 @@ def build_app(context: AppContext) -> gr.Blocks:
 
     with gr.Blocks(title="CCE vs CE on long-tailed CIFAR") as demo:
         view_state = gr.State(None)
-        version_state = gr.State(-1)
+        drawn_state = gr.State(tick_state(None))
         remembered_job = gr.BrowserState(None, storage_key="cce_demo_job", secret="cce_demo_job_id")
         gr.Markdown(
             "# Complement Cross Entropy vs Cross Entropy on long-tailed CIFAR\n"
@@ -702,16 +725,16 @@ def build_app(context: AppContext) -> gr.Blocks:
         for widget in (dataset_input, profile_input, ratio_input):
             widget.change(on_settings, [preset_radio, dataset_input, profile_input, ratio_input], counts_plot, api_visibility="private")
         start_button.click(
-            on_start, [view_state, *form], [view_state, remembered_job, version_state, *view_outputs], api_visibility="private",
-        ).then(on_refresh_runs, None, runs_outputs, api_visibility="private")
-        stop_button.click(on_stop, view_state, status, api_visibility="private")
+            on_start, form, [view_state, remembered_job, drawn_state, *view_outputs], api_visibility="private",
+        ).then(lambda: on_refresh_runs(), None, runs_outputs, api_visibility="private")
+        stop_button.click(on_stop, [view_state, remembered_job], status, api_visibility="private")
         timer = gr.Timer(REFRESH_SECONDS)
-        timer.tick(on_tick, [view_state, version_state], [version_state, *view_outputs], api_visibility="private",
+        timer.tick(on_tick, [view_state, drawn_state], [drawn_state, *view_outputs, *runs_outputs], api_visibility="private",
                    concurrency_limit=None, show_progress="hidden")
-        demo.load(on_load, remembered_job, [view_state, version_state, *view_outputs], api_visibility="private").then(
-            on_refresh_runs, None, runs_outputs, api_visibility="private")
-        refresh_button.click(on_refresh_runs, None, runs_outputs, api_visibility="private")
-        open_button.click(on_open_run, run_choice, [view_state, version_state, tabs, *view_outputs], api_visibility="private")
+        demo.load(on_load, remembered_job, [view_state, drawn_state, *view_outputs], api_visibility="private").then(
+            lambda: on_refresh_runs(), None, runs_outputs, api_visibility="private")
+        refresh_button.click(lambda: on_refresh_runs(), None, runs_outputs, api_visibility="private")
+        open_button.click(on_open_run, run_choice, [view_state, drawn_state, tabs, *view_outputs], api_visibility="private")
         delete_button.click(on_delete_run, run_choice, runs_outputs, api_visibility="private")
         classify_button.click(on_classify, [upload, classify_run], [seen, seen_note, *label_outputs],
                               api_visibility="private", concurrency_limit=2, concurrency_id="classify")

@@ -17,6 +17,7 @@ def test_name_lists_match_registries():
         ("epochs", -1), ("epochs", 0), ("imbalance_ratio", 0.5), ("losses", ("ce", "nope")), ("model", "vgg"),
         ("dataset", "mnist"), ("batch_size", 10**6), ("learning_rate", float("nan")), ("learning_rate", 0.0),
         ("seeds", ()), ("losses", ()), ("losses", ("ce", "ce")), ("epochs", 2.5), ("device", "tpu"),
+        ("seeds", (1.7,)), ("seeds", ("3",)), ("seeds", (None,)), ("losses", 5), ("losses", "ce"), ("nesterov", "yes"),
     ],
 )
 def test_invalid_values_name_the_field(field, value):
@@ -39,3 +40,7 @@ def test_dict_round_trip_and_unknown_keys():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown config field"):
         TrainConfig.from_dict({"epochz": 3})
+
+
+def test_paper_preset_uses_plain_momentum_like_ldam_drw():
+    assert preset("paper").nesterov is False and preset("quick").nesterov is True

@@ -79,14 +79,21 @@ def test_stop_callback_is_checked_every_step(tiny_config):
 
     result, events = collect(tiny_config, should_stop=should_stop)
     assert result.status == "cancelled"
-    assert [event.kind for event in events].count("step") == 3
+    # One check before training starts (a cancel during data loading), then one after every step.
+    assert [event.kind for event in events].count("step") == 2
     assert events[-1].kind == "finished" and events[-1].status == "cancelled"
     assert set(result.models[0]) == {"ce", "cce"}  # what was trained so far is kept
+
+
+def test_stop_before_training_starts(tiny_config):
+    result, events = collect(tiny_config, should_stop=lambda: True)
+    assert result.status == "cancelled" and "step" not in [event.kind for event in events]
 
 
 def test_non_finite_loss_stops_with_a_reason(tiny_config):
     result, events = collect(tiny_config.replace(learning_rate=1e6, epochs=3))
     assert result.status == "diverged"
+    assert result.models == {} and result.evaluations == {}  # no non-finite weights are kept
     assert "learning rate" in result.reason and ("nan" in result.reason or "inf" in result.reason)
     assert events[-1].status == "diverged"
 

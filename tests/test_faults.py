@@ -7,7 +7,6 @@ import sys
 import time
 import urllib.request
 
-import pytest
 from gradio_client import Client
 
 from conftest import ROOT, free_port, synthetic_request

@@ -192,9 +192,26 @@ def test_step_history_stays_bounded(tmp_path, tiny_config):
     assert steps == sorted(steps) and steps[0] == 1
 
 
-def test_invalid_submissions(manager):
+def test_invalid_submissions(manager, tiny_config, tmp_path):
     with pytest.raises(ValueError, match="TrainConfig"):
         manager.submit({"epochs": 3})
+    with pytest.raises(ValueError, match="imbalance_ratio"):  # no class would keep an image: refused at submit
+        manager.submit(tiny_config.replace(imbalance_ratio=100.0))
+    with pytest.raises(ValueError, match="max_queue"):
+        JobManager(tmp_path / "other", max_queue=0)
+
+
+def test_queued_jobs_see_their_position_move(manager, long_config, tiny_config):
+    running = manager.submit(long_config)
+    wait_until(manager, running, lambda s: s.status == "running")
+    first, second = manager.submit(tiny_config), manager.submit(tiny_config)
+    before = manager.snapshot(second)
+    assert before.queue_position == 2
+    manager.cancel(first)
+    after = manager.snapshot(second)
+    assert after.queue_position == 1 and after.version > before.version  # a redraw is due
+    manager.cancel(second)
+    manager.cancel(running)
 
 
 def test_jobs_cancelled_before_starting_still_answer_after_eviction(tmp_path, long_config, tiny_config):

@@ -35,6 +35,8 @@ def test_groups_for_cifar10_long_tail():
     assert metrics.class_groups(counts) == {"head": [0, 1, 2], "medium": [3, 4, 5, 6], "tail": [7, 8, 9]}
     # Groups follow training counts, not class index.
     assert metrics.class_groups(list(reversed(counts)))["head"] == [7, 8, 9]
+    # Equal counts share a group: the step profile has a frequent half and a rare half, no medium.
+    assert metrics.class_groups([5000] * 5 + [50] * 5) == {"head": [0, 1, 2, 3, 4], "medium": [], "tail": [5, 6, 7, 8, 9]}
     recall = [1.0] * 3 + [0.5] * 4 + [0.0] * 3
     assert metrics.group_recall(recall, counts) == {"head": 1.0, "medium": 0.5, "tail": 0.0}
 

@@ -7,8 +7,9 @@ from cce_demo.config import PRESETS, TrainConfig
 from cce_demo.jobs import JobManager
 from cce_demo.ui import (
     RunCatalog, config_from_form, config_from_request, confusion_html, groups_table, loss_curve_frame,
-    planned_class_counts, recall_frame, runs_table, verdict_markdown,
+    recall_frame, runs_table, verdict_markdown,
 )
+from cce_demo.data import planned_class_counts
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,8 @@ def test_api_request_to_config():
 
 def test_planned_counts_without_data():
     assert planned_class_counts(PRESETS["standard"]) == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    with pytest.raises(ValueError, match="imbalance_ratio"):
+        planned_class_counts(PRESETS["quick"].replace(imbalance_ratio=6000))
 
 
 def test_views_of_a_finished_run(finished):
@@ -131,7 +134,9 @@ def test_start_handler_refuses_invalid_configs_clearly(handlers):
 
     functions, _, manager = handlers
     for request, message in [({"epochs": -1}, "epochs"), ({"losses": ["ce", "nope"]}, "nope"),
-                             ({"imbalance_ratio": 0.1}, "imbalance_ratio"), ({"batch_size": 10**6}, "batch_size")]:
+                             ({"imbalance_ratio": 0.1}, "imbalance_ratio"), ({"batch_size": 10**6}, "batch_size"),
+                             ({"preset": ["quick"]}, "preset"), ({"seeds": [None]}, "seeds"), ({"losses": 5}, "losses"),
+                             ({"seed": "x"}, "seeds"), ({"imbalance_ratio": 500}, "imbalance_ratio")]:
         with pytest.raises(gr.Error, match=message):
             functions["start_comparison"]({"preset": "quick", "dataset": "synthetic", **request})
     assert manager.list_jobs() == []  # nothing was queued
