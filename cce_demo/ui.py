@@ -778,7 +778,8 @@ CIFAR-10 / CIFAR-100 training sets are cut to an exponential profile (Cao et al.
 n_c = n_max · (1/ρ)^(c/(K−1)), with imbalance ratio ρ = largest / smallest class (ρ = 100: 5000 … 50
 images). The test set stays the official balanced one, so per-class recall is the right per-class metric and
 balanced accuracy (mean recall) equals accuracy. *Head / medium / tail* are the 30 % most frequent classes,
-the middle 40 % and the 30 % rarest (CIFAR-10: classes 0–2 / 3–6 / 7–9).
+the middle 40 % and the 30 % rarest (CIFAR-10: classes 0–2 / 3–6 / 7–9); classes with equal counts share a
+group, so the step profile has a head and a tail half and no medium group.
 
 ### Reading the significance test
 Each comparison is **paired**: same initial weights, same batches and augmentations, only the loss differs.
