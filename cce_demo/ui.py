@@ -121,9 +121,16 @@ def class_names_for(dataset: str, num_classes: int) -> tuple[str, ...]:
     return tuple(f"class {index}" for index in range(num_classes))
 
 
+def typed_frame(rows: Sequence[tuple], columns: dict[str, str]) -> pd.DataFrame:
+    """A chart's data with fixed column types. Gradio types each axis from the dtypes, and an empty frame
+    (before the first step) would otherwise be `object`, drawn as categories — a chart that then keeps
+    treating losses as category labels."""
+    return pd.DataFrame(list(rows), columns=list(columns)).astype(columns)
+
+
 def counts_frame(class_names: Sequence[str], counts: Sequence[int]) -> pd.DataFrame:
-    labels = [f"{index} {name}" for index, name in enumerate(class_names)]
-    return pd.DataFrame({"class": labels, "training images": [int(count) for count in counts]})
+    rows = [(f"{index} {name}", int(count)) for index, (name, count) in enumerate(zip(class_names, counts))]
+    return typed_frame(rows, {"class": "str", "training images": "int64"})
 
 
 # ---------------------------------------------------------------- views of a snapshot
@@ -138,7 +145,7 @@ def loss_curve_frame(snapshot: JobSnapshot) -> pd.DataFrame:
             rows.append((point["global_step"], value, display_name(loss)))
             if loss != "ce":
                 rows.append((point["global_step"], point["cross_entropy"][loss], f"{display_name(loss)} · CE part"))
-    return pd.DataFrame(rows, columns=["step", "training loss", "series"])
+    return typed_frame(rows, {"step": "int64", "training loss": "float64", "series": "str"})
 
 
 def curve_colours(losses: Sequence[str]) -> dict[str, str]:
@@ -159,7 +166,7 @@ def epoch_frame(snapshot: JobSnapshot, metric: str) -> pd.DataFrame:
         for loss, values in point["losses"].items():
             if values.get(metric) is not None:
                 rows.append((position, values[metric], display_name(loss)))
-    return pd.DataFrame(rows, columns=["epoch", metric.replace("_", " "), "series"])
+    return typed_frame(rows, {"epoch": "int64", metric.replace("_", " "): "float64", "series": "str"})
 
 
 def recall_frame(snapshot: JobSnapshot) -> pd.DataFrame:
@@ -170,7 +177,7 @@ def recall_frame(snapshot: JobSnapshot) -> pd.DataFrame:
         for loss, evaluation in snapshot.latest.items():
             recall = evaluation["per_class_recall"][index]
             rows.append((f"{index} {name} ({count}) · {display_name(loss)}", recall if recall is not None else 0.0, display_name(loss)))
-    return pd.DataFrame(rows, columns=["class (training images) · loss", "recall", "series"])
+    return typed_frame(rows, {"class (training images) · loss": "str", "recall": "float64", "series": "str"})
 
 
 def groups_table(snapshot: JobSnapshot) -> pd.DataFrame:
@@ -378,12 +385,14 @@ def snapshot_for_view(context: AppContext, view: dict[str, Any] | None) -> JobSn
     return snapshot_from_run_dir(context.catalog.find(view["id"]).run_dir)
 
 
-def tick_state(snapshot: JobSnapshot | None) -> dict[str, Any]:
-    """What the page has drawn: lets a tick redraw only what changed (epoch-level views once per epoch)."""
+def tick_state(snapshot: JobSnapshot | None, resend: bool = True) -> dict[str, Any]:
+    """What the page has drawn: lets a tick redraw only what changed (epoch-level views once per epoch).
+    `resend`: the next tick draws everything once more. Gradio's plots can miss a value that arrives before
+    they finished mounting (seen right after a page load), and a finished view is otherwise never redrawn."""
     if snapshot is None:
-        return {"version": -1, "epochs": -1, "counts": False, "finished": True}
+        return {"version": -1, "epochs": -1, "counts": False, "finished": True, "resend": False}
     return {"version": snapshot.version, "epochs": len(snapshot.epochs), "counts": bool(snapshot.class_counts),
-            "finished": snapshot.is_finished}
+            "finished": snapshot.is_finished, "resend": resend}
 
 
 def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
@@ -404,8 +413,10 @@ def build_app(context: AppContext) -> gr.Blocks:
     quick = PRESETS["quick"]
 
     def render(snapshot: JobSnapshot | None, title: str = "", epoch_views: bool = True) -> tuple:
-        """Everything the compare view shows, from one snapshot. Without `epoch_views` only the status and
-        the step curve are sent: the rest changes once per epoch and can be large (CIFAR-100 matrices)."""
+        """Everything the compare view shows, from one snapshot. Without `epoch_views` the class counts, the
+        table, the confusion matrices and the verdict are not re-sent: they change once per epoch and the
+        matrices can be large (CIFAR-100). The charts are always sent with the rest: the plot components
+        can drop an update that arrives while they are still drawing, and a resend repairs that."""
         if snapshot is None:
             return (status_markdown(None), gr.skip(), None, None, None, None, None, "", "")
         losses = list(snapshot.config.losses)
@@ -414,20 +425,18 @@ def build_app(context: AppContext) -> gr.Blocks:
             status_markdown(snapshot, title),
             gr.LinePlot(value=loss_curve_frame(snapshot), color_map=curve_colours(losses)),
         )
-        if not epoch_views:
-            return (status_and_curve[0], gr.skip(), status_and_curve[1]) + (gr.skip(),) * 6
-        counts = counts_frame(snapshot.class_names, snapshot.class_counts) if snapshot.class_counts else gr.skip()
         recall = recall_frame(snapshot)
-        return (
-            status_and_curve[0],
-            counts,
-            status_and_curve[1],
+        charts = (
             gr.LinePlot(value=epoch_frame(snapshot, "test_loss"), color_map=colours),
             gr.LinePlot(value=epoch_frame(snapshot, "balanced_accuracy"), color_map=colours),
             gr.BarPlot(value=recall, color_map=colours, sort=list(recall.iloc[:, 0]) if len(recall) else None),
-            groups_table(snapshot),
-            confusion_html(snapshot),
-            verdict_markdown(snapshot),
+        )
+        if not epoch_views:
+            return (status_and_curve[0], gr.skip(), status_and_curve[1], *charts, gr.skip(), gr.skip(), gr.skip())
+        counts = counts_frame(snapshot.class_names, snapshot.class_counts) if snapshot.class_counts else gr.skip()
+        return (
+            status_and_curve[0], counts, status_and_curve[1], *charts,
+            groups_table(snapshot), confusion_html(snapshot), verdict_markdown(snapshot),
         )
 
     # -------------------------------------------------------- handlers (thin)
@@ -474,7 +483,15 @@ def build_app(context: AppContext) -> gr.Blocks:
 
     def on_tick(view, drawn):
         nothing = (gr.skip(),) * (1 + len(view_outputs) + len(runs_outputs))
-        if not view or view.get("kind") != "job" or not drawn or drawn.get("finished"):
+        if not view or not drawn:
+            return nothing
+        if drawn.get("resend"):
+            try:
+                snapshot = snapshot_for_view(context, view)
+            except (UnknownJobError, RunCorruptError, ValueError):
+                return nothing
+            return (tick_state(snapshot, resend=False), *render(snapshot, drawn.get("title", "")), *(gr.skip(),) * len(runs_outputs))
+        if view.get("kind") != "job" or drawn.get("finished"):
             return nothing  # a finished view never changes: no snapshot (or disk replay) per tick
         try:
             snapshot = manager.snapshot(view["id"])
@@ -489,7 +506,8 @@ def build_app(context: AppContext) -> gr.Blocks:
             len(snapshot.epochs) != drawn["epochs"] or snapshot.is_finished or (snapshot.class_counts and not drawn["counts"])
         )
         runs = on_refresh_runs(select=view["id"]) if snapshot.is_finished else (gr.skip(),) * len(runs_outputs)
-        return (tick_state(snapshot), *render(snapshot, epoch_views=bool(epoch_views)), *runs)
+        # Finishing gets one more full redraw on the next tick (resend), for the same reason as page loads.
+        return (tick_state(snapshot, resend=snapshot.is_finished), *render(snapshot, epoch_views=bool(epoch_views)), *runs)
 
     def on_load(remembered):
         """Re-attach to this browser's job after a reload; else show a job that is running (so a second
@@ -511,7 +529,7 @@ def build_app(context: AppContext) -> gr.Blocks:
         except (RunCorruptError, UnknownJobError, ValueError):
             return (None, tick_state(None), *render(None))
         title = f"Shipped run `{record.run_id}`" if catalog.is_shipped(record) else f"Run `{record.run_id}`"
-        return (view, tick_state(snapshot), *render(snapshot, title))
+        return (view, {**tick_state(snapshot), "title": title}, *render(snapshot, title))
 
     def on_refresh_runs(select: str | None = None):
         """The runs table and both run pickers; `select` (a run that just finished) is preselected for
@@ -543,7 +561,8 @@ def build_app(context: AppContext) -> gr.Blocks:
             snapshot = snapshot_for_view(context, view)
         except (RunCorruptError, UnknownJobError) as error:
             raise gr.Error(str(error)) from None
-        return (view, tick_state(snapshot), gr.Tabs(selected="compare"), *render(snapshot, f"Run `{record.run_id}`"))
+        title = f"Run `{record.run_id}`"
+        return (view, {**tick_state(snapshot), "title": title}, gr.Tabs(selected="compare"), *render(snapshot, title))
 
     def on_delete_run(run_id):
         record = chosen_run(run_id)

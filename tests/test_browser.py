@@ -53,7 +53,11 @@ def test_train_watch_and_compare(page, live_app):
     page.reload()
     page.locator("#job-status").get_by_text(job_id).wait_for()
     # Curves stream in while it trains: the loss chart's legend names the CE part of CCE.
-    page.locator("#loss-curve").get_by_text("CCE (paper form) · CE part").wait_for(timeout=120_000)
+    try:
+        page.locator("#loss-curve").get_by_text("CCE (paper form) · CE part").wait_for(timeout=60_000)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "failure-loss-curve.png"), full_page=True)
+        raise
     status.get_by_text("done").wait_for(timeout=180_000)
     page.locator("#recall-chart").get_by_text("CCE (paper form)").first.wait_for()
     page.locator("#verdict").get_by_text("McNemar").wait_for()

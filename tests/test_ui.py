@@ -153,3 +153,13 @@ def test_failed_job_shows_its_reason(handlers):
     assert snapshot.status == "failed"
     text = status_markdown(snapshot)
     assert "**Reason:**" in text and "not available" in text and "CCE_DATA_DIR" in text
+
+
+def test_chart_frames_keep_numeric_axes_when_empty(finished):
+    """Before the first step the frames are empty; their axes must still be numbers, not categories."""
+    import dataclasses as dc
+
+    _, snapshot = finished
+    empty = dc.replace(snapshot, steps=(), epochs=(), latest={})
+    for frame, column in [(loss_curve_frame(empty), "training loss"), (recall_frame(empty), "recall")]:
+        assert len(frame) == 0 and frame[column].dtype.kind == "f"
