@@ -6,7 +6,12 @@ cd "$(dirname "$0")/.."
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+    # One retry: a mirror hiccup should not fail the run (the browser tests need a real browser).
+    for attempt in 1 2; do
+        if $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null; then break; fi
+        [ "$attempt" = 2 ] && exit 1
+        sleep 10
+    done
 fi
 python -m pip install -q -r requirements-dev.txt
 python -m pytest -q "$@"
