@@ -37,6 +37,10 @@ DOWNLOAD_CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_SECONDS = 60  # per network read: an offline machine fails fast instead of hanging a job
 
 
+class DownloadCancelled(Exception):
+    """The stop callback fired during a download; the partial file was removed."""
+
+
 class DataUnavailableError(RuntimeError):
     """The dataset is neither on disk nor downloadable; the message says where we looked and how to fix it."""
 
@@ -160,6 +164,7 @@ def load_dataset(
     allow_download: bool = True,
     synthetic_test_per_class: int = 20,
     on_progress: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Dataset:
     """CIFAR-10 / CIFAR-100 from an npz folder or torchvision's folder, downloading the official archive
     when allowed (progress reported through `on_progress`), or the synthetic set. Loaded CIFAR is cached
@@ -175,7 +180,9 @@ def load_dataset(
     if not allow_download:
         raise _unavailable(name, root, "downloading is off")
     try:
-        download_cifar(name, root, on_progress or (lambda message: None))
+        download_cifar(name, root, on_progress or (lambda message: None), should_stop=should_stop)
+    except DownloadCancelled:
+        raise
     except Exception as error:  # offline: URLError / OSError; a bad archive: RuntimeError
         raise _unavailable(name, root, f"the download failed ({type(error).__name__}: {error})") from error
     dataset = _load_local_cifar(name, root)
@@ -230,7 +237,8 @@ def _load_local_cifar(name: str, root: Path) -> Dataset | None:
 
 
 def download_cifar(
-    name: str, root: Path, on_progress: Callable[[str], None], url: str | None = None, md5: str | None = ""
+    name: str, root: Path, on_progress: Callable[[str], None], url: str | None = None, md5: str | None = "",
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Download the official CIFAR archive (torchvision's URL and checksum) into `root` and extract it,
     reporting progress in words. `url` / `md5` (None: skip the check) exist for tests on a local server."""
@@ -249,6 +257,10 @@ def download_cifar(
         total = int(response.headers.get("Content-Length") or 0)
         received, reported = 0, -1
         while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
+            if should_stop():  # checked per 1 MB chunk: a cancel does not wait for 160 MB
+                file.close()
+                partial.unlink(missing_ok=True)
+                raise DownloadCancelled(f"the {label} download was stopped")
             file.write(chunk)
             received += len(chunk)
             percent = int(100 * received / total) if total else -1

@@ -17,7 +17,7 @@ from torch import nn
 
 from . import metrics
 from .config import TrainConfig
-from .data import Dataset, ImageSplit, augment_batch, load_dataset, long_tail_subset, to_model_input
+from .data import Dataset, DownloadCancelled, ImageSplit, augment_batch, load_dataset, long_tail_subset, to_model_input
 from .losses import PartsLoss, complement_entropy, get_loss
 from .models import build_model
 
@@ -253,10 +253,14 @@ def train_paired(
     device = resolve_device(config.device)
     if dataset is None:
         on_event(StatusMessage(f"Loading {config.dataset} (downloading it if needed)…"))
-        dataset = load_dataset(
-            config.dataset, data_dir, allow_download, config.synthetic_test_per_class,
-            on_progress=lambda message: on_event(StatusMessage(message)),
-        )
+        try:
+            dataset = load_dataset(
+                config.dataset, data_dir, allow_download, config.synthetic_test_per_class,
+                on_progress=lambda message: on_event(StatusMessage(message)), should_stop=should_stop,
+            )
+        except DownloadCancelled as cancelled:
+            on_event(RunFinished("cancelled", str(cancelled), {}))
+            return RunResult("cancelled", str(cancelled), (), (), baseline_loss(config.losses))
     train_split, class_counts_list = long_tail_subset(
         dataset.train, dataset.num_classes, config.imbalance_ratio, config.profile, config.subset_seed, config.max_per_class
     )

@@ -155,7 +155,8 @@ def test_download_reports_progress_and_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
     url = f"http://127.0.0.1:{server.server_address[1]}/cifar-10-python.tar.gz"
     real_download = data.download_cifar
-    monkeypatch.setattr(data, "download_cifar", lambda name, root, on_progress: real_download(name, root, on_progress, url=url, md5=None))
+    monkeypatch.setattr(data, "download_cifar", lambda name, root, on_progress, should_stop: real_download(
+        name, root, on_progress, url=url, md5=None, should_stop=should_stop))
     messages = []
     try:
         dataset = load_dataset("cifar10", tmp_path / "root", allow_download=True, on_progress=messages.append)
@@ -167,9 +168,36 @@ def test_download_reports_progress_and_loads(tmp_path, monkeypatch):
 
 
 def test_failed_download_gives_the_clear_error(tmp_path, monkeypatch):
-    def offline(name, root, on_progress):
+    def offline(name, root, on_progress, should_stop):
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(data, "download_cifar", offline)
     with pytest.raises(DataUnavailableError, match="download failed.*Network is unreachable"):
         load_dataset("cifar10", tmp_path, allow_download=True)
+
+
+def test_download_stops_when_asked(tmp_path, monkeypatch):
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "big.tar.gz").write_bytes(bytes(3 * data.DOWNLOAD_CHUNK_BYTES))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    chunks = {"count": 0}
+
+    def stop_after_one_chunk():
+        chunks["count"] += 1
+        return chunks["count"] > 1
+
+    url = f"http://127.0.0.1:{server.server_address[1]}/big.tar.gz"
+    try:
+        with pytest.raises(data.DownloadCancelled):
+            data.download_cifar("cifar10", tmp_path / "root", lambda message: None, url=url, md5=None,
+                                should_stop=stop_after_one_chunk)
+    finally:
+        server.shutdown()
+    assert list((tmp_path / "root").iterdir()) == []  # the partial file is gone
