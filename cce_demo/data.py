@@ -143,9 +143,8 @@ def planned_class_counts(config: TrainConfig) -> list[int]:
         n_max = min(n_max, config.max_per_class)
     counts = long_tail_counts(n_max, config.num_classes, config.imbalance_ratio, config.profile)
     if min(counts) < 1:
-        imbalance_ratio = config.imbalance_ratio
         raise ValueError(
-            f"imbalance_ratio: {imbalance_ratio:g} leaves the rarest class with no training image at {n_max} images "
+            f"imbalance_ratio: {config.imbalance_ratio:g} leaves the rarest class with no training image at {n_max} images "
             f"per class; use a ratio of at most {n_max:g}"
         )
     return counts
@@ -255,7 +254,8 @@ def download_cifar(
     on_progress(f"Downloading {label} into {root}…")
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, open(partial, "wb") as file:
         total = int(response.headers.get("Content-Length") or 0)
-        received, reported = 0, -1
+        report_every = total // 20 if total else 16 * DOWNLOAD_CHUNK_BYTES  # every 5 %, or every 16 MB
+        received, next_report = 0, report_every
         while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
             if should_stop():  # checked per 1 MB chunk: a cancel does not wait for 160 MB
                 file.close()
@@ -263,10 +263,9 @@ def download_cifar(
                 raise DownloadCancelled(f"the {label} download was stopped")
             file.write(chunk)
             received += len(chunk)
-            percent = int(100 * received / total) if total else -1
-            if percent // 5 > reported // 5 or (not total and received // 2**24 > reported):
-                reported = percent if total else received // 2**24
-                size = f"{received / 2**20:.0f} of {total / 2**20:.0f} MB ({percent} %)" if total else f"{received / 2**20:.0f} MB"
+            if received >= next_report:
+                next_report += report_every
+                size = f"{received / 2**20:.0f} of {total / 2**20:.0f} MB ({100 * received // total} %)" if total else f"{received / 2**20:.0f} MB"
                 on_progress(f"Downloading {label}: {size}")
     os.replace(partial, archive)
     if md5 is not None and not check_integrity(str(archive), md5):

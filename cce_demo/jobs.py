@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -299,24 +299,21 @@ class JobManager:
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobSnapshot:
         """Block until the job has finished (or `timeout` seconds passed); returns its latest snapshot."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while (job := self._jobs.get(job_id)) is not None and job.status not in TERMINAL:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                self._changed.wait(remaining)
-        return self.snapshot(job_id)
+        return self._wait_until(job_id, lambda job: False, timeout)
 
     def wait_for_change(self, job_id: str, after_version: int, timeout: float) -> JobSnapshot:
         """Block until the job's version exceeds `after_version`, it finished, or `timeout` passed."""
-        deadline = time.monotonic() + timeout
+        return self._wait_until(job_id, lambda job: job.version > after_version, timeout)
+
+    def _wait_until(self, job_id: str, changed: Callable[[_Job], bool], timeout: float | None) -> JobSnapshot:
+        """Wait on the change notifications until `changed(job)`, the job finished or left memory, or timeout."""
+
+        def settled() -> bool:
+            job = self._jobs.get(job_id)
+            return job is None or job.status in TERMINAL or changed(job)
+
         with self._lock:
-            while (job := self._jobs.get(job_id)) is not None and job.version <= after_version and job.status not in TERMINAL:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._changed.wait(remaining)
+            self._changed.wait_for(settled, timeout)
         return self.snapshot(job_id)
 
     def shutdown(self, timeout: float = 10.0) -> None:

@@ -421,10 +421,8 @@ def build_app(context: AppContext) -> gr.Blocks:
             return (status_markdown(None), gr.skip(), None, None, None, None, None, "", "")
         losses = list(snapshot.config.losses)
         colours = {display_name(loss): LOSS_COLOURS[loss] for loss in losses}
-        status_and_curve = (
-            status_markdown(snapshot, title),
-            gr.LinePlot(value=loss_curve_frame(snapshot), color_map=curve_colours(losses)),
-        )
+        status_text = status_markdown(snapshot, title)
+        loss_curve = gr.LinePlot(value=loss_curve_frame(snapshot), color_map=curve_colours(losses))
         recall = recall_frame(snapshot)
         charts = (
             gr.LinePlot(value=epoch_frame(snapshot, "test_loss"), color_map=colours),
@@ -432,10 +430,10 @@ def build_app(context: AppContext) -> gr.Blocks:
             gr.BarPlot(value=recall, color_map=colours, sort=list(recall.iloc[:, 0]) if len(recall) else None),
         )
         if not epoch_views:
-            return (status_and_curve[0], gr.skip(), status_and_curve[1], *charts, gr.skip(), gr.skip(), gr.skip())
+            return (status_text, gr.skip(), loss_curve, *charts, gr.skip(), gr.skip(), gr.skip())
         counts = counts_frame(snapshot.class_names, snapshot.class_counts) if snapshot.class_counts else gr.skip()
         return (
-            status_and_curve[0], counts, status_and_curve[1], *charts,
+            status_text, counts, loss_curve, *charts,
             groups_table(snapshot), confusion_html(snapshot), verdict_markdown(snapshot),
         )
 
