@@ -159,17 +159,21 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def learning_rate_at(step: int, total_steps: int, warmup_steps: int, base_rate: float, schedule: str) -> float:
-    """Linear warm-up over `warmup_steps`, then cosine to zero ('cosine') or the LDAM-DRW steps ('ldam':
-    x0.01 at 80 % and x0.0001 at 90 % of training, i.e. epochs 160 and 180 of 200). `step` is 0-based."""
+    """Linear warm-up over `warmup_steps` (per step, as both LDAM-DRW and the CCE authors do), then:
+    'cosine' to zero; 'ldam', LDAM-DRW's steps (x0.01 at 80 % and x0.0001 at 90 % of training, i.e. epochs 160
+    and 180 of 200); 'authors', the CCE authors' steps (x0.1 at 50 % and x0.01 at 75 %, epochs 100 and 150 of
+    200). Step schedules are fractions of training so shortened runs keep their shape. `step` is 0-based."""
     if step < warmup_steps:
         return base_rate * (step + 1) / warmup_steps
     if schedule == "cosine":
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return base_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    fraction = step / total_steps
     if schedule == "ldam":
-        fraction = step / total_steps
         return base_rate * (1e-4 if fraction >= 0.9 else 1e-2 if fraction >= 0.8 else 1.0)
-    raise ValueError(f"schedule: unknown schedule {schedule!r}; valid schedules: cosine, ldam")
+    if schedule == "authors":
+        return base_rate * (1e-2 if fraction >= 0.75 else 1e-1 if fraction >= 0.5 else 1.0)
+    raise ValueError(f"schedule: unknown schedule {schedule!r}; valid schedules: cosine, ldam, authors")
 
 
 def autocast_for(device: torch.device) -> torch.autocast:

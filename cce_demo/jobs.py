@@ -22,8 +22,9 @@ from .checkpoints import (
 from .config import TrainConfig
 from .data import DataUnavailableError, planned_class_counts
 from .engine import Event, resolve_device, train_paired
+from .status import FINISHED, JobStatus
 
-TERMINAL = frozenset({"done", "cancelled", "failed", "interrupted"})
+TERMINAL = FINISHED  # kept as a name: the job states after which nothing changes
 MAX_STEP_POINTS = 1000  # curve points kept per job (downsampled by 2 whenever exceeded): bounded memory
 DEFAULT_MAX_QUEUE = 8
 DEFAULT_KEEP_FINISHED = 16  # finished jobs kept in memory; older ones are read back from disk
@@ -46,7 +47,7 @@ class JobSnapshot:
     come from events and are never changed after they are recorded."""
 
     job_id: str
-    status: str  # queued / running / done / cancelled / failed / interrupted
+    status: JobStatus
     config: TrainConfig
     version: int  # increases with every change; redraw only when it moved
     queue_position: int | None  # 1-based among waiting jobs; None when not queued
@@ -80,7 +81,7 @@ class _Job:
     config: TrainConfig
     device: str
     submitted_at: float = field(default_factory=time.time)
-    status: str = "queued"
+    status: JobStatus = JobStatus.QUEUED
     version: int = 0
     message: str = "Waiting in the queue"
     error: str = ""
@@ -185,7 +186,7 @@ def job_from_run_dir(run_dir: Path) -> _Job:
     job = _Job(record.run_id, record.config, record.metadata.get("device", "cpu"))
     for event in read_events(run_dir):
         job.apply(event)
-    job.status = record.status
+    job.status = JobStatus(record.status)
     job.error = record.metadata.get("reason", "")
     if record.status == "interrupted":
         job.error = job.error or "the app stopped while this run was training"

@@ -16,7 +16,8 @@ from tqdm import tqdm
 from . import data
 from .checkpoints import RunWriter
 from .config import (
-    DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESETS, PROFILES, SCHEDULES, TrainConfig, parse_seed_text, preset,
+    DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESET_ALIASES, PRESETS, PROFILES, SCHEDULES, TrainConfig,
+    parse_seed_text, preset,
 )
 from .engine import Event, RunResult, train_paired
 from .metrics import GROUP_NAMES, format_p_value, format_percent
@@ -29,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m cce_demo.train",
         description="Train CE and CCE (and other losses) as a paired comparison on long-tailed CIFAR.",
     )
-    parser.add_argument("--preset", choices=list(PRESETS), default="quick", help="starting point; flags below override it (default: quick)")
+    parser.add_argument(
+        "--preset", choices=[*PRESETS, *PRESET_ALIASES], default="quick",
+        help="starting point; flags below override it (default: quick; 'paper' is the old name of ldam-drw)",
+    )
     parser.add_argument("--dataset", choices=DATASETS)
     parser.add_argument("--profile", choices=PROFILES, help="long-tail profile")
     parser.add_argument("--imbalance-ratio", type=float, help="largest class count / smallest (>= 1)")

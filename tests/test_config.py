@@ -26,8 +26,9 @@ def test_invalid_values_name_the_field(field, value):
 
 
 def test_presets_are_valid_and_overridable():
-    assert set(PRESETS) == {"quick", "standard", "paper"}
-    assert preset("paper").model == "resnet32" and preset("paper").epochs == 200
+    assert set(PRESETS) == {"quick", "standard", "ldam-drw", "authors"}
+    assert preset("ldam-drw").model == "resnet32" and preset("ldam-drw").epochs == 200
+    assert preset("paper") == preset("ldam-drw")  # the old name still works
     assert preset("standard").imbalance_ratio == 100
     assert preset("quick", epochs=1).epochs == 1
     with pytest.raises(ValueError, match="preset"):
@@ -42,5 +43,13 @@ def test_dict_round_trip_and_unknown_keys():
         TrainConfig.from_dict({"epochz": 3})
 
 
-def test_paper_preset_uses_plain_momentum_like_ldam_drw():
-    assert preset("paper").nesterov is False and preset("quick").nesterov is True
+def test_ldam_drw_preset_uses_plain_momentum_like_ldam_drw():
+    assert preset("ldam-drw").nesterov is False and preset("quick").nesterov is True
+
+
+def test_authors_preset_is_the_cce_authors_recipe():
+    """unique-chan/Complement-Cross-Entropy @ da6f592, my_utils/parser.py and trainer.py."""
+    config = preset("authors")
+    assert (config.learning_rate, config.momentum, config.nesterov, config.weight_decay, config.batch_size) == (0.1, 0.9, False, 1e-4, 128)
+    assert (config.warmup_epochs, config.epochs, config.schedule, config.model) == (5.0, 200, "authors", "resnet32")
+    assert "cce_reference" in config.losses  # the form the authors trained

@@ -136,3 +136,15 @@ def test_cuda_losses_finite_at_extreme_margins(dtype):
     for name in ("cce", "cce_reference"):
         value = get_loss(name, 10)(logits, targets)
         assert torch.isfinite(value)
+
+
+def test_step_schedules_match_their_recipes():
+    # 200 epochs of 100 steps: LDAM-DRW decays at epochs 160 and 180, the CCE authors at 100 and 150.
+    total = 200 * 100
+    assert learning_rate_at(159 * 100, total, 500, 0.1, "ldam") == pytest.approx(0.1)
+    assert learning_rate_at(160 * 100, total, 500, 0.1, "ldam") == pytest.approx(1e-3)
+    assert learning_rate_at(180 * 100, total, 500, 0.1, "ldam") == pytest.approx(1e-5)
+    assert learning_rate_at(99 * 100, total, 500, 0.1, "authors") == pytest.approx(0.1)
+    assert learning_rate_at(100 * 100, total, 500, 0.1, "authors") == pytest.approx(0.01)
+    assert learning_rate_at(150 * 100, total, 500, 0.1, "authors") == pytest.approx(0.001)
+    assert learning_rate_at(0, total, 500, 0.1, "authors") == pytest.approx(0.1 / 500)  # linear warm-up per step
