@@ -1,9 +1,15 @@
 """The background training worker: a bounded FIFO queue, worker threads per device, cancel, live snapshots
 and persisted run directories. The only module that owns threads; the UI and the API talk to it through
-`submit`, `cancel`, `snapshot`, `list_jobs`, `wait` and `wait_for_change`.
+`estimate`, `submit`, `cancel`, `snapshot`, `list_jobs`, `client_jobs`, `wait` and `wait_for_change`.
+
+It also keeps a public deployment safe (`budget.Limits`): a job estimated over the time limit is refused
+before it takes a queue slot, a running job past its time limit is stopped as "timed out", a visitor holds
+at most a few queued or running jobs, and old runs are removed after each job (`retention`).
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import os
 import threading
@@ -19,9 +25,14 @@ import torch
 from .checkpoints import (
     EVENTS_FILE, METADATA_FILE, RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_id, read_events, read_run, to_jsonable,
 )
+from .budget import (
+    CALIBRATION, Calibration, CostEstimate, Limits, ModelCost, WorkPlan, describe_duration, estimate_seconds, plan_work,
+    remaining_seconds,
+)
 from .config import TrainConfig
-from .data import DataUnavailableError, planned_class_counts
-from .engine import Event, resolve_device, train_paired
+from .data import DataUnavailableError
+from .engine import Event, RunResult, resolve_device, train_paired
+from .retention import apply_retention
 from .status import FINISHED, JobStatus
 
 TERMINAL = FINISHED  # kept as a name: the job states after which nothing changes
@@ -30,10 +41,24 @@ DEFAULT_MAX_QUEUE = 8
 DEFAULT_KEEP_FINISHED = 16  # finished jobs kept in memory; older ones are read back from disk
 MAX_TOMBSTONES = 1000  # final snapshots of evicted jobs that never started (no run directory to read back)
 WORKER_NICENESS = 10  # training threads yield the CPU to request handlers, so the UI stays responsive
+# Progress of a run replayed from disk whose model has no cost figures: training steps only.
+STEPS_ONLY_COST = ModelCost(train_seconds_per_image=1.0, train_seconds_per_step=0.0, eval_seconds_per_image=0.0)
+
+logger = logging.getLogger(__name__)
 
 
 class QueueFullError(RuntimeError):
     """Raised by `submit` when the queue already holds `max_queue` waiting jobs; nothing was started."""
+
+
+class ClientLimitError(QueueFullError):
+    """Raised by `submit` when the visitor already has `max_jobs_per_client` jobs queued or running: their
+    share of the queue is full (a QueueFullError, so code that reports a full queue reports this too)."""
+
+
+class BudgetExceededError(ValueError):
+    """Raised by `submit` when the job's estimate is over `max_job_minutes`; nothing was queued. A ValueError:
+    the config asks for more than this deployment allows."""
 
 
 class UnknownJobError(KeyError):
@@ -51,8 +76,8 @@ class JobSnapshot:
     config: TrainConfig
     version: int  # increases with every change; redraw only when it moved
     queue_position: int | None  # 1-based among waiting jobs; None when not queued
-    progress: float  # 0..1 over all seeds
-    eta_seconds: float | None
+    progress: float  # 0..1 over all seeds, training and evaluation weighted by their estimated cost
+    eta_seconds: float | None  # while running: remaining work at the pace measured so far; else None
     message: str  # the latest status line ("Loading cifar10…")
     error: str  # why it failed / was cancelled / was interrupted
     device: str
@@ -67,6 +92,14 @@ class JobSnapshot:
     submitted_at: float
     started_at: float | None
     finished_at: float | None
+    # The estimate made at submit (None for runs read back from disk) and its text ("about 1 min 40 s on
+    # this machine").
+    estimate_seconds: float | None = None
+    estimate_text: str = ""
+    time_limit_seconds: float | None = None  # wall time after which it is stopped as timed out; None: never
+    # Who submitted it (a browser session or a client address). For comparing with the caller's own id
+    # only: never show it to, or send it in an API answer to, anyone else.
+    client_id: str | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -87,7 +120,6 @@ class _Job:
     error: str = ""
     run_dir: str | None = None
     started_at: float | None = None
-    training_started_at: float | None = None
     finished_at: float | None = None
     class_names: tuple[str, ...] = ()
     class_counts: tuple[int, ...] = ()
@@ -100,9 +132,25 @@ class _Job:
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     summaries: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
+    client_id: str | None = None
+    estimate: CostEstimate | None = None
+    time_limit_seconds: float | None = None
+    timed_out: bool = False  # set (by the worker, under the lock) when the time limit stopped it
+    # Progress and ETA: the work plan in estimated seconds (from the "started" event), the evaluations done,
+    # and monotonic clock readings: when the job started, when the work started (data loaded) and when the
+    # last event came, with the ETA computed then.
+    cost: ModelCost | None = None
+    plan: WorkPlan | None = None
+    evaluations_done: int = 0
+    started_clock: float | None = None
+    work_started_clock: float | None = None
+    last_event_clock: float | None = None
+    eta_at_last_event: float | None = None
 
-    def apply(self, event: Mapping[str, Any]) -> None:
-        """Fold one event (as plain JSON data, live or replayed from events.jsonl) into the state."""
+    def apply(self, event: Mapping[str, Any], now: float | None = None) -> None:
+        """Fold one event (as plain JSON data, live or replayed from events.jsonl) into the state. `now` is
+        the monotonic clock when it happened (default: now); it only matters for the ETA of a live job."""
+        now = time.monotonic() if now is None else now
         kind = event.get("kind")
         if kind == "status":
             self.message = event["message"]
@@ -112,17 +160,23 @@ class _Job:
             self.total_steps = int(event["total_steps"])
             self.device = event.get("device", self.device)
             self.message = f"Training on {self.device}"
+            num_train = int(event.get("num_train") or sum(self.class_counts))
+            num_test = int(event.get("num_test") or 0)
+            # The engine's evaluation sizes follow from the config (budget.epoch_evaluation_images mirrors it).
+            self.plan = plan_work(self.config, self.cost or STEPS_ONLY_COST, num_train, num_test)
+            self.work_started_clock = now
+            self._measure(now)
         elif kind == "step":
             self.global_step = int(event["global_step"])
-            if self.training_started_at is None:
-                self.training_started_at = time.time()
             if self.global_step % self.step_stride == 0 or not self.steps:
                 self.steps.append(dict(event))
                 if len(self.steps) > MAX_STEP_POINTS:
                     self.steps = self.steps[::2]  # keeps the first point
                     self.step_stride *= 2
+            self._measure(now)
         elif kind == "epoch":
             self.global_step = int(event["global_step"])
+            self.evaluations_done += 1
             evaluations = event["evaluations"]
             self.latest = evaluations
             self.epochs.append({
@@ -133,27 +187,50 @@ class _Job:
                 },
             })
             self.message = f"Seed {event['seed']}, epoch {event['epoch']} evaluated"
+            self._measure(now)
         elif kind == "seed_finished":
             self.comparisons.extend(event["comparisons"])
         elif kind == "finished":
             self.summaries = dict(event["summaries"])
 
+    def _measure(self, now: float) -> None:
+        """Recompute the ETA at an event: the work left at the pace measured since the work started."""
+        if self.plan is None or self.work_started_clock is None:
+            return
+        done = self.plan.done_seconds(self.global_step, self.evaluations_done)
+        self.eta_at_last_event = remaining_seconds(self.plan.total_seconds, done, now - self.work_started_clock)
+        self.last_event_clock = now
+
+    def progress(self) -> float:
+        if self.status == JobStatus.DONE:
+            return 1.0
+        return self.plan.progress(self.global_step, self.evaluations_done) if self.plan is not None else 0.0
+
+    def eta_seconds(self, now: float) -> float | None:
+        """Seconds left while running. Between events it counts down with the clock, so it neither freezes
+        nor climbs during an evaluation (whose cost the ETA already includes); before the data is loaded it
+        is the estimate less the time spent so far, never below the estimate's training and evaluation."""
+        if self.status != JobStatus.RUNNING:
+            return None
+        if self.eta_at_last_event is not None and self.last_event_clock is not None:
+            return max(0.0, self.eta_at_last_event - (now - self.last_event_clock))
+        if self.estimate is not None and self.started_clock is not None:
+            work = self.estimate.training_seconds + self.estimate.evaluation_seconds
+            return max(work, self.estimate.total_seconds - (now - self.started_clock))
+        return None
+
     def snapshot(self, queue_position: int | None) -> JobSnapshot:
-        progress = min(1.0, self.global_step / self.total_steps) if self.total_steps else 0.0
-        if self.status == "done":
-            progress = 1.0
-        eta = None
-        if self.status == "running" and self.training_started_at and 0 < progress < 1:
-            elapsed = time.time() - self.training_started_at
-            eta = elapsed * (1 - progress) / progress
         return JobSnapshot(
             job_id=self.job_id, status=self.status, config=self.config, version=self.version,
-            queue_position=queue_position, progress=progress, eta_seconds=eta, message=self.message,
-            error=self.error, device=self.device, run_dir=self.run_dir, class_names=self.class_names,
-            class_counts=self.class_counts, steps=tuple(self.steps), epochs=tuple(self.epochs),
-            latest=MappingProxyType(dict(self.latest)), comparisons=tuple(self.comparisons),
+            queue_position=queue_position, progress=self.progress(), eta_seconds=self.eta_seconds(time.monotonic()),
+            message=self.message, error=self.error, device=self.device, run_dir=self.run_dir,
+            class_names=self.class_names, class_counts=self.class_counts, steps=tuple(self.steps),
+            epochs=tuple(self.epochs), latest=MappingProxyType(dict(self.latest)), comparisons=tuple(self.comparisons),
             summaries=MappingProxyType(dict(self.summaries)), submitted_at=self.submitted_at,
             started_at=self.started_at, finished_at=self.finished_at,
+            estimate_seconds=self.estimate.total_seconds if self.estimate is not None else None,
+            estimate_text=self.estimate.text if self.estimate is not None else "",
+            time_limit_seconds=self.time_limit_seconds, client_id=self.client_id,
         )
 
 
@@ -180,17 +257,26 @@ def snapshot_from_run_dir(run_dir: Path) -> JobSnapshot:
     return snapshot
 
 
+def _finished_message(status: JobStatus) -> str:
+    return "Finished" if status == JobStatus.DONE else status.label
+
+
 def job_from_run_dir(run_dir: Path) -> _Job:
     """Rebuild a finished (or interrupted) job's state from its run directory."""
     record = read_run(run_dir)
-    job = _Job(record.run_id, record.config, record.metadata.get("device", "cpu"))
+    device = record.metadata.get("device", "cpu")
+    job = _Job(record.run_id, record.config, device)
+    try:  # only weights the progress of a stopped run; any figures do
+        job.cost = CALIBRATION.cost(torch.device(device).type, record.config.model)
+    except (ValueError, RuntimeError):
+        job.cost = None
     for event in read_events(run_dir):
         job.apply(event)
     job.status = JobStatus(record.status)
     job.error = record.metadata.get("reason", "")
-    if record.status == "interrupted":
+    if job.status == JobStatus.INTERRUPTED:
         job.error = job.error or "the app stopped while this run was training"
-    job.message = {"done": "Finished", "interrupted": "Interrupted"}.get(record.status, record.status.capitalize())
+    job.message = _finished_message(job.status)
     job.run_dir = str(run_dir)
     job.version = 1
     return job
@@ -198,7 +284,9 @@ def job_from_run_dir(run_dir: Path) -> _Job:
 
 class JobManager:
     """Runs training jobs in background threads: `max_concurrent` at a time per device, up to `max_queue`
-    more waiting in submission order. One manager is shared by the whole app."""
+    more waiting in submission order. One manager is shared by the whole app. `limits` bounds job time, jobs
+    per visitor and the runs kept (none by default); `calibration` holds the cost figures of the estimate
+    and the ETA; `clock` (seconds, monotonic) times jobs against the time limit. Tests pass their own."""
 
     def __init__(
         self,
@@ -211,6 +299,9 @@ class JobManager:
         keep_finished: int = DEFAULT_KEEP_FINISHED,
         torch_threads: int | None = None,
         worker_niceness: int = WORKER_NICENESS,
+        limits: Limits = Limits(),
+        calibration: Calibration = CALIBRATION,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_queue < 1 or max_concurrent < 1:
             raise ValueError(f"max_queue and max_concurrent must be >= 1, got {max_queue} and {max_concurrent}")
@@ -222,6 +313,11 @@ class JobManager:
         self.max_concurrent = max_concurrent
         self.keep_finished = keep_finished
         self.worker_niceness = worker_niceness
+        if not isinstance(limits, Limits):
+            raise ValueError(f"limits: expected a Limits, got {type(limits).__name__}")
+        self.limits = limits
+        self.calibration = calibration
+        self._clock = clock
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
         self._lock = threading.Lock()
@@ -232,32 +328,56 @@ class JobManager:
         self._tombstones: OrderedDict[str, JobSnapshot] = OrderedDict()
         self._workers: dict[str, list[threading.Thread]] = {}
         self._closed = False
+        self._retention_lock = threading.Lock()  # one pass at a time when several workers finish together
+        self._apply_retention(keep=None)  # limits lowered since the last start take effect now
 
     # ------------------------------------------------------------ public API
 
-    def submit(self, config: TrainConfig) -> str:
-        """Queue a job; returns its id (also its run directory's name). Raises `QueueFullError` when the
-        queue is full and `ValueError` for an unusable config, starting nothing in either case."""
+    def estimate(self, config: TrainConfig) -> CostEstimate:
+        """How long `config` should take here (what `submit` checks against `limits.max_job_minutes`). Raises
+        ValueError for an unusable config (e.g. a ratio that leaves a class without images)."""
         if not isinstance(config, TrainConfig):
             raise ValueError(f"config: expected a TrainConfig, got {type(config).__name__}")
+        return estimate_seconds(config, resolve_device(config.device).type, calibration=self.calibration)
+
+    def submit(self, config: TrainConfig, client_id: str | None = None) -> str:
+        """Queue a job; returns its id (also its run directory's name). `client_id` names the visitor (a
+        browser session, a client address); None is a trusted caller to whom the per-visitor limit does not
+        apply. Starting nothing and taking no queue slot, it raises `ValueError` for an unusable config,
+        `BudgetExceededError` when the estimate is over the time limit, `ClientLimitError` when the visitor
+        already has their share of jobs, and `QueueFullError` when the queue is full."""
+        if client_id is not None and not isinstance(client_id, str):
+            raise ValueError(f"client_id: expected a string or None, got {type(client_id).__name__}")
+        # Refuse here, not in the worker, what could never run: it would only take a queue slot.
+        estimate = self.estimate(config)
+        self._check_budget(estimate)
         device = resolve_device(config.device).type
-        # Refuse here, not in the worker, a ratio the data cannot satisfy: it would only take a queue slot.
-        planned_class_counts(config)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job manager is shut down")
+            self._check_client(client_id)
             if len(self._queue) >= self.max_queue:
                 raise QueueFullError(
                     f"The training queue is full ({len(self._queue)} jobs waiting, limit {self.max_queue}). "
                     "Try again when a job has finished."
                 )
             job_id = new_run_id(config)
-            job = _Job(job_id, config, device)
+            job = _Job(
+                job_id, config, device, client_id=client_id, estimate=estimate,
+                time_limit_seconds=self.limits.job_time_limit_seconds,
+                cost=self.calibration.cost(device, config.model),  # known: the estimate used it
+            )
             self._jobs[job_id] = job
             self._queue.append(job_id)
             self._ensure_workers(device)
             self._touch(job)
         return job_id
+
+    def client_jobs(self, client_id: str) -> list[JobSnapshot]:
+        """The visitor's queued and running jobs, oldest first (what counts against `max_jobs_per_client`)."""
+        with self._lock:
+            jobs = sorted(self._active_of(client_id), key=lambda job: job.submitted_at)
+            return [job.snapshot(self._queue_position(job.job_id)) for job in jobs]
 
     def cancel(self, job_id: str) -> bool:
         """Stop a running job (within a step) or drop a queued one. False if it had already finished."""
@@ -266,9 +386,10 @@ class JobManager:
             known_elsewhere = job is None and job_id in self._tombstones
             if job is not None and job.status not in TERMINAL:
                 job.stop.set()
-                if job.status == "queued":
+                if job.status == JobStatus.QUEUED:
                     self._queue.remove(job_id)
-                    job.status, job.error, job.message = "cancelled", "cancelled before it started", "Cancelled"
+                    job.status, job.error = JobStatus.CANCELLED, "cancelled before it started"
+                    job.message = _finished_message(job.status)
                     job.finished_at = time.time()
                     self._retire(job)
                     self._touch_queue()
@@ -323,7 +444,7 @@ class JobManager:
             self._closed = True
             for job_id in list(self._queue):
                 job = self._jobs[job_id]
-                job.status, job.error, job.finished_at = "cancelled", "the app shut down", time.time()
+                job.status, job.error, job.finished_at = JobStatus.CANCELLED, "the app shut down", time.time()
             self._queue.clear()
             for job in self._jobs.values():
                 job.stop.set()
@@ -343,6 +464,34 @@ class JobManager:
         for job_id in self._queue:
             self._jobs[job_id].version += 1
         self._changed.notify_all()
+
+    def _active_of(self, client_id: str) -> list[_Job]:
+        return [job for job in self._jobs.values() if job.client_id == client_id and job.status not in TERMINAL]
+
+    def _check_client(self, client_id: str | None) -> None:
+        limit = self.limits.max_jobs_per_client
+        if limit is None or client_id is None:
+            return
+        held = len(self._active_of(client_id))
+        if held >= limit:
+            noun = "job" if held == 1 else "jobs"
+            which = "it" if held == 1 else "one"
+            raise ClientLimitError(
+                f"You already have {held} {noun} queued or running (limit {limit} per visitor); "
+                f"wait for {which} to finish or stop {which}."
+            )
+
+    def _check_budget(self, estimate: CostEstimate) -> None:
+        """Refuse a job estimated over the time limit (no lock needed: it reads only the estimate)."""
+        limit_minutes = self.limits.max_job_minutes
+        if limit_minutes is None or estimate.total_seconds <= limit_minutes * 60:
+            return
+        raise BudgetExceededError(
+            f"This job would take {estimate.text}, over the limit of {describe_duration(limit_minutes * 60)} per "
+            "job here. Make it smaller (fewer epochs, seeds or losses, a smaller model, larger batches), or run "
+            "long jobs on your own machine from the command line: `python -m cce_demo.train` for one run, "
+            "`python -m cce_demo.reproduce` for the paper's grids."
+        )
 
     def _queue_position(self, job_id: str) -> int | None:
         return self._queue.index(job_id) + 1 if job_id in self._queue else None
@@ -391,18 +540,35 @@ class JobManager:
                     self._changed.wait()
                 if self._closed:
                     return
-                job.status, job.started_at, job.message = "running", time.time(), "Starting…"
+                job.status, job.started_at, job.message = JobStatus.RUNNING, time.time(), "Starting…"
+                job.started_clock = time.monotonic()
                 self._touch(job)
             status, reason = self._run(job)
+            # Before the job reads as finished, so that whoever waits for it sees the runs directory settled.
+            self._apply_retention(keep=job.job_id)
             with self._lock:
                 job.status, job.error, job.finished_at = status, reason, time.time()
-                job.message = {"done": "Finished", "cancelled": "Cancelled", "failed": "Failed"}[status]
+                job.message = _finished_message(status)
                 self._retire(job)
                 self._touch(job)
 
-    def _run(self, job: _Job) -> tuple[str, str]:
+    def _run(self, job: _Job) -> tuple[JobStatus, str]:
         """Train one job and write its run directory; never raises (a job's failure is its own)."""
         writer = None
+        started = self._clock()
+        deadline = None if job.time_limit_seconds is None else started + job.time_limit_seconds
+
+        def should_stop() -> bool:
+            # Checked by the engine every step: a Stop press, or the wall-clock limit (a wrong estimate).
+            if job.stop.is_set() or job.timed_out:
+                return True
+            if deadline is not None and self._clock() > deadline:
+                with self._lock:
+                    job.timed_out, job.message = True, "Stopping: over its time limit"
+                    self._touch(job)
+                return True
+            return False
+
         try:
             writer = RunWriter(self.runs_dir, job.config, job.job_id)
             with self._lock:
@@ -415,8 +581,13 @@ class JobManager:
                     job.apply(data)
                     self._touch(job)
 
-            result = train_paired(job.config, on_event, job.stop.is_set, self.data_dir, self.allow_download)
-            status = "failed" if result.status == "diverged" else result.status
+            result = train_paired(job.config, on_event, should_stop, self.data_dir, self.allow_download)
+            status = JobStatus(result.status)
+            if status == JobStatus.DIVERGED:
+                status = JobStatus.FAILED
+            elif status == JobStatus.CANCELLED and job.timed_out:
+                status = JobStatus.TIMED_OUT
+                result = dataclasses.replace(result, reason=self._timeout_reason(self._clock() - started, result))
             writer.finish(result, status=status)
             return status, result.reason
         except Exception as error:  # noqa: BLE001 - isolation: any failure ends this job, not the app
@@ -426,10 +597,35 @@ class JobManager:
                     writer.fail(reason)
                 except Exception as write_error:  # noqa: BLE001 - e.g. a full disk; the job still ends
                     reason += f" (and its run directory could not be updated: {write_error})"
-            return "failed", reason
+            return JobStatus.FAILED, reason
         finally:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+    def _timeout_reason(self, elapsed: float, result: RunResult) -> str:
+        margin = round((self.limits.timeout_margin - 1) * 100)
+        budget = describe_duration((self.limits.max_job_minutes or 0) * 60)
+        kept = "the models trained so far are kept" if result.models else "nothing had been trained yet"
+        return f"stopped after {describe_duration(elapsed)}: over its budget of {budget} by more than {margin} %; {kept}"
+
+    def _apply_retention(self, keep: str | None) -> None:
+        """Remove old runs beyond `limits.keep_runs` / `limits.max_runs_mb`; never a queued or running job's,
+        nor `keep` (the job that just finished: its visitor is about to look at it). A failure is logged,
+        never raised: disk housekeeping must not end a job or the app."""
+        if self.limits.keep_runs is None and self.limits.max_runs_mb is None:
+            return
+        with self._lock:
+            protected = {job_id for job_id, job in self._jobs.items() if job.status not in TERMINAL}
+        if keep is not None:
+            protected.add(keep)
+        try:
+            with self._retention_lock:
+                removed = apply_retention(self.runs_dir, self.limits.keep_runs, self.limits.max_runs_mb, protected)
+        except Exception as error:  # noqa: BLE001 - e.g. a permission error; the next pass tries again
+            logger.warning("could not apply the run retention limits in %s: %s", self.runs_dir, error)
+            return
+        if removed:
+            logger.info("removed %d old run(s) to stay within the limits: %s", len(removed), ", ".join(removed))
 
     def _snapshot_from_disk(self, job_id: str) -> JobSnapshot:
         if not isinstance(job_id, str) or not RUN_ID_PATTERN.match(job_id) or not (self.runs_dir / job_id).is_dir():

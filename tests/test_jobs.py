@@ -3,8 +3,14 @@ import time
 
 import pytest
 
-from cce_demo.checkpoints import RunWriter
-from cce_demo.jobs import MAX_STEP_POINTS, JobManager, QueueFullError, UnknownJobError
+from cce_demo import jobs
+from cce_demo.budget import Limits, ModelCost, calibration
+from cce_demo.checkpoints import RunWriter, load_models, read_run
+from cce_demo.config import preset
+from cce_demo.jobs import (
+    MAX_STEP_POINTS, BudgetExceededError, ClientLimitError, JobManager, QueueFullError, UnknownJobError,
+)
+from cce_demo.status import JobStatus
 
 
 def wait_until(manager, job_id, predicate, timeout=60.0):
@@ -36,7 +42,9 @@ def long_config(tiny_config):
 def test_submit_to_done_writes_a_run_directory(manager, tiny_config):
     job_id = manager.submit(tiny_config)
     snapshot = manager.wait(job_id, timeout=120)
-    assert snapshot.status == "done" and snapshot.progress == 1.0
+    assert snapshot.status == JobStatus.DONE and snapshot.progress == 1.0 and snapshot.eta_seconds is None
+    assert snapshot.estimate_seconds == manager.estimate(tiny_config).total_seconds > 0
+    assert snapshot.estimate_text.startswith("about ") and snapshot.time_limit_seconds is None
     assert (manager.runs_dir / job_id / "run.json").exists()
     assert len(snapshot.epochs) == tiny_config.epochs and set(snapshot.latest) == {"ce", "cce"}
     assert snapshot.comparisons[0]["other"] == "cce" and snapshot.steps[-1]["losses"].keys() == {"ce", "cce"}
@@ -228,3 +236,173 @@ def test_jobs_cancelled_before_starting_still_answer_after_eviction(tmp_path, lo
             assert manager.cancel(job_id) is False
     finally:
         manager.shutdown()
+
+
+# ---------------------------------------------------------------- limits: time, visitors, disk
+
+
+class SteppableClock:
+    """The real monotonic clock plus an offset the test moves forward, so a job "runs for half an hour" at once."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def __call__(self):
+        return time.monotonic() + self.offset
+
+
+def uniform_calibration(model, seconds_per_image, seconds_per_step=0.0):
+    return calibration(
+        costs={("cpu", model): ModelCost(seconds_per_image, seconds_per_step, seconds_per_image)},
+        data_seconds={}, measured={"cpu"}, where={"cpu": "on this machine"},
+    )
+
+
+def test_a_job_over_the_time_limit_is_refused_before_taking_a_slot(tmp_path, tiny_config):
+    manager = JobManager(tmp_path / "runs", allow_download=False, max_queue=1, worker_niceness=0,
+                         limits=Limits(max_job_minutes=20))
+    try:
+        long_run = preset("ldam-drw", device="cpu")
+        with pytest.raises(BudgetExceededError) as refused:
+            manager.submit(long_run, client_id="visitor")
+        message = str(refused.value)
+        assert isinstance(refused.value, ValueError)
+        assert manager.estimate(long_run).text in message and "hours" in message and "20 min per job" in message
+        assert "python -m cce_demo.train" in message and "python -m cce_demo.reproduce" in message
+        assert manager.list_jobs() == []
+        job_id = manager.submit(tiny_config, client_id="visitor")  # the only queue slot is still free
+        assert manager.wait(job_id, timeout=120).status == JobStatus.DONE
+    finally:
+        manager.shutdown()
+
+
+def test_a_job_estimated_at_years_says_so(tmp_path):
+    huge = preset("authors", device="cpu", epochs=1000, batch_size=1, seeds=tuple(range(10)))
+    manager = JobManager(tmp_path / "runs", allow_download=False, limits=Limits(max_job_minutes=20),
+                         calibration=uniform_calibration(huge.model, 0.01, 0.1))
+    try:
+        with pytest.raises(BudgetExceededError, match=r"would take about \d+\.\d years on this machine"):
+            manager.submit(huge)
+    finally:
+        manager.shutdown()
+
+
+def test_a_job_whose_estimate_was_wrong_is_stopped_as_timed_out(tmp_path, long_config):
+    # The calibration under-reports the cost a millionfold, so the job is accepted under a 20-minute limit;
+    # the clock then says it has run 31 minutes, past 1.5 x 20.
+    clock = SteppableClock()
+    manager = JobManager(tmp_path / "runs", allow_download=False, worker_niceness=0, clock=clock,
+                         limits=Limits(max_job_minutes=20), calibration=uniform_calibration(long_config.model, 1e-9))
+    try:
+        job_id = manager.submit(long_config)
+        running = wait_until(manager, job_id, lambda s: s.status == JobStatus.RUNNING and len(s.steps) > 0)
+        assert running.estimate_seconds < 1 and running.time_limit_seconds == 30 * 60
+        clock.offset = 31 * 60
+        snapshot = manager.wait(job_id, timeout=60)
+        assert snapshot.status == JobStatus.TIMED_OUT, snapshot.error
+        assert snapshot.error == (
+            "stopped after 31 min: over its budget of 20 min by more than 50 %; the models trained so far are kept"
+        )
+        assert snapshot.message == "Timed out" and snapshot.steps
+        record = read_run(manager.runs_dir / job_id)
+        assert record.status == "timed out" and record.metadata["reason"] == snapshot.error
+        assert set(load_models(record)) == {"ce", "cce"}  # what was trained is kept
+    finally:
+        manager.shutdown()
+    restarted = JobManager(tmp_path / "runs", allow_download=False)
+    try:
+        from_disk = restarted.snapshot(job_id)
+        assert from_disk.status == JobStatus.TIMED_OUT and from_disk.message == "Timed out"
+        assert from_disk.error == snapshot.error
+    finally:
+        restarted.shutdown()
+
+
+def test_no_time_limit_without_a_budget(manager, tiny_config):
+    job_id = manager.submit(tiny_config)
+    assert manager.snapshot(job_id).time_limit_seconds is None
+    assert manager.wait(job_id, timeout=120).status == JobStatus.DONE
+
+
+def test_one_job_per_visitor(tmp_path, long_config, tiny_config):
+    manager = JobManager(tmp_path / "runs", allow_download=False, max_queue=4, worker_niceness=0,
+                         limits=Limits(max_jobs_per_client=1))
+    try:
+        first = manager.submit(long_config, client_id="visitor-a")
+        with pytest.raises(ClientLimitError) as refused:
+            manager.submit(tiny_config, client_id="visitor-a")
+        assert str(refused.value) == (
+            "You already have 1 job queued or running (limit 1 per visitor); wait for it to finish or stop it."
+        )
+        assert isinstance(refused.value, QueueFullError)  # code that reports a full queue reports this too
+        other = manager.submit(tiny_config, client_id="visitor-b")
+        trusted = manager.submit(tiny_config)  # no client id: the command line, a local caller
+        assert manager.snapshot(first).status in (JobStatus.QUEUED, JobStatus.RUNNING)  # the first job stays
+        assert [snapshot.job_id for snapshot in manager.client_jobs("visitor-a")] == [first]
+        assert manager.snapshot(other).client_id == "visitor-b" and manager.snapshot(trusted).client_id is None
+        manager.cancel(first)
+        manager.wait(first, timeout=30)
+        again = manager.submit(tiny_config, client_id="visitor-a")  # a finished job frees the visitor's slot
+        for job_id in (other, trusted, again):
+            manager.cancel(job_id)
+    finally:
+        manager.shutdown()
+
+
+def test_old_runs_are_removed_after_each_job_but_never_a_running_one(tmp_path, long_config, tiny_config):
+    runs = tmp_path / "runs"
+    old = RunWriter(runs, tiny_config, "old-run")
+    old.metadata.update(status="done", created_at="2020-01-01T00:00:00+0000")
+    old._write_metadata()
+    (runs / "not-a-run").mkdir()
+    manager = JobManager(runs, allow_download=False, max_concurrent=2, worker_niceness=0, limits=Limits(keep_runs=1))
+    try:
+        assert (runs / "old-run").exists()  # within the limit at start-up: one run
+        running = manager.submit(long_config)
+        wait_until(manager, running, lambda s: s.status == JobStatus.RUNNING and s.run_dir is not None)
+        quick = manager.submit(tiny_config)
+        assert manager.wait(quick, timeout=120).status == JobStatus.DONE
+        # Three runs, limit 1: the old one goes; the running one and the one just finished stay.
+        assert not (runs / "old-run").exists()
+        assert (runs / running).is_dir() and (runs / quick).is_dir() and (runs / "not-a-run").is_dir()
+        assert manager.snapshot(running).status == JobStatus.RUNNING
+        manager.cancel(running)
+        assert manager.wait(running, timeout=30).status == JobStatus.CANCELLED
+        # The job that just finished is kept; the older finished one (quick was created later) may go.
+        assert (runs / running).is_dir()
+    finally:
+        manager.shutdown()
+
+
+def test_progress_and_eta_include_evaluation(tiny_config):
+    # 100 training images, batch 50: 2 steps per epoch; 2 epochs; 2 models. In estimated seconds: a step is
+    # 2 x 50 x 10 ms = 1 s, an evaluation 2 x 100 x 5 ms = 1 s, the run 2 x (2 + 1) = 6 s.
+    config = tiny_config.replace(epochs=2, batch_size=50)
+    job = jobs._Job("x", config, "cpu", status=JobStatus.RUNNING, cost=ModelCost(0.01, 0.0, 0.005))
+    job.apply({"kind": "started", "class_names": ["a", "b"], "class_counts": [50, 50], "total_steps": 4,
+               "num_train": 100, "num_test": 100, "steps_per_epoch": 2}, now=100.0)
+    assert job.plan.total_seconds == pytest.approx(6.0)
+    assert job.progress() == 0 and job.eta_seconds(100.0) == pytest.approx(6.0)  # the estimate, nothing measured
+    for step, now in ((1, 101.0), (2, 102.0)):
+        job.apply({"kind": "step", "global_step": step, "losses": {}}, now=now)
+    assert job.progress() == pytest.approx(2 / 6)
+    assert job.eta_seconds(102.0) == pytest.approx(4.0)  # on schedule
+    # During the evaluation the ETA counts down with the clock instead of climbing.
+    assert job.eta_seconds(102.5) == pytest.approx(3.5)
+    job.apply({"kind": "epoch", "seed": 0, "epoch": 1, "global_step": 2, "evaluations": {}}, now=103.0)
+    assert job.progress() == pytest.approx(3 / 6) and job.eta_seconds(103.0) == pytest.approx(3.0)
+    # The second epoch runs twice as slowly as estimated: the ETA follows the measured pace, damped by the
+    # estimate (worth 10 % of the run, 0.6 s of work).
+    job.apply({"kind": "step", "global_step": 3, "losses": {}}, now=105.0)
+    assert job.eta_seconds(105.0) == pytest.approx(2.0 * (5.0 + 0.6) / (4.0 + 0.6))
+    job.status = JobStatus.DONE
+    assert job.progress() == 1.0 and job.eta_seconds(106.0) is None
+
+
+def test_eta_before_the_data_is_loaded_is_the_estimate(manager, tiny_config):
+    estimate = manager.estimate(tiny_config)
+    job = jobs._Job("x", tiny_config, "cpu", status=JobStatus.RUNNING, estimate=estimate, started_clock=50.0)
+    assert job.eta_seconds(50.0) == pytest.approx(estimate.total_seconds)
+    # Loading slower than estimated: the training and evaluation still lie ahead.
+    assert job.eta_seconds(50.0 + 1e6) == pytest.approx(estimate.training_seconds + estimate.evaluation_seconds)
+    assert job.snapshot(None).estimate_seconds == estimate.total_seconds

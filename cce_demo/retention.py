@@ -1,0 +1,124 @@
+"""Bounded disk: remove the oldest runs of a runs directory beyond a count and/or a total size.
+
+Only valid run directories (a readable run.json whose run id is the folder's name) are counted and removed;
+anything else in the folder is left alone, since it is not ours to judge. Runs that are queued or running in
+this app (`protected_ids`) and runs another live process is writing are never removed. Shipped runs live in
+another directory, which is never passed here.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .checkpoints import METADATA_FILE, RunCorruptError, read_run
+from .status import JobStatus
+
+MEGABYTE = 1_000_000
+# A run being removed is first renamed to a hidden name (list_runs skips names starting with "."), so a
+# reader never sees half a run; leftovers of an interrupted removal are finished off on the next pass.
+REMOVING_PREFIX = ".removing-"
+
+
+@dataclass(frozen=True)
+class RunOnDisk:
+    run_id: str
+    path: Path
+    created: float  # seconds since the epoch
+    size_bytes: int
+    protected: bool
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of the regular files under `path`, symbolic links not followed."""
+    total = 0
+    for root, _, files in os.walk(path, followlinks=False):
+        for name in files:
+            try:
+                status = os.lstat(os.path.join(root, name))
+            except OSError:  # removed meanwhile
+                continue
+            total += status.st_size
+    return total
+
+
+def _created(metadata: dict, path: Path) -> float:
+    """When the run was created: run.json's created_at, or the file's modification time if that is unreadable."""
+    try:
+        return datetime.datetime.strptime(metadata["created_at"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except (KeyError, TypeError, ValueError):
+        return (path / METADATA_FILE).stat().st_mtime
+
+
+def runs_on_disk(runs_dir: Path, protected_ids: Iterable[str] = ()) -> list[RunOnDisk]:
+    """The valid runs directly under `runs_dir`, newest first."""
+    protected_ids = set(protected_ids)
+    runs = []
+    for path in sorted(Path(runs_dir).iterdir()) if Path(runs_dir).is_dir() else ():
+        if path.name.startswith(".") or path.is_symlink() or not path.is_dir():
+            continue
+        try:
+            record = read_run(path)
+        except (RunCorruptError, OSError):
+            continue
+        if record.run_id != path.name:  # a copied or renamed folder: not a run this directory owns
+            continue
+        # read_run reports "running" only while the owning process lives (this app or another one).
+        busy = record.status == JobStatus.RUNNING or path.name in protected_ids
+        runs.append(RunOnDisk(path.name, path, _created(record.metadata, path), directory_size(path), busy))
+    runs.sort(key=lambda run: (run.created, run.run_id), reverse=True)
+    return runs
+
+
+def choose_removals(runs: list[RunOnDisk], keep_runs: int | None, max_runs_mb: float | None) -> list[RunOnDisk]:
+    """Which runs (given newest first) to remove, oldest first: every unprotected run past the newest
+    `keep_runs`, then more of the oldest unprotected ones while the total is over `max_runs_mb`. Protected
+    runs count towards both bounds but are never chosen. Pure."""
+    chosen: list[RunOnDisk] = []
+    if keep_runs is not None:
+        chosen = [run for run in runs[keep_runs:] if not run.protected]
+    if max_runs_mb is not None:
+        total = sum(run.size_bytes for run in runs) - sum(run.size_bytes for run in chosen)
+        for run in reversed(runs):  # oldest first
+            if total <= max_runs_mb * MEGABYTE:
+                break
+            if not run.protected and run not in chosen:
+                chosen.append(run)
+                total -= run.size_bytes
+    return sorted(chosen, key=lambda run: (run.created, run.run_id))
+
+
+def remove_run(path: Path) -> None:
+    """Hide the run under a temporary name in one rename, then delete it."""
+    hidden = path.with_name(f"{REMOVING_PREFIX}{path.name}-{secrets.token_hex(3)}")
+    os.rename(path, hidden)
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
+def apply_retention(
+    runs_dir: str | os.PathLike,
+    keep_runs: int | None,
+    max_runs_mb: float | None,
+    protected_ids: Iterable[str] = (),
+) -> list[str]:
+    """Keep the newest `keep_runs` runs and at most `max_runs_mb` megabytes of runs in `runs_dir` (None: no
+    bound); returns the ids removed, oldest first. Never removes a protected or live run, nor anything that
+    is not a valid run directory."""
+    runs_dir = Path(runs_dir)
+    for leftover in runs_dir.glob(f"{REMOVING_PREFIX}*") if runs_dir.is_dir() else ():
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+    if keep_runs is None and max_runs_mb is None:
+        return []
+    removed = []
+    for run in choose_removals(runs_on_disk(runs_dir, protected_ids), keep_runs, max_runs_mb):
+        try:
+            remove_run(run.path)
+        except FileNotFoundError:  # removed by someone else meanwhile
+            continue
+        removed.append(run.run_id)
+    return removed
