@@ -119,18 +119,49 @@ def prepare_image(image: Image.Image) -> PreparedImage:
     return PreparedImage(np.asarray(fitted, dtype=np.uint8).copy(), tuple(notes))
 
 
+def prior_adjusted_logits(logits: torch.Tensor, class_counts: Sequence[int], tau: float = 1.0) -> torch.Tensor:
+    """Post-hoc logit adjustment (Menon et al. 2021, "Long-tail learning via logit adjustment"): logits − τ·log π,
+    with π the training class prior (the counts, normalised). With τ = 1 the softmax becomes p(y|x)/π_y
+    renormalised: the model's belief with the training set's imbalance divided out, as if trained on balanced
+    data. Pure; `logits` is (..., K)."""
+    counts = torch.as_tensor(list(class_counts), dtype=torch.float64)
+    if counts.ndim != 1 or counts.numel() != logits.shape[-1]:
+        raise ValueError(f"class_counts: expected {logits.shape[-1]} counts, got {counts.numel()}")
+    if not bool((counts > 0).all()) or not bool(torch.isfinite(counts).all()):
+        raise ValueError("class_counts: every class needs a positive training count for the prior correction")
+    log_prior = torch.log(counts / counts.sum())
+    return (logits.double() - tau * log_prior).to(logits.dtype)
+
+
 @torch.inference_mode()
-def top_k_probabilities(
-    models: dict[str, torch.nn.Module], pixels: np.ndarray, dataset: str, class_names: Sequence[str], k: int = TOP_K
-) -> dict[str, list[tuple[str, float]]]:
-    """Each model's k most probable classes for one 32x32 image, highest first."""
+def class_probabilities(
+    models: dict[str, torch.nn.Module], pixels: np.ndarray, dataset: str,
+    prior_counts: Sequence[int] | None = None, tau: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """Each model's softmax over all classes for one 32x32 image; with `prior_counts`, after the post-hoc
+    prior correction (`prior_adjusted_logits`)."""
     batch = to_model_input(torch.from_numpy(pixels)[None], *NORMALISATION[dataset])
     result = {}
     for loss, model in models.items():
-        probabilities = torch.softmax(model(batch).float(), dim=1)[0]
-        values, indices = probabilities.topk(min(k, len(class_names)))
-        result[loss] = [(class_names[index], float(value)) for value, index in zip(values.tolist(), indices.tolist())]
+        logits = model(batch).float()[0]
+        if prior_counts is not None:
+            logits = prior_adjusted_logits(logits, prior_counts, tau)
+        result[loss] = torch.softmax(logits, dim=0)
     return result
+
+
+def top_k(probabilities: torch.Tensor, class_names: Sequence[str], k: int = TOP_K) -> list[tuple[str, float]]:
+    values, indices = probabilities.topk(min(k, len(class_names)))
+    return [(class_names[index], float(value)) for value, index in zip(values.tolist(), indices.tolist())]
+
+
+def top_k_probabilities(
+    models: dict[str, torch.nn.Module], pixels: np.ndarray, dataset: str, class_names: Sequence[str], k: int = TOP_K,
+    prior_counts: Sequence[int] | None = None,
+) -> dict[str, list[tuple[str, float]]]:
+    """Each model's k most probable classes for one 32x32 image, highest first."""
+    probabilities = class_probabilities(models, pixels, dataset, prior_counts)
+    return {loss: top_k(values, class_names, k) for loss, values in probabilities.items()}
 
 
 class ModelCache:
@@ -156,11 +187,24 @@ class ModelCache:
         return models
 
 
+def classify_prepared(
+    prepared: PreparedImage, record: RunRecord, cache: ModelCache, k: int = TOP_K, correct_prior: bool = False,
+) -> dict[str, list[tuple[str, float]]]:
+    """Top-k classes of every model of `record` for a prepared image; `correct_prior` divides out the run's
+    training class prior (post-hoc logit adjustment, τ = 1)."""
+    models = cache.get(record)
+    class_names = record.class_names or tuple(str(index) for index in range(record.config.num_classes))
+    prior = None
+    if correct_prior:
+        if len(record.class_counts) != len(class_names):
+            raise ValueError("this run did not record its training class counts, so its prior cannot be corrected")
+        prior = record.class_counts
+    return top_k_probabilities(models, prepared.pixels, record.config.dataset, class_names, k, prior)
+
+
 def classify_upload(
-    source: str | os.PathLike | bytes, record: RunRecord, cache: ModelCache, k: int = TOP_K
+    source: str | os.PathLike | bytes, record: RunRecord, cache: ModelCache, k: int = TOP_K, correct_prior: bool = False,
 ) -> tuple[PreparedImage, dict[str, list[tuple[str, float]]]]:
     """Decode, prepare and classify one upload with every model of `record`."""
     prepared = prepare_image(open_upload(source))
-    models = cache.get(record)
-    class_names = record.class_names or tuple(str(index) for index in range(record.config.num_classes))
-    return prepared, top_k_probabilities(models, prepared.pixels, record.config.dataset, class_names, k)
+    return prepared, classify_prepared(prepared, record, cache, k, correct_prior)

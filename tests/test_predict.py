@@ -63,3 +63,43 @@ def test_classify_gives_top5_for_every_model(trained_run, tmp_path):
         assert len(top) == 5 and all(top[i][1] >= top[i + 1][1] for i in range(4))
         assert 0 < sum(p for _, p in top) <= 1.0 + 1e-6
     assert cache.get(trained_run) is cache.get(trained_run)  # loaded once
+
+
+# ---------------------------------------------------------------- post-hoc prior correction
+
+
+def test_prior_correction_divides_the_prior_out():
+    """Oracle: softmax(logits - log prior) equals Bayes' rule p(y|x) / prior(y), renormalised."""
+    import torch
+
+    from cce_demo.predict import prior_adjusted_logits
+
+    logits = torch.tensor([[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4]])
+    counts = [5000, 1000, 100, 50]
+    prior = np.array(counts, dtype=np.float64) / sum(counts)
+    adjusted = torch.softmax(prior_adjusted_logits(logits, counts), dim=1).numpy()
+    probabilities = torch.softmax(logits, dim=1).double().numpy()
+    oracle = probabilities / prior
+    oracle /= oracle.sum(axis=1, keepdims=True)
+    assert np.allclose(adjusted, oracle, atol=1e-6)
+    # A uniform prior changes nothing; tau scales the correction.
+    assert torch.allclose(prior_adjusted_logits(logits, [7, 7, 7, 7]) - logits, torch.full_like(logits, np.log(4)))
+    half = prior_adjusted_logits(logits, counts, tau=0.5) - logits
+    assert np.allclose(half.numpy(), -0.5 * np.log(prior)[None, :], atol=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        prior_adjusted_logits(logits, [1, 0, 1, 1])
+    with pytest.raises(ValueError, match="4 counts"):
+        prior_adjusted_logits(logits, [1, 2])
+
+
+def test_prior_correction_moves_predictions_toward_rare_classes(trained_run, tmp_path):
+    path = tmp_path / "image.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
+    cache = ModelCache()
+    _, plain = classify_upload(path, trained_run, cache, k=10)
+    _, corrected = classify_upload(path, trained_run, cache, k=10, correct_prior=True)
+    counts = dict(zip(trained_run.class_names, trained_run.class_counts))
+    for loss in plain:
+        def expected_count(top):
+            return sum(probability * counts[name] for name, probability in top)
+        assert expected_count(corrected[loss]) < expected_count(plain[loss])  # the head classes lost weight

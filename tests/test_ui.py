@@ -1,28 +1,52 @@
-"""UI handlers and view functions, without a server."""
+"""The UI without a server: settings, the pure views (verdict, charts, tables) and the dict-returning
+handlers, called directly with a context built on temporary runs directories and a real JobManager."""
 import dataclasses
+import json
+import logging
+import shutil
+import threading
 
+import gradio as gr
 import pytest
 
 from cce_demo.config import PRESETS, TrainConfig
-from cce_demo.jobs import JobManager
-from cce_demo.ui import (
-    RunCatalog, config_from_form, config_from_request, confusion_html, groups_table, loss_curve_frame,
-    recall_frame, runs_table, verdict_markdown,
-)
 from cce_demo.data import planned_class_counts
+from cce_demo.jobs import JobManager
+from cce_demo.predict import ModelCache
+from cce_demo.status import JobStatus
+from cce_demo.ui import RunCatalog, config_from_form, config_from_request, confusion_html, groups_table, runs_table
+from cce_demo.ui import api, classify, handlers, runs
+from cce_demo.ui.charts import ticks
+from cce_demo.ui.context import AppContext, UiContext
+from cce_demo.ui.layout import build_layout
+from cce_demo.ui.state import BrowserMemory, Drawn, ViewRef
+from cce_demo.ui.verdict import verdict_html
+from cce_demo.ui.views import counts_chart, epoch_chart, loss_chart, recall_chart, smooth, status_html
+
+FAST = dict(dataset="synthetic", imbalance_ratio=2.0, batch_size=64, device="cpu", max_per_class=40, synthetic_test_per_class=10)
+WINNER_WORDS = ("better", "worse", "helped", "hurt", "wins", "winner", "held up", "scored higher", "scored lower")
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A finished paired run with two seeds, as the manager sees it."""
+    """A finished paired run with two seeds, as the manager sees it (used as the 'shipped' runs directory)."""
     manager = JobManager(tmp_path_factory.mktemp("ui-runs"), allow_download=False, worker_niceness=0)
-    config = TrainConfig(dataset="synthetic", imbalance_ratio=2.0, epochs=2, batch_size=64, device="cpu",
-                         max_per_class=40, synthetic_test_per_class=10, seeds=(0, 1))
-    job_id = manager.submit(config)
+    job_id = manager.submit(TrainConfig(epochs=2, seeds=(0, 1), **FAST))
     snapshot = manager.wait(job_id, timeout=120)
     manager.shutdown()
-    assert snapshot.status == "done"
+    assert snapshot.status == JobStatus.DONE
     return manager, snapshot
+
+
+def one_seed(snapshot):
+    """The same run as if only seed 0 had been trained."""
+    return dataclasses.replace(
+        snapshot, config=snapshot.config.replace(seeds=(0,)), comparisons=snapshot.comparisons[:1], summaries={},
+        epochs=tuple(point for point in snapshot.epochs if point["seed"] == 0),
+    )
+
+
+# ---------------------------------------------------------------- settings
 
 
 def form_values(**changes):
@@ -44,6 +68,7 @@ def test_form_to_config():
 def test_api_request_to_config():
     config = config_from_request({"preset": "standard", "epochs": 2, "seed": 5})
     assert config.imbalance_ratio == PRESETS["standard"].imbalance_ratio and config.epochs == 2 and config.seeds == (5,)
+    assert config_from_request({"preset": "paper"}).model == PRESETS["ldam-drw"].model  # the old name still works
     with pytest.raises(ValueError, match="unknown config field"):
         config_from_request({"epochz": 2})
     with pytest.raises(ValueError, match="JSON object"):
@@ -52,114 +77,348 @@ def test_api_request_to_config():
 
 def test_planned_counts_without_data():
     assert planned_class_counts(PRESETS["standard"]) == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
-    with pytest.raises(ValueError, match="imbalance_ratio"):
-        planned_class_counts(PRESETS["quick"].replace(imbalance_ratio=6000))
 
 
-def test_views_of_a_finished_run(finished):
+# ---------------------------------------------------------------- views
+
+
+def test_smoothing_is_a_debiased_moving_average():
+    assert smooth([3.0, 1.0], 0.0) == [3.0, 1.0]
+    assert smooth([2.0] * 5, 0.9) == pytest.approx([2.0] * 5)  # debiased: no ramp up from zero
+    weight = 0.6
+    expected_second = (weight * (1 - weight) * 4.0 + (1 - weight) * 1.0) / (1 - weight**2)
+    assert smooth([4.0, 1.0], weight) == pytest.approx([4.0, expected_second])
+
+
+def test_axis_ticks_are_round_and_inside():
+    assert ticks(1, 25, 5, integer=True) == [5, 10, 15, 20, 25]
+    assert ticks(0.5, 1.5, 5, integer=True) == [1]  # one epoch: one tick, never "1.000000"
+    assert ticks(0.23, 2.31, 5) == [0.5, 1.0, 1.5, 2.0]
+
+
+def test_loss_chart_smooths_and_draws_the_ce_part_dashed_under_ce(finished):
     _, snapshot = finished
-    curve = loss_curve_frame(snapshot)
-    assert set(curve["series"]) == {"CE", "CCE (paper form)", "CCE (paper form) · CE part"}
-    recall = recall_frame(snapshot)
-    assert len(recall) == 20 and recall["recall"].between(0, 1).all()
-    assert list(recall["series"][:2]) == ["CE", "CCE (paper form)"]  # side by side per class
+    chart = loss_chart(snapshot, 0.8)
+    assert "CCE (paper form) · CE part" in chart and 'stroke-dasharray="7 5"' in chart
+    assert 'stroke-opacity="0.3"' in chart  # the raw series, faint
+    # CE is drawn last (on top); its CE part is CE itself, so it has none.
+    paths = [part for part in chart.split("<path ") if "<title>" in part]
+    assert paths[-1].split("<title>")[1].startswith("CE<")
+    raw = loss_chart(snapshot, 0)
+    assert 'stroke-opacity="0.3"' not in raw and "Raw values" in raw
+    last_step = snapshot.steps[-1]["global_step"]  # the x axis ends at the data: no tick beyond it
+    assert all(float(tick.replace(",", "")) <= last_step for tick in _x_ticks(chart))
+
+
+def _x_ticks(chart):
+    return [part.split(">")[1].split("<")[0] for part in chart.split('class="cc-xt"')[1:]]
+
+
+def test_epoch_charts_have_a_placeholder_integer_ticks_and_points(finished):
+    _, snapshot = finished
+    empty = dataclasses.replace(snapshot, epochs=(), latest={}, steps=())
+    assert "appears when epoch 1" in epoch_chart(empty, "test_loss", "t")
+    assert "appears with the first steps" in loss_chart(empty)
+    assert "appears when epoch 1" in recall_chart(empty)
+    first = dataclasses.replace(snapshot, epochs=snapshot.epochs[:2])  # epoch 1 of seed 0 (two points, one per loss)
+    first = dataclasses.replace(first, epochs=tuple(p for p in first.epochs if p["seed"] == 0 and p["epoch"] == 1))
+    chart = epoch_chart(first, "balanced_accuracy", "Balanced accuracy", as_percent=True)
+    assert _x_ticks(chart) == ["1"] and 'stroke-linecap="round"' in chart  # visible points
+    several = epoch_chart(snapshot, "test_loss", "Test loss")
+    assert "seed 1" in several and all(tick in ("1", "2") for tick in _x_ticks(several))
+
+
+def test_recall_chart_groups_classes_with_counts_once_and_marks_zero(finished):
+    _, snapshot = finished
+    chart = recall_chart(snapshot)
+    for name in snapshot.class_names:
+        assert chart.count(f">{name}<") == 1  # each class named once on the axis
+    assert chart.count('class="cc-bar"') == 2 * len(snapshot.class_names)  # CE and CCE side by side per class
+    assert "CCE − CE" in chart and "95 % interval" in chart  # two seeds: per-class interval
+    zero = dict(snapshot.latest["cce"])
+    zero["per_class_recall"] = [0.0] + list(zero["per_class_recall"][1:])
+    marked = recall_chart(dataclasses.replace(snapshot, latest={**snapshot.latest, "cce": zero}))
+    assert 'cc-track zero' in marked and "<b class=zero>0</b>" in marked
+
+
+def test_counts_chart_says_which_run_it_shows():
+    next_run = handlers.next_run_counts("quick", "cifar10", "exp", 10)
+    shown = handlers.next_run_counts("standard", "cifar10", "exp", 100)
+    shown = dataclasses.replace(shown, label=shown.label.replace("next run", "shown run"))
+    both = counts_chart(next_run, shown)
+    assert "next run: CIFAR-10, ratio 10" in both and "shown run: CIFAR-10, ratio 100" in both
+    same = counts_chart(next_run, dataclasses.replace(next_run, label="shown run: CIFAR-10, ratio 10"))
+    assert "same as the shown run" in same and same.count('class="cc-bar"') == 10
+
+
+def test_verdict_with_several_seeds_reports_the_interval(finished):
+    _, snapshot = finished
+    text = verdict_html(snapshot, "Shipped run")
+    assert "Over 2 seeds" in text and "95 % interval" in text and "points balanced accuracy" in text
+    assert "points tail recall" in text and "Shipped run" in text and "synthetic data, ratio 2" in text
+
+
+def test_verdict_on_one_seed_never_names_a_winner(finished):
+    _, snapshot = finished
+    one = one_seed(snapshot)
+    comparison = dict(one.comparisons[0])
+    for p_value, difference in [(1e-9, -0.05), (1e-9, 0.05), (0.5, 0.0)]:
+        comparison.update(mcnemar={"only_a_correct": 10, "only_b_correct": 90, "p_value": p_value},
+                          balanced_accuracy_difference=difference)
+        text = verdict_html(dataclasses.replace(one, comparisons=(comparison,)), "Your run").lower()
+        assert not [word for word in WINNER_WORDS if word in text], text
+        assert "one seed compares two trained models" in text and "repeat with 3 seeds" in text
+        assert "not been measured yet" in text  # custom settings: no measured spread
+
+
+def test_verdict_quotes_the_measured_spread_of_the_preset(finished):
+    _, snapshot = finished
+    quick = dataclasses.replace(one_seed(snapshot), config=PRESETS["quick"])
+    assert "ranged over 3.5 points across 3 seeds" in verdict_html(quick, "Your run")
+
+
+def test_verdict_of_a_run_that_ended_before_a_seed_finished(finished):
+    _, snapshot = finished
+    cancelled = dataclasses.replace(snapshot, status=JobStatus.CANCELLED, comparisons=(), epochs=snapshot.epochs[:1])
+    text = verdict_html(cancelled, "Your run")
+    assert "No comparison" in text and "1 of 4 epochs" in text
+
+
+def test_status_shows_progress_and_the_failure_reason(finished):
+    _, snapshot = finished
+    running = dataclasses.replace(snapshot, status=JobStatus.RUNNING, progress=0.42, eta_seconds=75.0)
+    text = status_html(running, "Your run")
+    assert 'aria-valuenow="42"' in text and "about 1 min 15 s left" in text
+    failed = dataclasses.replace(snapshot, status=JobStatus.FAILED, error="CIFAR is not available")
+    assert "<b>Reason:</b> CIFAR is not available" in status_html(failed)
+
+
+def test_group_table_and_confusion_matrices(finished):
+    _, snapshot = finished
     table = groups_table(snapshot)
     assert list(table["loss"]) == ["CE", "CCE (paper form)"] and "tail %" in table.columns
     html = confusion_html(snapshot)
     assert html.count("<table") == 2 and "0 class 0" in html
 
 
-def test_verdict_with_several_seeds_reports_the_interval(finished):
-    _, snapshot = finished
-    text = verdict_markdown(snapshot)
-    assert "Over 2 seeds" in text and "95 % interval" in text
-
-
-def test_verdict_on_one_seed_never_names_a_better_loss(finished):
-    _, snapshot = finished
-    one = dataclasses.replace(snapshot, comparisons=snapshot.comparisons[:1], summaries={})
-    comparison = dict(one.comparisons[0])
-    for p_value, difference in [(1e-9, -0.05), (1e-9, 0.05), (0.5, 0.0)]:
-        comparison.update(mcnemar={"only_a_correct": 10, "only_b_correct": 90, "p_value": p_value},
-                          balanced_accuracy_difference=difference)
-        text = verdict_markdown(dataclasses.replace(one, comparisons=(comparison,)))
-        assert "better" not in text.replace("whether the *loss* is better", "")
-        assert "helped" not in text and "hurt" not in text
-        assert "several seeds" in text
-        assert ("differ**" in text) == (p_value < 0.05)
-
-
-def test_runs_table_marks_shipped_runs(finished, tmp_path):
+def test_runs_table_marks_shipped_and_partial_runs(finished, tmp_path):
     manager, snapshot = finished
-    catalog = RunCatalog(tmp_path / "mine", (manager.runs_dir,))
+    shipped = tmp_path / "shipped"
+    shutil.copytree(manager.runs_dir / snapshot.job_id, shipped / snapshot.job_id)
+    partial_dir = tmp_path / "mine" / "partial-run"
+    shutil.copytree(manager.runs_dir / snapshot.job_id, partial_dir)
+    metadata = json.loads((partial_dir / "run.json").read_text())
+    metadata.update(run_id="partial-run", status="cancelled", created_at="2000-01-01T00:00:00+0000")
+    metadata["config"]["epochs"] = 4  # 4 epoch events recorded of 4 x 2 planned
+    (partial_dir / "run.json").write_text(json.dumps(metadata))
+    catalog = RunCatalog(tmp_path / "mine", (shipped,))
     records, problems = catalog.records()
-    frame = runs_table(catalog, records)
-    assert list(frame["run"]) == [snapshot.job_id] and list(frame["source"]) == ["shipped"] and not problems
+    frame = runs_table(catalog, records).set_index("run")
+    assert not problems and frame.loc[snapshot.job_id, "source"] == "shipped"
+    assert frame.loc["partial-run", "status"] == "cancelled · 4 of 8 epochs (partial)"
+    assert frame.loc[snapshot.job_id, "status"] == "done"
+    assert "CCE" in frame.loc[snapshot.job_id, "vs CE: balanced accuracy (points)"]
+    assert "(2 seeds)" in frame.loc[snapshot.job_id, "vs CE: tail recall (points)"]
     assert catalog.default_run().run_id == snapshot.job_id
 
 
-@pytest.fixture(scope="module")
-def handlers(finished, tmp_path_factory):
-    """The app's registered handlers by API name, called directly (no server)."""
-    import gradio as gr  # noqa: F401 - the module under test needs it
+# ---------------------------------------------------------------- handlers
 
-    from cce_demo.predict import ModelCache
-    from cce_demo.ui import AppContext, build_app
 
-    manager, snapshot = finished
-    live = JobManager(tmp_path_factory.mktemp("handler-runs"), allow_download=False, worker_niceness=0)
-    context = AppContext(live, RunCatalog(live.runs_dir, (manager.runs_dir,)), ModelCache())
-    demo = build_app(context)
-    functions = {block.api_name: block.fn for block in demo.fns.values() if block.api_name}
-    yield functions, snapshot.job_id, live
+@pytest.fixture()
+def ctx(finished, tmp_path):
+    """A context like the app's: a live manager on an empty runs directory, the finished run as shipped."""
+    manager, _ = finished
+    live = JobManager(tmp_path / "runs", allow_download=False, worker_niceness=0)
+    app = AppContext(live, RunCatalog(live.runs_dir, (manager.runs_dir,)), ModelCache())
+    with gr.Blocks():
+        layout = build_layout()
+    yield UiContext(app, layout)
     live.shutdown()
 
 
-def test_classify_handler_refuses_bad_images_clearly(handlers, tmp_path):
-    import gradio as gr
+def load(ctx, memory=None):
+    return handlers.on_load(ctx, memory, 0.8, "quick", "cifar10", "exp", 10)
 
+
+def start(ctx, memory_json, **changes):
+    form = form_values(**{"epochs": 300, "seeds": "0", **changes})
+    return handlers.on_start(ctx, memory_json, 0.8, *form.values())
+
+
+def test_load_gives_the_browser_an_id_and_shows_the_shipped_run(ctx, finished):
+    _, snapshot = finished
+    updates = load(ctx)
+    ui = ctx.ui
+    memory = BrowserMemory.from_json(updates[ui.memory])
+    assert memory.client_id and memory.job_id is None
+    assert updates[ui.view] == ViewRef("run", snapshot.job_id, "Shipped run")
+    assert updates[ui.start].interactive is True and updates[ui.stop].interactive is False
+    assert "Over 2 seeds" in updates[ui.verdict] and "next run: CIFAR-10, ratio 10" in updates[ui.counts_chart]
+    assert "shown run: synthetic, ratio 2" in updates[ui.counts_chart]
+
+
+def test_start_makes_one_job_per_browser_and_stop_reaches_it(ctx):
+    ui, manager = ctx.ui, ctx.app.manager
+    memory_json = load(ctx)[ui.memory]
+    first = start(ctx, memory_json)
+    job_id = first[ui.view].id
+    assert first[ui.start].interactive is False and first[ui.stop].interactive is True
+    assert BrowserMemory.from_json(first[ui.memory]).job_id == job_id
+    again = start(ctx, memory_json)  # a second click, even with the memory from before the first answer
+    assert again[ui.view].id == job_id and len(manager.list_jobs()) == 1
+    reloaded = load(ctx, memory_json)  # a reload re-attaches, with Stop enabled
+    assert reloaded[ui.view] == ViewRef("job", job_id, "Your run") and reloaded[ui.stop].interactive is True
+    stopped = handlers.on_stop(ctx, reloaded[ui.memory], reloaded[ui.view])
+    assert stopped[ui.stop].interactive is False
+    assert manager.wait(job_id, timeout=30).status == JobStatus.CANCELLED
+    tick = handlers.on_tick(ctx, reloaded[ui.view], reloaded[ui.drawn], reloaded[ui.memory], 0.8)
+    assert tick[ui.start].interactive is True and "cancelled" in tick[ui.status]
+    assert handlers.on_tick(ctx, reloaded[ui.view], tick[ui.drawn], reloaded[ui.memory], 0.8) == {}  # nothing new
+
+
+def test_simultaneous_starts_from_one_browser_make_one_job(ctx):
+    memory_json = load(ctx)[ctx.ui.memory]
+    barrier, results = threading.Barrier(4), []
+
+    def click():
+        barrier.wait()
+        results.append(start(ctx, memory_json)[ctx.ui.view].id)
+
+    threads = [threading.Thread(target=click) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1 and len(ctx.app.manager.list_jobs()) == 1
+    ctx.app.manager.cancel(results[0])
+
+
+def test_a_second_browser_watches_but_cannot_stop(ctx):
+    ui = ctx.ui
+    mine = load(ctx)[ui.memory]
+    job_id = start(ctx, mine)[ui.view].id
+    other = load(ctx)
+    assert other[ui.view].id == job_id and "another browser" in other[ui.view].title
+    assert other[ui.stop].interactive is False
+    with pytest.raises(gr.Error, match="no queued or running job"):
+        handlers.on_stop(ctx, other[ui.memory], other[ui.view])
+    ctx.app.manager.cancel(job_id)
+
+
+def test_invalid_settings_are_refused_with_one_log_line(ctx, caplog):
+    memory_json = load(ctx)[ctx.ui.memory]
+    with caplog.at_level(logging.WARNING, logger="cce_demo.ui"):
+        with pytest.raises(gr.Error, match="epochs") as raised:
+            start(ctx, memory_json, epochs=-1)
+    assert raised.value.print_exception is False  # Gradio prints no traceback
+    assert len(caplog.records) == 1 and caplog.records[0].exc_info is None and "epochs" in caplog.records[0].getMessage()
+    assert ctx.app.manager.list_jobs() == []
+
+
+def test_repeat_queues_the_shown_settings_with_three_seeds(ctx, finished):
+    ui = ctx.ui
+    loaded = load(ctx)
+    shown = dataclasses.replace(loaded[ui.view])
+    one = ViewRef("run", shown.id, shown.title)
+    updates = handlers.on_repeat(ctx, loaded[ui.memory], one, 0.8, "quick", "cifar10", "exp", 10)
+    job = ctx.app.manager.snapshot(updates[ui.view].id)
+    assert job.config.seeds == (0, 1, 2) and job.config.dataset == "synthetic"
+    ctx.app.manager.cancel(job.job_id)
+
+
+def test_repeat_button_says_how_long(ctx, finished):
+    _, snapshot = finished
+    one = dataclasses.replace(one_seed(snapshot), started_at=100.0, finished_at=130.0)
+    button = handlers.repeat_update(ctx, one, handlers.Controls(None))
+    assert button.visible is True and "3 seeds" in button.value and "about" in button.value
+    three = dataclasses.replace(snapshot, config=snapshot.config.replace(seeds=(0, 1, 2)))
+    assert handlers.repeat_update(ctx, three, handlers.Controls(None)).visible is False
+    assert handlers.repeat_update(ctx, one, handlers.Controls("busy")).interactive is False  # follows Start
+
+
+def test_preset_and_settings_update_the_counts_chart(ctx):
+    ui = ctx.ui
+    updates = handlers.on_preset(ctx, "standard", None)
+    assert updates[ui.ratio] == 100 and "9 min 15 s" in updates[ui.preset_note]
+    assert "next run: CIFAR-10, ratio 100" in updates[ui.counts_chart]
+    assert handlers.on_settings(ctx, None, "quick", "cifar10", "exp", None) == {}  # half-typed ratio: keep the chart
+
+
+def test_classify_handler_shows_errors_in_place_and_clears_old_results(ctx, finished, tmp_path):
+    from bad_images import write_bad_images
+
+    _, snapshot = finished
+    ui = ctx.ui
+    paths = write_bad_images(tmp_path)
+    good = classify.on_classify(ctx, str(paths["rgba.png"]), snapshot.job_id, False)
+    assert 'id="prediction-0"' in good[ui.predictions] and 'id="prediction-1"' in good[ui.predictions]
+    assert "#1f77b4" in good[ui.predictions] and "#d62728" in good[ui.predictions]  # CE blue, CCE red
+    assert good[ui.upload_preview] is not None and good[ui.seen].size == (160, 160)
+    assert "balanced accuracy" in good[ui.predictions] and "training images" in good[ui.class_lean]
+    corrected = classify.on_classify(ctx, str(paths["rgba.png"]), snapshot.job_id, True)
+    assert "prior corrected" in corrected[ui.predictions]
+    bad = classify.on_classify(ctx, str(paths["text.png"]), snapshot.job_id, False)  # returns, never raises
+    assert bad[ui.predictions] == "" and bad[ui.seen] is None and bad[ui.upload_preview] is None
+    assert "not an image" in bad[ui.classify_note]
+
+
+def test_classify_api_refuses_bad_images_clearly(ctx, finished, tmp_path):
     from bad_images import REFUSED, write_bad_images
 
-    functions, run_id, _ = handlers
+    _, snapshot = finished
     paths = write_bad_images(tmp_path)
     for name, message in REFUSED.items():
         with pytest.raises(gr.Error, match=message):
-            functions["classify"](str(paths[name]), run_id)
-    result = functions["classify"](str(paths["rgba.png"]), run_id)
+            api.classify(ctx, str(paths[name]), snapshot.job_id)
+    result = api.classify(ctx, str(paths["rgba.png"]), snapshot.job_id)
     assert set(result["predictions"]) == {"ce", "cce"} and result["notes"]
 
 
-def test_start_handler_refuses_invalid_configs_clearly(handlers):
-    import gradio as gr
-
-    functions, _, manager = handlers
+def test_start_api_refuses_invalid_configs_clearly(ctx):
     for request, message in [({"epochs": -1}, "epochs"), ({"losses": ["ce", "nope"]}, "nope"),
                              ({"imbalance_ratio": 0.1}, "imbalance_ratio"), ({"batch_size": 10**6}, "batch_size"),
                              ({"preset": ["quick"]}, "preset"), ({"seeds": [None]}, "seeds"), ({"losses": 5}, "losses"),
                              ({"seed": "x"}, "seeds"), ({"imbalance_ratio": 500}, "imbalance_ratio")]:
         with pytest.raises(gr.Error, match=message):
-            functions["start_comparison"]({"preset": "quick", "dataset": "synthetic", **request})
-    assert manager.list_jobs() == []  # nothing was queued
+            api.start_comparison(ctx, {"preset": "quick", "dataset": "synthetic", **request})
+    assert ctx.app.manager.list_jobs() == []
     with pytest.raises(gr.Error, match="no job"):
-        functions["job_status"]("missing-job")
+        api.job_status(ctx, "missing-job")
 
 
-def test_failed_job_shows_its_reason(handlers):
-    functions, _, manager = handlers
-    job = functions["start_comparison"]({"preset": "quick", "dataset": "cifar10", "epochs": 1})
-    snapshot = manager.wait(job["job_id"], timeout=60)
-    from cce_demo.ui import status_markdown
-
-    assert snapshot.status == "failed"
-    text = status_markdown(snapshot)
-    assert "**Reason:**" in text and "not available" in text and "CCE_DATA_DIR" in text
+def test_failed_job_shows_its_reason(ctx):
+    job = api.start_comparison(ctx, {"preset": "quick", "dataset": "cifar10", "epochs": 1})
+    snapshot = ctx.app.manager.wait(job["job_id"], timeout=60)
+    assert snapshot.status == JobStatus.FAILED
+    text = status_html(snapshot)
+    assert "<b>Reason:</b>" in text and "not available" in text and "CCE_DATA_DIR" in text
 
 
-def test_chart_frames_keep_numeric_axes_when_empty(finished):
-    """Before the first step the frames are empty; their axes must still be numbers, not categories."""
-    import dataclasses as dc
-
+def test_runs_overlay_two_runs(ctx, finished):
     _, snapshot = finished
-    empty = dc.replace(snapshot, steps=(), epochs=(), latest={})
-    for frame, column in [(loss_curve_frame(empty), "training loss"), (recall_frame(empty), "recall")]:
-        assert len(frame) == 0 and frame[column].dtype.kind == "f"
+    ui = ctx.ui
+    job_id = api.start_comparison(ctx, {"preset": "quick", "epochs": 1, "seeds": [0], **FAST})["job_id"]
+    ctx.app.manager.wait(job_id, timeout=120)
+    refreshed = runs.on_refresh_runs(ctx)
+    assert {choice[0] for choice in refreshed[ui.run_choice].choices} >= {job_id, snapshot.job_id}
+    hint = runs.on_runs_selected(ctx, [job_id])
+    assert "two or more" in hint[ui.overlay_accuracy]
+    overlay = runs.on_runs_selected(ctx, [job_id, snapshot.job_id])
+    assert "A · CE" in overlay[ui.overlay_accuracy] and "B · CCE" in overlay[ui.overlay_accuracy]
+    assert "A · CE" in overlay[ui.overlay_recall] and "hatch" in overlay[ui.overlay_recall]
+    opened = runs.on_open_run(ctx, [snapshot.job_id], load(ctx)[ui.memory], 0.8, "quick", "cifar10", "exp", 10)
+    assert opened[ui.view].kind == "run" and opened[ui.tabs].selected == "compare"
+    with pytest.raises(gr.Error, match="exactly one"):
+        runs.on_open_run(ctx, [job_id, snapshot.job_id], None, 0.8, "quick", "cifar10", "exp", 10)
+    with pytest.raises(gr.Error, match="Shipped runs cannot be deleted"):
+        runs.on_delete_run(ctx, [snapshot.job_id])
+
+
+def test_drawn_and_memory_are_typed_and_json_at_the_edge():
+    memory = BrowserMemory.from_json({"client_id": "abc", "job_id": None})
+    assert memory == BrowserMemory("abc", None) and memory.to_json() == {"client_id": "abc", "job_id": None}
+    assert BrowserMemory.from_json("old-job-id").job_id == "old-job-id" and BrowserMemory.from_json(7) == BrowserMemory()
+    assert BrowserMemory().with_client().client_id
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Drawn().version = 3

@@ -1,0 +1,170 @@
+"""Runs on disk as the app lists them: the writable runs directory (yours, deletable) and read-only shipped
+runs; one summary row per run, partial runs marked, with each loss's difference to the baseline."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..checkpoints import EVENTS_FILE, RUN_ID_PATTERN, RunRecord, list_runs, read_run
+from ..metrics import format_percent
+from ..status import PARTIAL, JobStatus
+from .evidence import points
+from .names import display_name, short_name
+
+
+@dataclass(frozen=True)
+class RunCatalog:
+    runs_dir: Path
+    shipped_dirs: tuple[Path, ...] = ()
+
+    def records(self) -> tuple[list[RunRecord], list[str]]:
+        return list_runs([self.runs_dir, *self.shipped_dirs])
+
+    def find(self, run_id: str) -> RunRecord:
+        if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+            raise ValueError(f"run: invalid run id {run_id!r}")
+        for root in (self.runs_dir, *self.shipped_dirs):
+            if (root / run_id).is_dir():
+                return read_run(root / run_id)
+        raise ValueError(f"run: no run named {run_id!r}")
+
+    def is_shipped(self, record: RunRecord) -> bool:
+        return record.run_dir.parent.resolve() != self.runs_dir.resolve()
+
+    def default_run(self, records: list[RunRecord] | None = None) -> RunRecord | None:
+        """The newest finished run with weights, shipped runs first (so the app is useful at first open)."""
+        if records is None:
+            records, _ = self.records()
+        usable = [record for record in records if record.has_weights and record.status == "done"]
+        shipped = [record for record in usable if self.is_shipped(record)]
+        return (shipped or usable or [None])[0]
+
+
+_EPOCH_COUNTS: dict[tuple[str, float], int] = {}
+_EPOCH_COUNTS_LOCK = threading.Lock()
+
+
+def epochs_done(record: RunRecord) -> int:
+    """Epochs evaluated over all seeds, counted in the event log (cached until the log changes)."""
+    path = record.run_dir / EVENTS_FILE
+    try:
+        key = (str(path), path.stat().st_mtime)
+    except OSError:
+        return 0
+    with _EPOCH_COUNTS_LOCK:
+        if key in _EPOCH_COUNTS:
+            return _EPOCH_COUNTS[key]
+    with open(path, encoding="utf-8", errors="replace") as file:
+        count = sum(1 for line in file if line.startswith('{"kind": "epoch"'))
+    with _EPOCH_COUNTS_LOCK:
+        _EPOCH_COUNTS[key] = count
+    return count
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run's summary. Differences are in points, averaged over the seeds that finished."""
+
+    run_id: str
+    status: JobStatus | str
+    source: str  # "shipped" or "yours"
+    data: str
+    model: str
+    epochs: int
+    epochs_done: int | None  # None: not counted (a run that ran to the end)
+    seeds: str
+    scores: str  # each loss's balanced accuracy (first seed)
+    balanced_difference: str  # "CCE −1.6"
+    tail_difference: str
+    created: str
+    balanced_difference_values: dict[str, float]
+    tail_difference_values: dict[str, float]
+
+    @property
+    def partial(self) -> bool:
+        return self.epochs_done is not None and self.epochs_done < self.epochs * max(1, len(self.seeds.split(",")))
+
+    def status_text(self) -> str:
+        if self.partial:
+            return f"{self.status} · {self.epochs_done} of {self.epochs * len(self.seeds.split(','))} epochs (partial)"
+        return str(self.status)
+
+
+def _differences(record: RunRecord) -> tuple[dict[str, float], dict[str, float], int]:
+    final = record.final
+    comparisons = final.get("comparisons") or []
+    evaluations = final.get("evaluations") or {}
+    balanced: dict[str, list[float]] = {}
+    tail: dict[str, list[float]] = {}
+    for comparison in comparisons:
+        other, baseline, seed = comparison["other"], comparison["baseline"], str(comparison["seed"])
+        balanced.setdefault(other, []).append(100 * comparison["balanced_accuracy_difference"])
+        by_loss = evaluations.get(seed) or {}
+        try:
+            mine = by_loss[other]["group_recall"]["tail"]
+            base = by_loss[baseline]["group_recall"]["tail"]
+        except (KeyError, TypeError):
+            continue
+        if isinstance(mine, (int, float)) and isinstance(base, (int, float)):
+            tail.setdefault(other, []).append(100 * (mine - base))
+    seeds = max((len(values) for values in balanced.values()), default=0)
+    return ({loss: sum(v) / len(v) for loss, v in balanced.items()}, {loss: sum(v) / len(v) for loss, v in tail.items()}, seeds)
+
+
+def run_row(catalog: RunCatalog, record: RunRecord) -> RunRow:
+    config = record.config
+    evaluations = record.final.get("evaluations") or {}
+    first_seed = next(iter(evaluations.values()), {})
+    scores = ", ".join(f"{short_name(loss)} {format_percent(value.get('balanced_accuracy'))}" for loss, value in first_seed.items())
+    balanced, tail, seeds = _differences(record)
+    suffix = f" ({seeds} seeds)" if seeds > 1 else ""
+    try:
+        status: JobStatus | str = JobStatus(record.status)
+    except ValueError:
+        status = record.status
+    partial_status = status in PARTIAL or record.status == "failed"
+    return RunRow(
+        run_id=record.run_id, status=status, source="shipped" if catalog.is_shipped(record) else "yours",
+        data=f"{config.dataset} {config.profile} ×{config.imbalance_ratio:g}", model=config.model, epochs=config.epochs,
+        epochs_done=epochs_done(record) if partial_status else None, seeds=",".join(map(str, config.seeds)), scores=scores,
+        balanced_difference=", ".join(f"{short_name(loss)} {points(value)}" for loss, value in balanced.items()) + (suffix if balanced else ""),
+        tail_difference=", ".join(f"{short_name(loss)} {points(value)}" for loss, value in tail.items()) + (suffix if tail else ""),
+        created=(record.metadata.get("created_at") or "")[:19], balanced_difference_values=balanced, tail_difference_values=tail,
+    )
+
+
+TABLE_COLUMNS = ["run", "status", "source", "data", "model", "epochs", "seeds", "balanced accuracy % (first seed)",
+                 "vs CE: balanced accuracy (points)", "vs CE: tail recall (points)", "created"]
+
+
+def runs_table(catalog: RunCatalog, records: list[RunRecord]) -> pd.DataFrame:
+    """The Runs tab's table (human-readable: partial runs say how far they got)."""
+    rows = []
+    for record in records:
+        row = run_row(catalog, record)
+        rows.append([row.run_id, row.status_text(), row.source, row.data, row.model, row.epochs, row.seeds, row.scores,
+                     row.balanced_difference or "—", row.tail_difference or "—", row.created])
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def runs_records(catalog: RunCatalog, records: list[RunRecord]) -> list[dict[str, Any]]:
+    """The same runs for the API: the table's columns plus machine-readable fields."""
+    result = []
+    for record in records:
+        row = run_row(catalog, record)
+        result.append({
+            "run": row.run_id, "status": str(row.status), "source": row.source, "data": row.data, "model": row.model,
+            "epochs": row.epochs, "seeds": row.seeds, "balanced accuracy % (first seed)": row.scores,
+            "partial": row.partial, "epochs_done": row.epochs_done,
+            "balanced_accuracy_difference_points": row.balanced_difference_values,
+            "tail_recall_difference_points": row.tail_difference_values, "created": row.created,
+        })
+    return result
+
+
+def display_losses(record: RunRecord) -> str:
+    return " vs ".join(display_name(loss) for loss in record.config.losses)

@@ -1,0 +1,400 @@
+"""Chart primitives: data in, an HTML string out (shown with `gr.HTML`). No plotting library: every chart
+here is plain HTML with CSS (bars) or an SVG drawing under HTML axis labels (lines), so that
+
+- labels are real text at a fixed font size, readable on a 390 px phone as on a desktop (the drawing
+  stretches, the text does not);
+- nothing is drawn in the browser by a charting runtime: no console warnings, no empty-domain glitches;
+- a test can read exactly what is shown from the string.
+
+The functions know nothing about runs or losses; `views.py` turns a snapshot into their inputs.
+"""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+# The page-wide CSS of these charts and cards, injected once by the layout (gr.HTML applies a <style> it
+# holds to the whole page, which also works when a test launches the app without launch(css=...)).
+STYLE = """<style>
+.cc-card{border:1px solid var(--border-color-primary);border-radius:10px;padding:12px 16px;background:var(--block-background-fill);color:var(--body-text-color);font-size:14px;line-height:1.45}
+.cc-chart{font-size:13px;color:var(--body-text-color);padding:10px 12px;border:1px solid var(--border-color-primary);border-radius:8px;background:var(--block-background-fill)}
+.cc-title{font-weight:600;font-size:14px;margin-bottom:2px}
+.cc-sub{color:var(--body-text-color-subdued);font-size:12px;margin-bottom:6px}
+.cc-legend{display:flex;flex-wrap:wrap;gap:2px 14px;font-size:12px;margin:2px 0 6px}
+.cc-legend span{white-space:nowrap}
+.cc-sw{display:inline-block;width:18px;height:0;border-top:3px solid;vertical-align:middle;margin-right:5px}
+.cc-sw.dash{border-top-style:dashed;border-top-width:2px}
+.cc-sw.faint{opacity:.35;border-top-width:2px}
+.cc-sw.box{width:11px;height:11px;border:0;vertical-align:-1px}
+.cc-plot{position:relative;margin:8px 10px 34px 46px}
+.cc-plot svg{position:absolute;left:0;top:0;width:100%;height:100%;overflow:visible}
+.cc-plot .grid{stroke:var(--border-color-primary);stroke-width:1}
+.cc-plot .sep{stroke:var(--body-text-color-subdued);stroke-width:1;stroke-dasharray:4 4}
+.cc-yt,.cc-xt,.cc-xl,.cc-sl{position:absolute;font-size:11px;color:var(--body-text-color-subdued);white-space:nowrap}
+.cc-yt{right:calc(100% + 6px);transform:translateY(-50%)}
+.cc-xt{top:calc(100% + 4px);transform:translateX(-50%)}
+.cc-xl{top:calc(100% + 18px);left:50%;transform:translateX(-50%)}
+.cc-sl{top:-2px;transform:translateX(4px)}
+.cc-empty{display:flex;align-items:center;justify-content:center;text-align:center;border:1px dashed var(--border-color-primary);border-radius:6px;color:var(--body-text-color-subdued);padding:8px;font-size:13px}
+.cc-rows{display:grid;column-gap:10px;row-gap:2px;align-items:center;overflow-y:auto}
+.cc-rows.two{grid-template-columns:minmax(6.5em,max-content) minmax(80px,1fr)}
+.cc-rows.three{grid-template-columns:minmax(6.5em,max-content) minmax(80px,1fr) minmax(78px,.65fr)}
+.cc-head{font-size:11px;color:var(--body-text-color-subdued);padding-bottom:2px;border-bottom:1px solid var(--border-color-primary)}
+.cc-group{grid-column:1/-1;font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.04em;color:var(--body-text-color-subdued);margin-top:6px}
+.cc-label{font-size:12px;line-height:1.2;padding:2px 0}
+.cc-label small{display:block;font-size:11px;color:var(--body-text-color-subdued)}
+.cc-bar,.cc-diff{display:flex;align-items:center;gap:4px;height:12px}
+.cc-track{position:relative;flex:1;height:10px;background:linear-gradient(to right,transparent calc(50% - .5px),var(--border-color-primary) calc(50% - .5px),var(--border-color-primary) calc(50% + .5px),transparent calc(50% + .5px))}
+.cc-track i{position:absolute;top:0;bottom:0;left:0;border-radius:0 2px 2px 0}
+.cc-track i.hatch{background-image:repeating-linear-gradient(45deg,rgba(255,255,255,.55) 0 3px,transparent 3px 6px)!important}
+.cc-track.zero{border-left:3px solid #b91c1c}
+.cc-bar b,.cc-diff b{flex:0 0 2.6em;text-align:right;font-size:11px;font-weight:500;font-variant-numeric:tabular-nums}
+.cc-bar b.zero{color:#b91c1c;font-weight:700}
+.cc-dtrack{position:relative;flex:1;height:10px;background:linear-gradient(to right,transparent calc(50% - 1px),var(--body-text-color-subdued) calc(50% - 1px),var(--body-text-color-subdued) calc(50% + 1px),transparent calc(50% + 1px))}
+.cc-dtrack i{position:absolute;top:1px;bottom:1px}
+.cc-dtrack u{position:absolute;top:4px;height:2px;background:var(--body-text-color);text-decoration:none}
+.cc-axis{display:flex;gap:4px;font-size:10px;color:var(--body-text-color-subdued)}
+.cc-axis span{position:relative;flex:1;height:12px}
+.cc-axis span em{position:absolute;transform:translateX(-50%);font-style:normal}
+.cc-axis b{flex:0 0 2.6em}
+.cc-progress{height:10px;border-radius:5px;background:var(--border-color-primary);overflow:hidden;margin:6px 0 4px}
+.cc-progress i{display:block;height:100%;background:var(--color-accent);border-radius:5px;transition:width .6s}
+.cc-progress.queued i{background:var(--body-text-color-subdued)}
+</style>"""
+
+CHART_WIDTH = 1000.0  # SVG user units; the drawing stretches to the element, strokes keep their width
+CHART_HEIGHT = 1000.0
+MAX_LINE_POINTS = 400  # points drawn per line: more than a chart's pixel width only costs bytes
+MAX_MARKERS = 60  # beyond this many points a line gets no markers
+
+
+def escape(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def percent_text(value: float | None) -> str:
+    """A fraction as a percentage for bar labels: whole numbers, one decimal below 1 % (so 0.3 % is not "0")."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.1f}" if 0 < value < 0.01 else f"{100 * value:.0f}"
+
+
+# ---------------------------------------------------------------- axes
+
+
+def nice_step(span: float, target: int = 5) -> float:
+    """A round tick step (1, 2, 2.5 or 5 times a power of ten) giving about `target` ticks over `span`."""
+    if not math.isfinite(span) or span <= 0:
+        return 1.0
+    raw = span / max(1, target)
+    power = 10 ** math.floor(math.log10(raw))
+    for multiple in (1, 2, 2.5, 5, 10):
+        if raw <= multiple * power:
+            return multiple * power
+    return 10 * power
+
+
+def ticks(low: float, high: float, target: int = 5, integer: bool = False) -> list[float]:
+    """Round tick positions inside [low, high] (whole numbers only when `integer`)."""
+    step = nice_step(high - low, target)
+    if integer:
+        step = max(1.0, round(step))
+    first = math.ceil(low / step - 1e-9) * step
+    values, value = [], first
+    while value <= high + 1e-9 * max(1.0, abs(high)):
+        values.append(round(value, 10))
+        value += step
+    return values
+
+
+def padded_range(values: Sequence[float], pad: float = 0.06, floor: float | None = None) -> tuple[float, float]:
+    """A y range around `values` with a margin, never empty."""
+    low, high = min(values), max(values)
+    if high - low < 1e-12:
+        margin = max(abs(high) * 0.05, 0.01)
+        return (low - margin if floor is None else max(floor, low - margin)), high + margin
+    margin = (high - low) * pad
+    low -= margin
+    if floor is not None:
+        low = max(floor, low)
+    return low, high + margin
+
+
+def number_text(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}" if abs(value) < 1 else f"{value:.4g}"
+
+
+# ---------------------------------------------------------------- line charts
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    colour: str
+    points: Sequence[tuple[float, float | None]]  # None: a gap
+    style: str = "solid"  # "solid", "dashed" or "faint"
+    width: float = 2.0
+    markers: bool = False
+    in_legend: bool = True
+
+
+@dataclass(frozen=True)
+class Separator:
+    x: float
+    label: str
+
+
+def thin(points: Sequence[tuple[float, float | None]], limit: int = MAX_LINE_POINTS) -> list[tuple[float, float | None]]:
+    """Every k-th point so at most about `limit` remain, always keeping the last."""
+    if len(points) <= limit:
+        return list(points)
+    stride = math.ceil(len(points) / limit)
+    kept = list(points[::stride])
+    if kept[-1] != points[-1]:
+        kept.append(points[-1])
+    return kept
+
+
+def legend_html(entries: Sequence[tuple[str, str, str]]) -> str:
+    """(label, colour, style) with style "solid", "dashed", "faint" or "box"."""
+    parts = []
+    for label, colour, style in entries:
+        if style == "box":
+            swatch = f'<i class="cc-sw box" style="background:{colour}"></i>'
+        else:
+            swatch = f'<i class="cc-sw {"" if style == "solid" else style}" style="border-color:{colour}"></i>'
+        parts.append(f"<span>{swatch}{escape(label)}</span>")
+    return f'<div class="cc-legend">{"".join(parts)}</div>'
+
+
+def placeholder(text: str, height: int) -> str:
+    return f'<div class="cc-empty" style="height:{height}px">{escape(text)}</div>'
+
+
+def line_chart(
+    *,
+    title: str,
+    lines: Sequence[Line],
+    x_label: str,
+    y_format: Callable[[float], str] = number_text,
+    x_integer: bool = False,
+    x_ticks: Sequence[tuple[float, str]] | None = None,
+    y_floor: float | None = None,
+    height: int = 220,
+    empty_text: str = "No data yet.",
+    subtitle: str = "",
+    separators: Sequence[Separator] = (),
+    legend: Sequence[tuple[str, str, str]] | None = None,
+) -> str:
+    """Lines over a shared x axis that ends at the data. `x_integer`: whole-number ticks only (epochs)."""
+    head = f'<div class="cc-title">{escape(title)}</div>' + (f'<div class="cc-sub">{escape(subtitle)}</div>' if subtitle else "")
+    drawn = [line for line in lines if any(y is not None for _, y in line.points)]
+    if not drawn:
+        return f'<div class="cc-chart">{head}{placeholder(empty_text, height)}</div>'
+    xs = [x for line in drawn for x, y in line.points if y is not None]
+    ys = [y for line in drawn for _, y in line.points if y is not None]
+    x_low, x_high = min(xs), max(xs)
+    if x_high - x_low < 1e-12:  # one point: centre it
+        x_low, x_high = x_low - 0.5, x_high + 0.5
+    y_low, y_high = padded_range(ys, floor=y_floor)
+
+    def sx(x: float) -> float:
+        return (x - x_low) / (x_high - x_low) * CHART_WIDTH
+
+    def sy(y: float) -> float:
+        return (1 - (y - y_low) / (y_high - y_low)) * CHART_HEIGHT
+
+    svg = [f'<svg viewBox="0 0 {CHART_WIDTH:g} {CHART_HEIGHT:g}" preserveAspectRatio="none" role="img" '
+           f'aria-label="{escape(title)}">']
+    y_tick_values = ticks(y_low, y_high, 5)
+    for value in y_tick_values:
+        svg.append(f'<path class="grid" d="M0 {sy(value):.1f}H{CHART_WIDTH:g}" vector-effect="non-scaling-stroke"/>')
+    for separator in separators:
+        svg.append(f'<path class="sep" d="M{sx(separator.x):.1f} 0V{CHART_HEIGHT:g}" vector-effect="non-scaling-stroke"/>')
+    for line in drawn:
+        segments, current = [], []
+        for x, y in thin(line.points):
+            if y is None:
+                if current:
+                    segments.append(current)
+                current = []
+            else:
+                current.append(f"{sx(x):.1f},{sy(y):.1f}")
+        if current:
+            segments.append(current)
+        path = "".join("M" + "L".join(segment) for segment in segments)
+        dash = ' stroke-dasharray="7 5"' if line.style == "dashed" else ""
+        opacity = ' stroke-opacity="0.3"' if line.style == "faint" else ""
+        svg.append(f'<path d="{path}" fill="none" stroke="{line.colour}" stroke-width="{line.width:g}"{dash}{opacity} '
+                   f'stroke-linejoin="round" vector-effect="non-scaling-stroke"><title>{escape(line.label)}</title></path>')
+        points = [(x, y) for x, y in line.points if y is not None]
+        if line.markers and len(points) <= MAX_MARKERS:
+            for x, y in points:
+                # A zero-length stroke with round caps is a circle that keeps its shape when the drawing stretches.
+                svg.append(f'<path d="M{sx(x):.1f},{sy(y):.1f}h0" stroke="{line.colour}" stroke-width="8" '
+                           f'stroke-linecap="round" vector-effect="non-scaling-stroke">'
+                           f'<title>{escape(line.label)}: {escape(y_format(y))} at {number_text(x)}</title></path>')
+    svg.append("</svg>")
+    labels = []
+    for value in y_tick_values:
+        labels.append(f'<span class="cc-yt" style="top:{sy(value) / CHART_HEIGHT * 100:.2f}%">{escape(y_format(value))}</span>')
+    if x_ticks is None:
+        x_ticks = [(value, f"{value:,.0f}" if x_integer or value == int(value) else f"{value:g}")
+                   for value in ticks(x_low, x_high, 5, integer=x_integer) if x_low <= value <= x_high]
+    for value, text in x_ticks:
+        labels.append(f'<span class="cc-xt" style="left:{sx(value) / CHART_WIDTH * 100:.2f}%">{escape(text)}</span>')
+    for separator in separators:
+        labels.append(f'<span class="cc-sl" style="left:{sx(separator.x) / CHART_WIDTH * 100:.2f}%">{escape(separator.label)}</span>')
+    labels.append(f'<span class="cc-xl">{escape(x_label)}</span>')
+    if legend is None:
+        legend = [(line.label, line.colour, line.style) for line in drawn if line.in_legend]
+    return (f'<div class="cc-chart">{head}{legend_html(legend)}'
+            f'<div class="cc-plot" style="height:{height}px">{"".join(svg)}{"".join(labels)}</div></div>')
+
+
+# ---------------------------------------------------------------- bar rows (per class)
+
+
+@dataclass(frozen=True)
+class RowLabel:
+    name: str
+    detail: str = ""  # second line, e.g. "5,000 training images"
+    group: str = ""  # a group heading is drawn where this changes (head / medium / tail)
+
+
+@dataclass(frozen=True)
+class Bars:
+    label: str
+    colour: str
+    values: Sequence[float | None]
+    hatched: bool = False
+
+
+@dataclass(frozen=True)
+class Diffs:
+    label: str
+    colour: str
+    values: Sequence[float | None]  # percentage points
+    intervals: Sequence[tuple[float, float] | None] | None = None  # 95 % interval per row, points
+
+
+def diff_scale(diffs: Sequence[Diffs]) -> float:
+    """Half-width of the difference axis in points: a round number covering every value and interval."""
+    largest = 0.0
+    for series in diffs:
+        for value in series.values:
+            if value is not None and math.isfinite(value):
+                largest = max(largest, abs(value))
+        for interval in series.intervals or ():
+            if interval is not None:
+                largest = max(largest, *(abs(end) for end in interval if math.isfinite(end)))
+    for candidate in (5, 10, 20, 25, 50, 100):
+        if largest <= candidate:
+            return float(candidate)
+    return float(math.ceil(largest / 50) * 50)
+
+
+def _diff_cell(diffs: Sequence[Diffs], row: int, scale: float) -> str:
+    parts = []
+    for series in diffs:
+        value = series.values[row]
+        if value is None or not math.isfinite(value):
+            parts.append('<div class="cc-diff"><span class="cc-dtrack"></span><b>n/a</b></div>')
+            continue
+
+        def position(points: float) -> float:
+            return 50 + max(-scale, min(scale, points)) / scale * 50
+
+        left, right = sorted((position(0), position(value)))
+        bar = f'<i style="left:{left:.2f}%;width:{max(right - left, 0.6):.2f}%;background:{series.colour}"></i>'
+        interval = series.intervals[row] if series.intervals else None
+        whisker = ""
+        tip = f"{series.label}: {value:+.1f} points"
+        if interval is not None:
+            low, high = sorted((position(interval[0]), position(interval[1])))
+            whisker = f'<u style="left:{low:.2f}%;width:{max(high - low, 0.4):.2f}%"></u>'
+            tip += f" (95 % interval {interval[0]:+.1f} to {interval[1]:+.1f})"
+        text = f"{value:+.0f}".replace("-", "−") if abs(value) >= 0.5 else "0"
+        parts.append(f'<div class="cc-diff" title="{escape(tip)}"><span class="cc-dtrack">{bar}{whisker}</span><b>{text}</b></div>')
+    return f"<div>{''.join(parts)}</div>"
+
+
+def bar_rows(
+    *,
+    title: str,
+    rows: Sequence[RowLabel],
+    bars: Sequence[Bars],
+    maximum: float = 1.0,
+    value_text: Callable[[float | None], str] = percent_text,
+    label_heading: str = "class",
+    bars_heading: str = "",
+    axis: Sequence[tuple[float, str]] = ((0.0, "0"), (0.5, "50"), (1.0, "100 %")),
+    mark_zero: bool = True,
+    diffs: Sequence[Diffs] = (),
+    diffs_heading: str = "",
+    subtitle: str = "",
+    max_height: int | None = 640,
+    empty_text: str = "No data yet.",
+    value_texts: Sequence[Sequence[str]] | None = None,
+) -> str:
+    """One row per item (class), one bar per series side by side within the row, and optionally a difference
+    column beside them (diverging bars around zero, with 95 % intervals when given). Zero values are marked
+    in red, so an empty bar never reads as missing data. `value_texts` (per series, per row) replaces the
+    numbers written beside the bars."""
+    head = f'<div class="cc-title">{escape(title)}</div>' + (f'<div class="cc-sub">{escape(subtitle)}</div>' if subtitle else "")
+    if not rows or not bars:
+        return f'<div class="cc-chart">{head}{placeholder(empty_text, 120)}</div>'
+    layout = "three" if diffs else "two"
+    scale = diff_scale(diffs) if diffs else 0.0
+    cells = [f'<div class="cc-head">{escape(label_heading)}</div>',
+             f'<div class="cc-head">{legend_html([(series.label, series.colour, "box") for series in bars])}{escape(bars_heading)}</div>']
+    if diffs:
+        cells.append(f'<div class="cc-head">{escape(diffs_heading)}</div>')
+    group = None
+    for index, row in enumerate(rows):
+        if row.group and row.group != group:
+            group = row.group
+            cells.append(f'<div class="cc-group">{escape(group)}</div>')
+        detail = f"<small>{escape(row.detail)}</small>" if row.detail else ""
+        cells.append(f'<div class="cc-label">{escape(row.name)}{detail}</div>')
+        bar_parts = []
+        for position, series in enumerate(bars):
+            value = series.values[index] if index < len(series.values) else None
+            known = value is not None and not (isinstance(value, float) and math.isnan(value))
+            width = 0.0 if not known else max(0.0, min(1.0, value / maximum)) * 100 if maximum > 0 else 0.0
+            zero = mark_zero and known and value == 0
+            hatch = ' class="hatch"' if series.hatched else ""
+            text = value_texts[position][index] if value_texts else value_text(value)
+            tip = f"{series.label} · {row.name}: {text}" + (" — zero: none right" if zero and maximum == 1.0 else "")
+            bar_parts.append(
+                f'<div class="cc-bar" title="{escape(tip)}"><span class="cc-track{" zero" if zero else ""}">'
+                f'<i{hatch} style="width:{width:.2f}%;background:{series.colour}"></i></span>'
+                f'<b{" class=zero" if zero else ""}>{escape(text)}</b></div>'
+            )
+        cells.append(f"<div>{''.join(bar_parts)}</div>")
+        if diffs:
+            cells.append(_diff_cell(diffs, index, scale))
+    # Axis under the bars (and the difference scale under the differences).
+    axis_marks = "".join(f'<em style="left:{position * 100:.1f}%">{escape(text)}</em>' for position, text in axis)
+    cells += ['<div></div>', f'<div class="cc-axis"><span>{axis_marks}</span><b></b></div>']
+    if diffs:
+        marks = ((0.0, f"−{scale:g}"), (0.5, "0"), (1.0, f"+{scale:g}"))
+        cells.append('<div class="cc-axis"><span>' + "".join(f'<em style="left:{p * 100:.0f}%">{t}</em>' for p, t in marks)
+                     + "</span><b></b></div>")
+    style = f' style="max-height:{max_height}px"' if max_height else ""
+    return f'<div class="cc-chart">{head}<div class="cc-rows {layout}"{style}>{"".join(cells)}</div></div>'
+
+
+# ---------------------------------------------------------------- progress
+
+
+def progress_bar(fraction: float, queued: bool = False) -> str:
+    fraction = 0.0 if not math.isfinite(fraction) else max(0.0, min(1.0, fraction))
+    return (f'<div class="cc-progress{" queued" if queued else ""}" role="progressbar" aria-valuemin="0" '
+            f'aria-valuemax="100" aria-valuenow="{100 * fraction:.0f}"><i style="width:{100 * fraction:.1f}%"></i></div>')

@@ -1,0 +1,223 @@
+"""The page: every component, created in reading order, returned as one typed `Layout`. No behaviour here;
+handlers (handlers.py, classify.py, runs.py) fill the components and wiring.py connects the events."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from ..config import DATASETS, LOSS_NAMES, MODEL_NAMES, PRESETS, PROFILES
+from .about import ABOUT
+from .charts import STYLE
+from .evidence import preset_note
+from .names import display_name
+from .verdict import VERDICT_STYLE
+from .views import DEFAULT_SMOOTHING
+
+DEFAULT_PRESET = "quick"
+REFRESH_SECONDS = 1.0
+# The browser's memory survives app restarts only with a fixed secret (BrowserState encrypts with it); it
+# guards nothing secret: a client id and a job id.
+BROWSER_STORAGE_KEY = "cce_demo_browser"
+BROWSER_SECRET = "cce_demo_browser_memory"
+HEADER = """<div style="display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 14px">
+<h1 style="font-size:22px;margin:0">Complement Cross Entropy vs Cross Entropy on long-tailed CIFAR</h1>
+<span style="color:var(--body-text-color-subdued);font-size:13px">Both losses train as a <i>paired</i> run (same initial
+weights, same batches, only the loss differs); results are reported as they come out.</span></div>"""
+
+
+@dataclass(frozen=True)
+class Layout:
+    tabs: gr.Tabs
+    # Train & compare: settings (in the order `settings.config_from_form` takes them)
+    preset: gr.Radio
+    preset_note: gr.Markdown
+    dataset: gr.Dropdown
+    profile: gr.Radio
+    ratio: gr.Number
+    losses: gr.CheckboxGroup
+    gamma: gr.Number
+    model: gr.Dropdown
+    epochs: gr.Number
+    batch_size: gr.Number
+    learning_rate: gr.Number
+    seeds: gr.Textbox
+    device: gr.Radio
+    counts_chart: gr.HTML
+    start: gr.Button
+    stop: gr.Button
+    verdict: gr.HTML
+    repeat: gr.Button
+    status: gr.HTML
+    recall_chart: gr.HTML
+    loss_chart: gr.HTML
+    smoothing: gr.Slider
+    test_loss_chart: gr.HTML
+    accuracy_chart: gr.HTML
+    groups: gr.Dataframe
+    confusion: gr.HTML
+    # Classify
+    classify_run: gr.Dropdown
+    upload: gr.File
+    correct_prior: gr.Checkbox
+    classify_button: gr.Button
+    upload_preview: gr.Image
+    seen: gr.Image
+    classify_note: gr.HTML
+    predictions: gr.HTML
+    class_lean: gr.HTML
+    # Runs
+    runs_frame: gr.Dataframe
+    runs_problems: gr.Markdown
+    run_choice: gr.Dropdown
+    open_button: gr.Button
+    delete_button: gr.Button
+    refresh_button: gr.Button
+    transfer_row: gr.Row  # export / import of run zips go here (cce_demo/transfer.py)
+    overlay_accuracy: gr.HTML
+    overlay_recall: gr.HTML
+    # State
+    view: gr.State  # ViewRef | None
+    drawn: gr.State  # Drawn
+    memory: gr.BrowserState  # BrowserMemory as JSON
+    timer: gr.Timer
+    # Hidden inputs and output of the /classify API endpoint
+    api_file: gr.File
+    api_run: gr.Textbox
+    api_result: gr.JSON
+    api_button: gr.Button
+
+    @property
+    def form(self) -> list[gr.components.Component]:
+        """The settings, in `config_from_form`'s argument order."""
+        return [self.preset, self.dataset, self.profile, self.ratio, self.losses, self.gamma, self.model, self.epochs,
+                self.batch_size, self.learning_rate, self.seeds, self.device]
+
+    @property
+    def view_outputs(self) -> list[gr.components.Component]:
+        """Everything that shows the viewed run (what `handlers.render` may update)."""
+        return [self.status, self.verdict, self.repeat, self.counts_chart, self.recall_chart, self.loss_chart,
+                self.test_loss_chart, self.accuracy_chart, self.groups, self.confusion]
+
+    @property
+    def controls(self) -> list[gr.components.Component]:
+        return [self.start, self.stop, self.repeat]
+
+    @property
+    def runs_outputs(self) -> list[gr.components.Component]:
+        return [self.runs_frame, self.run_choice, self.runs_problems, self.classify_run]
+
+    @property
+    def classify_outputs(self) -> list[gr.components.Component]:
+        return [self.upload_preview, self.seen, self.classify_note, self.predictions, self.class_lean]
+
+
+def build_layout(examples_dir: Path | None = None) -> Layout:
+    """Create the components inside the current `gr.Blocks` context."""
+    quick = PRESETS[DEFAULT_PRESET]
+    gr.HTML(STYLE + VERDICT_STYLE + HEADER)
+    with gr.Tabs() as tabs:
+        with gr.Tab("Train & compare", id="compare"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=320):
+                    preset = gr.Radio(list(PRESETS), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
+                    note = gr.Markdown(preset_note(DEFAULT_PRESET), elem_id="preset-note")
+                    with gr.Accordion("Advanced settings", open=False):
+                        with gr.Row():
+                            dataset = gr.Dropdown(list(DATASETS), value=quick.dataset, label="Dataset")
+                            profile = gr.Radio(list(PROFILES), value=quick.profile, label="Imbalance profile")
+                            ratio = gr.Number(quick.imbalance_ratio, label="Imbalance ratio (≥ 1)", minimum=1)
+                        losses = gr.CheckboxGroup(
+                            [display_name(loss) for loss in LOSS_NAMES],
+                            value=[display_name(loss) for loss in quick.losses], label="Losses to compare",
+                        )
+                        with gr.Row():
+                            gamma = gr.Number(quick.gamma, label="γ of paper-form CCE")
+                            model = gr.Dropdown(list(MODEL_NAMES), value=quick.model, label="Model")
+                            epochs = gr.Number(quick.epochs, label="Epochs", precision=0)
+                        with gr.Row():
+                            batch_size = gr.Number(quick.batch_size, label="Batch size", precision=0)
+                            learning_rate = gr.Number(quick.learning_rate, label="Learning rate")
+                            seeds = gr.Textbox(",".join(map(str, quick.seeds)), label="Seeds (e.g. 0,1,2)")
+                            device = gr.Radio(["auto", "cpu", "cuda"], value=quick.device, label="Device")
+                with gr.Column(scale=2, min_width=300):
+                    counts_chart = gr.HTML(elem_id="counts-chart")
+            with gr.Row():
+                # Disabled until the page has loaded and knows whether this browser already has a job.
+                start = gr.Button("Start training", variant="primary", interactive=False, elem_id="start")
+                stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop")
+            verdict = gr.HTML(elem_id="verdict")
+            repeat = gr.Button("Repeat with 3 seeds", visible=False, elem_id="repeat", size="md")
+            status = gr.HTML(elem_id="job-status")
+            recall_chart = gr.HTML(elem_id="recall-chart")
+            loss_chart = gr.HTML(elem_id="loss-curve")
+            smoothing = gr.Slider(0, 0.99, value=DEFAULT_SMOOTHING, step=0.01, label="Smoothing (0 = raw)",
+                                  elem_id="smoothing")
+            with gr.Row(equal_height=False):
+                test_loss_chart = gr.HTML(elem_id="test-loss-chart", min_width=320)
+                accuracy_chart = gr.HTML(elem_id="accuracy-chart", min_width=320)
+            groups = gr.Dataframe(label="Head / medium / tail recall", interactive=False)
+            confusion = gr.HTML(elem_id="confusion")
+
+        with gr.Tab("Classify", id="classify"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=2, min_width=300):
+                    classify_run = gr.Dropdown([], label="Run (its models classify)", allow_custom_value=True, elem_id="classify-run")
+                    upload = gr.File(label="Image (PNG, JPEG, WebP, GIF or BMP)", type="filepath", file_types=["image"], elem_id="upload")
+                    if examples_dir and examples_dir.is_dir():
+                        examples = sorted(str(path) for path in examples_dir.glob("*.png"))
+                        if examples:
+                            gr.Examples(examples, inputs=[upload], label="Examples (CIFAR-10 test images): pick one")
+                    correct_prior = gr.Checkbox(False, label="Correct for the training prior (logit adjustment, τ = 1)",
+                                                elem_id="correct-prior")
+                    classify_button = gr.Button("Classify again", elem_id="classify-button")
+                with gr.Column(scale=3, min_width=300):
+                    with gr.Row():
+                        upload_preview = gr.Image(label="Your image", type="pil", interactive=False, height=170,
+                                                  elem_id="upload-preview", buttons=[])
+                        seen = gr.Image(label="What the models see (32×32, enlarged)", type="pil", interactive=False,
+                                        height=170, elem_id="seen", buttons=[])
+                    classify_note = gr.HTML(elem_id="classify-note")
+                    predictions = gr.HTML(elem_id="predictions")
+                    class_lean = gr.HTML(elem_id="class-lean")
+
+        with gr.Tab("Runs", id="runs"):
+            runs_frame = gr.Dataframe(label="Runs on disk", interactive=False, wrap=True, elem_id="runs-table")
+            runs_problems = gr.Markdown()
+            run_choice = gr.Dropdown([], multiselect=True, allow_custom_value=True, elem_id="run-choice",
+                                     label="Runs: select one to open or delete, two or more to overlay them below")
+            with gr.Row():
+                open_button = gr.Button("Open in compare view", elem_id="open-run")
+                delete_button = gr.Button("Delete run", variant="stop", elem_id="delete-run")
+                refresh_button = gr.Button("Refresh", elem_id="refresh-runs")
+            with gr.Row(visible=False) as transfer_row:
+                pass
+            overlay_accuracy = gr.HTML(elem_id="overlay-accuracy")
+            overlay_recall = gr.HTML(elem_id="overlay-recall")
+
+        with gr.Tab("About", id="about"):
+            gr.Markdown(ABOUT)
+
+    view = gr.State(None)
+    drawn = gr.State(None)
+    memory = gr.BrowserState(None, storage_key=BROWSER_STORAGE_KEY, secret=BROWSER_SECRET)
+    timer = gr.Timer(REFRESH_SECONDS)
+    with gr.Row(visible=False):
+        api_file = gr.File(type="filepath")
+        api_run = gr.Textbox()
+        api_result = gr.JSON()
+        api_button = gr.Button()
+    return Layout(
+        tabs=tabs, preset=preset, preset_note=note, dataset=dataset, profile=profile, ratio=ratio, losses=losses,
+        gamma=gamma, model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seeds=seeds,
+        device=device, counts_chart=counts_chart, start=start, stop=stop, verdict=verdict, repeat=repeat, status=status,
+        recall_chart=recall_chart, loss_chart=loss_chart, smoothing=smoothing, test_loss_chart=test_loss_chart,
+        accuracy_chart=accuracy_chart, groups=groups, confusion=confusion, classify_run=classify_run, upload=upload,
+        correct_prior=correct_prior, classify_button=classify_button, upload_preview=upload_preview, seen=seen,
+        classify_note=classify_note, predictions=predictions, class_lean=class_lean, runs_frame=runs_frame,
+        runs_problems=runs_problems, run_choice=run_choice, open_button=open_button, delete_button=delete_button,
+        refresh_button=refresh_button, transfer_row=transfer_row, overlay_accuracy=overlay_accuracy,
+        overlay_recall=overlay_recall, view=view, drawn=drawn, memory=memory, timer=timer, api_file=api_file,
+        api_run=api_run, api_result=api_result, api_button=api_button,
+    )

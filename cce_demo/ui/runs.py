@@ -1,0 +1,155 @@
+"""Handlers of the Runs tab: the table of runs on disk, open or delete one, overlay two or more.
+
+Export and import of run zips (cce_demo/transfer.py) belong in `Layout.transfer_row`, beside these buttons.
+"""
+from __future__ import annotations
+
+import shutil
+import string
+from typing import Any, Sequence
+
+import gradio as gr
+
+from ..checkpoints import RunCorruptError, RunRecord
+from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
+from .catalog import runs_table
+from .charts import Bars, Line, RowLabel, bar_rows, escape, line_chart
+from .classify import run_choices
+from .context import UiContext, Update
+from .errors import user_error
+from .handlers import next_run_counts, show, view_of_run
+from .names import RUN_COLOURS, short_name
+from .settings import scale_text
+from .state import BrowserMemory
+from .views import epoch_positions, head_to_tail
+
+MAX_OVERLAID = len(RUN_COLOURS)
+
+
+def on_refresh_runs(ctx: UiContext, select: str | None = None) -> Update:
+    """The runs table and both run pickers; `select` (a run that just finished) is preselected for classifying
+    when it has models."""
+    ui, catalog = ctx.ui, ctx.app.catalog
+    records, problems = catalog.records()
+    frame = runs_table(catalog, records)
+    ids = [record.run_id for record in records]
+    with_weights = run_choices(records)
+    default = catalog.default_run(records)
+    chosen = select if select in with_weights else (default.run_id if default else (with_weights[0] if with_weights else None))
+    message = ("**Unreadable run directories:** " + "; ".join(problems)) if problems else ""
+    return {
+        ui.runs_frame: frame, ui.run_choice: gr.Dropdown(choices=ids), ui.runs_problems: message,
+        ui.classify_run: gr.Dropdown(choices=with_weights, value=chosen),
+    }
+
+
+def one_selected(selected: Any, action: str) -> str:
+    chosen = [run for run in (selected or []) if run]
+    if len(chosen) != 1:
+        raise user_error(f"Select exactly one run to {action} (selected: {len(chosen)}).", action)
+    return chosen[0]
+
+
+def find(ctx: UiContext, run_id: str) -> RunRecord:
+    try:
+        return ctx.app.catalog.find(run_id)
+    except (ValueError, RunCorruptError) as error:
+        raise user_error(str(error), "runs") from None
+
+
+def on_open_run(ctx: UiContext, selected: Any, memory_json: Any, smoothing: float, *counts_form: Any) -> Update:
+    run_id = one_selected(selected, "open")
+    find(ctx, run_id)
+    memory = BrowserMemory.from_json(memory_json).with_client()
+    updates = show(ctx, view_of_run(ctx, run_id, memory), memory, smoothing, next_run_counts(*counts_form))
+    updates[ctx.ui.tabs] = gr.Tabs(selected="compare")
+    return updates
+
+
+def on_delete_run(ctx: UiContext, selected: Any) -> Update:
+    run_id = one_selected(selected, "delete")
+    record = find(ctx, run_id)
+    if ctx.app.catalog.is_shipped(record):
+        raise user_error("Shipped runs cannot be deleted; only runs you trained here.", "delete")
+    if record.status in ("running", "queued"):
+        raise user_error("This run is still training; stop it first.", "delete")
+    try:
+        shutil.rmtree(record.run_dir)
+    except OSError as error:
+        raise user_error(f"Could not delete {run_id}: {error}", "delete") from None
+    gr.Info(f"Deleted run {run_id}.")
+    updates = on_refresh_runs(ctx)
+    updates[ctx.ui.run_choice] = gr.Dropdown(choices=updates[ctx.ui.run_choice].choices, value=[])
+    return updates
+
+
+def snapshot_of_run(ctx: UiContext, run_id: str) -> JobSnapshot | None:
+    try:
+        record = ctx.app.catalog.find(run_id)
+        if not ctx.app.catalog.is_shipped(record):
+            return ctx.app.manager.snapshot(run_id)  # live when it is still training
+        return snapshot_from_run_dir(record.run_dir)
+    except (ValueError, RunCorruptError, UnknownJobError, OSError):
+        return None
+
+
+def overlay_accuracy(snapshots: Sequence[tuple[str, JobSnapshot]]) -> str:
+    """Balanced accuracy per epoch of every loss of every run: colour per run, CE solid, other losses dashed."""
+    lines = []
+    for (letter, snapshot), hue in zip(snapshots, RUN_COLOURS):
+        baseline = snapshot.config.losses[0]
+        positioned = epoch_positions(snapshot)
+        for loss in snapshot.config.losses:
+            points = [(x, point["losses"].get(loss, {}).get("balanced_accuracy")) for x, point in positioned]
+            lines.append(Line(f"{letter} · {short_name(loss)}", hue, points, style="solid" if loss == baseline else "dashed",
+                              markers=True))
+    return line_chart(title="Balanced accuracy per epoch, runs overlaid", lines=lines, x_label="epoch (seeds one after another)",
+                      x_integer=True, y_format=lambda value: f"{100 * value:.0f} %", y_floor=0.0, height=240,
+                      subtitle="Colour: run (key below). Solid: the baseline loss (CE); dashed: the other losses.",
+                      empty_text="These runs have no evaluated epoch yet.")
+
+
+def overlay_recall(snapshots: Sequence[tuple[str, JobSnapshot]]) -> str:
+    """Per-class recall (latest evaluation) of every loss of every run, grouped by class."""
+    usable = [(letter, snapshot) for letter, snapshot in snapshots if snapshot.latest]
+    if not usable:
+        return ""
+    names = usable[0][1].class_names
+    if any(snapshot.class_names != names for _, snapshot in usable):
+        return ('<div class="cc-card">Per-class recall is overlaid only for runs on the same classes; these runs use '
+                "different datasets.</div>")
+    counts = list(usable[0][1].class_counts) or [0] * len(names)
+    order = head_to_tail(counts)
+    bars = []
+    for (letter, snapshot), hue in zip(snapshots, RUN_COLOURS):
+        if not snapshot.latest:
+            continue
+        baseline = snapshot.config.losses[0]
+        for loss in snapshot.config.losses:
+            recall = (snapshot.latest.get(loss) or {}).get("per_class_recall")
+            if recall:
+                bars.append(Bars(f"{letter} · {short_name(loss)}", hue, [recall[index] for index in order], hatched=loss != baseline))
+    rows = [RowLabel(names[index], f"{counts[index]:,} training images in run {usable[0][0]}") for index in order]
+    return bar_rows(title="Per-class recall, runs overlaid (head → tail)", rows=rows, bars=bars,
+                    subtitle="Colour: run; striped: the non-baseline losses. Each run's latest evaluation.",
+                    label_heading="class · training images")
+
+
+def on_runs_selected(ctx: UiContext, selected: Any) -> Update:
+    """Overlay the selected runs once two or more are selected."""
+    ui = ctx.ui
+    chosen = [run for run in (selected or []) if run][:MAX_OVERLAID]
+    if len(chosen) < 2:
+        hint = '<div class="cc-sub">Select two or more runs above to overlay their curves and per-class recall.</div>'
+        return {ui.overlay_accuracy: hint, ui.overlay_recall: ""}
+    snapshots = []
+    for letter, run_id in zip(string.ascii_uppercase, chosen):
+        snapshot = snapshot_of_run(ctx, run_id)
+        if snapshot is not None:
+            snapshots.append((letter, snapshot))
+    key = "".join(
+        f'<div><b style="color:{hue}">{letter}</b> = <code>{escape(snapshot.job_id)}</code> · {escape(scale_text(snapshot.config))} · '
+        f"{escape(str(snapshot.status))}</div>" for (letter, snapshot), hue in zip(snapshots, RUN_COLOURS)
+    )
+    return {ui.overlay_accuracy: overlay_accuracy(snapshots) + f'<div class="cc-card" style="margin-top:6px;font-size:13px">{key}</div>',
+            ui.overlay_recall: overlay_recall(snapshots)}

@@ -1,0 +1,82 @@
+"""The settings form and API requests, turned into validated `TrainConfig`s."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from .. import data
+from ..config import TrainConfig, parse_seed_text, preset
+from .names import loss_from_display
+
+FORM_FIELDS = ("preset_name", "dataset", "profile", "imbalance_ratio", "losses", "gamma", "model", "epochs",
+               "batch_size", "learning_rate", "seeds", "device")
+
+
+def parse_seeds(value: Any) -> Any:
+    """Seeds as typed in the form ("0, 1, 2") or sent by the API (a list or one number); anything else goes to
+    TrainConfig unchanged, whose validation names the field."""
+    if isinstance(value, str):
+        return parse_seed_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    return value
+
+
+def config_from_form(
+    preset_name: str, dataset: str, profile: str, imbalance_ratio: float, losses: Sequence[str], gamma: float,
+    model: str, epochs: float, batch_size: float, learning_rate: float, seeds: str, device: str,
+) -> TrainConfig:
+    """The advanced-panel widgets (which start from the preset) to a validated config."""
+
+    def whole(name: str, value: Any) -> int:
+        if value is None or (isinstance(value, float) and (not math.isfinite(value) or value != int(value))):
+            raise ValueError(f"{name}: must be a whole number, got {value!r}")
+        return int(value)
+
+    if imbalance_ratio is None or learning_rate is None or gamma is None:
+        raise ValueError("imbalance_ratio, learning_rate and gamma need a value")
+    return preset(
+        preset_name,
+        dataset=dataset, profile=profile, imbalance_ratio=float(imbalance_ratio),
+        losses=tuple(loss_from_display(label) for label in losses or ()), gamma=float(gamma), model=model,
+        epochs=whole("epochs", epochs), batch_size=whole("batch_size", batch_size),
+        learning_rate=float(learning_rate), seeds=parse_seeds(seeds), device=device,
+    )
+
+
+def config_from_request(request: dict[str, Any]) -> TrainConfig:
+    """An API request: {"preset": "quick", ...any TrainConfig field} to a validated config."""
+    if not isinstance(request, dict):
+        raise ValueError(f"config: expected a JSON object, got {type(request).__name__}")
+    fields = dict(request)
+    preset_name = fields.pop("preset", "quick")
+    if not isinstance(preset_name, str):
+        raise ValueError(f"preset: expected a preset name, got {preset_name!r}")
+    if "seed" in fields:
+        fields["seeds"] = (fields.pop("seed"),)
+    if "seeds" in fields:
+        fields["seeds"] = parse_seeds(fields["seeds"])
+    base = preset(preset_name).to_dict()
+    unknown = sorted(set(fields) - set(base))
+    if unknown:
+        raise ValueError(f"unknown config field(s): {', '.join(unknown)}; valid fields: preset, {', '.join(sorted(base))}")
+    return TrainConfig.from_dict({**base, **fields})
+
+
+def class_names_for(dataset: str, num_classes: int) -> tuple[str, ...]:
+    if dataset == "cifar10":
+        return data.CIFAR10_CLASSES
+    return tuple(f"class {index}" for index in range(num_classes))
+
+
+DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data"}
+MODEL_LABELS = {"resnet8": "ResNet-8", "resnet20": "ResNet-20", "resnet32": "ResNet-32"}
+
+
+def scale_text(config: TrainConfig) -> str:
+    """A run's scale in a few words: "CIFAR-10-LT, ratio 100 · ResNet-8 · 25 epochs · seed 0"."""
+    dataset = DATASET_LABELS.get(config.dataset, config.dataset)
+    profile = "" if config.profile == "exp" else f" ({config.profile} profile)"
+    seeds = f"seed {config.seeds[0]}" if len(config.seeds) == 1 else f"{len(config.seeds)} seeds ({', '.join(map(str, config.seeds))})"
+    return (f"{dataset}, ratio {config.imbalance_ratio:g}{profile} · {MODEL_LABELS.get(config.model, config.model)} · "
+            f"{config.epochs} epoch{'s' if config.epochs != 1 else ''} · {seeds}")

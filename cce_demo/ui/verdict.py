@@ -1,0 +1,169 @@
+"""The verdict card: the answer at a glance, per loss against the baseline (CE), in plain sentences.
+
+Rules (docs/design.md, "Reading a paired comparison"):
+- One seed compares two trained models, not two losses: the card gives the difference and, beside it, the
+  seed-to-seed spread measured for the preset (or says it is not measured), and never names a winner.
+- Several seeds: the mean difference with its 95 % interval across seeds, and whether it held up (the
+  interval excludes zero) at this budget.
+- The card names the run it describes and its scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from ..jobs import JobSnapshot
+from ..metrics import format_p_value, summarise_differences
+from ..status import JobStatus
+from .charts import escape
+from .evidence import PRESET_FACTS, points, preset_of
+from .names import colour, display_name
+from .settings import MODEL_LABELS, scale_text
+from .views import completion, duration_text, status_of
+
+VERDICT_STYLE = """<style>
+#verdict .cc-vh{display:flex;flex-wrap:wrap;gap:4px 10px;align-items:baseline;margin-bottom:6px}
+#verdict .cc-vh b.who{font-size:15px}
+#verdict .cc-chip{font-size:12px;padding:1px 8px;border-radius:10px;background:var(--border-color-primary)}
+#verdict .cc-vi{border-left:4px solid;padding:4px 0 4px 12px;margin:8px 0}
+#verdict .cc-vn{font-size:20px;font-weight:700;line-height:1.25}
+#verdict .cc-vn small{font-size:13px;font-weight:400;color:var(--body-text-color-subdued)}
+#verdict .cc-vs{margin:4px 0 0}
+#verdict .cc-vx{margin:4px 0 0;font-size:12.5px;color:var(--body-text-color-subdued)}
+</style>"""
+
+
+@dataclass(frozen=True)
+class LossComparison:
+    """One loss against the baseline over the seeds that finished."""
+
+    other: str
+    baseline: str
+    balanced: tuple[float, ...]  # per seed, points
+    tail: tuple[float | None, ...]  # per seed, points
+    seeds: tuple[int, ...]
+    last: Mapping[str, Any]  # the latest seed's comparison (McNemar counts)
+
+
+def tail_recall_at_seed_end(snapshot: JobSnapshot, seed: int, loss: str) -> float | None:
+    """Tail recall of `loss` at the last evaluated epoch of `seed` (its full final evaluation)."""
+    points_of_seed = [point for point in snapshot.epochs if point["seed"] == seed]
+    if not points_of_seed:
+        return None
+    last = max(points_of_seed, key=lambda point: point["epoch"])
+    value = (last["losses"].get(loss, {}).get("group_recall") or {}).get("tail")
+    return value if isinstance(value, (int, float)) else None
+
+
+def loss_comparisons(snapshot: JobSnapshot) -> list[LossComparison]:
+    by_other: dict[str, list[Mapping[str, Any]]] = {}
+    for comparison in snapshot.comparisons:
+        by_other.setdefault(comparison["other"], []).append(comparison)
+    result = []
+    for other, comparisons in by_other.items():
+        baseline = comparisons[0]["baseline"]
+        tails = []
+        for comparison in comparisons:
+            mine = tail_recall_at_seed_end(snapshot, comparison["seed"], other)
+            base = tail_recall_at_seed_end(snapshot, comparison["seed"], baseline)
+            tails.append(100 * (mine - base) if mine is not None and base is not None else None)
+        result.append(LossComparison(
+            other, baseline, tuple(100 * c["balanced_accuracy_difference"] for c in comparisons), tuple(tails),
+            tuple(c["seed"] for c in comparisons), comparisons[-1],
+        ))
+    return result
+
+
+def budget_text(snapshot: JobSnapshot) -> str:
+    config = snapshot.config
+    return f"{MODEL_LABELS.get(config.model, config.model)}, {config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+
+
+def spread_sentence(snapshot: JobSnapshot) -> str:
+    name = preset_of(snapshot.config)
+    facts = PRESET_FACTS.get(name) if name else None
+    if facts and facts.spread:
+        return f"For scale: {facts.spread.sentence()}."
+    where = f"the {name} preset" if name else "these settings"
+    return (f"For scale: how much a second seed would move this number has not been measured yet for {where} "
+            f"(with the quick preset CE's own balanced accuracy ranged over 3.5 points across 3 seeds).")
+
+
+def mean_or_none(values: Sequence[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return sum(known) / len(known) if known else None
+
+
+def comparison_html(snapshot: JobSnapshot, item: LossComparison) -> str:
+    name, base = display_name(item.other), display_name(item.baseline)
+    budget = budget_text(snapshot)
+    tail = mean_or_none(item.tail)
+    tail_text = f" · <b>{points(tail)}</b> <small>points tail recall</small>" if tail is not None else ""
+    if len(item.balanced) >= 2:
+        summary = summarise_differences(item.balanced)
+        low, high = summary.interval
+        numbers = (f'<div class="cc-vn">{escape(name)} − {escape(base)}: {points(summary.mean)} <small>points balanced accuracy '
+                   f'(95 % interval {points(low)} to {points(high)})</small>{tail_text}</div>')
+        if low <= 0 <= high:
+            meaning = (f"Over {len(item.balanced)} seeds, no clear difference at this budget ({budget}): the 95 % interval "
+                       "of the mean difference includes zero.")
+        else:
+            direction = "higher" if summary.mean > 0 else "lower"
+            meaning = (f"Over {len(item.balanced)} seeds it held up: {name} scored {direction} than {base} on average at "
+                       f"this budget ({budget}); the 95 % interval excludes zero.")
+        per_seed = ", ".join(f"seed {seed}: {points(value)}" for seed, value in zip(item.seeds, item.balanced))
+        extra = f"Per seed (balanced accuracy, points): {per_seed}."
+        still = len(item.balanced) < len(snapshot.config.seeds)
+        if still:
+            extra += f" {len(item.balanced)} of {len(snapshot.config.seeds)} seeds so far."
+    else:
+        numbers = (f'<div class="cc-vn">{escape(name)} − {escape(base)}: {points(item.balanced[0])} '
+                   f'<small>points balanced accuracy</small>{tail_text}</div>')
+        meaning = (f"On seed {item.seeds[0]} at this budget ({budget}). One seed compares two trained models, not the two "
+                   f"losses. {spread_sentence(snapshot)} Repeat with 3 seeds to see whether the difference holds up.")
+        test = item.last.get("mcnemar") or {}
+        extra = ""
+        if test:
+            extra = (f"Paired test on the same test images: {test.get('only_a_correct')} only {escape(base)} got right, "
+                     f"{test.get('only_b_correct')} only {escape(name)} (McNemar p = {format_p_value(test['p_value'])}). "
+                     "A small p says these two models make different mistakes; two seeds of the same loss differ like that too.")
+    return (f'<div class="cc-vi" style="border-color:{colour(item.other)}">{numbers}'
+            f'<p class="cc-vs">{meaning}</p>' + (f'<p class="cc-vx">{extra}</p>' if extra else "") + "</div>")
+
+
+def verdict_html(snapshot: JobSnapshot | None, title: str = "") -> str:
+    """The card (#verdict) for the shown run."""
+    if snapshot is None:
+        return (f'{VERDICT_STYLE}<div class="cc-card"><b>No run to show yet.</b> Choose a preset and press '
+                "<b>Start training</b>; the verdict appears here when the first seed has finished.</div>")
+    status = status_of(snapshot)
+    done = completion(snapshot)
+    chip = status.value if not done.partial else f"{status.value} after {done.text()}"
+    header = (f'<div class="cc-vh"><b class="who">{escape(title or "Run")}</b><code>{escape(snapshot.job_id)}</code>'
+              f'<span class="cc-chip">{escape(scale_text(snapshot.config))}</span><span class="cc-chip">{escape(chip)}</span></div>')
+    items = loss_comparisons(snapshot)
+    if not items:
+        body = f"<p>{escape(waiting_sentence(snapshot))}</p>"
+    else:
+        body = "".join(comparison_html(snapshot, item) for item in items)
+        if status.is_finished and status != JobStatus.DONE:
+            seeds = len(items[0].balanced)
+            body += (f'<p class="cc-vx">The run ended as <i>{escape(status.value)}</i> after {escape(done.text())}; these '
+                     f"figures cover the {seeds} seed{'s' if seeds != 1 else ''} that finished.</p>")
+    return f'{VERDICT_STYLE}<div class="cc-card">{header}{body}</div>'
+
+
+def waiting_sentence(snapshot: JobSnapshot) -> str:
+    status = status_of(snapshot)
+    first = snapshot.config.seeds[0]
+    if status == JobStatus.QUEUED:
+        return f"Waiting in the queue. The verdict appears here when seed {first} has finished training."
+    if status == JobStatus.RUNNING:
+        eta = duration_text(snapshot.eta_seconds) if len(snapshot.config.seeds) == 1 else ""
+        return (f"Training. The verdict appears here when seed {first} has finished"
+                + (f" (about {eta} from now)." if eta else "."))
+    done = completion(snapshot)
+    if status == JobStatus.FAILED:
+        return f"No comparison: the run failed ({snapshot.error or 'no reason recorded'})."
+    return (f"No comparison: the run ended as {status.value} after {done.text()}, before seed {first} finished. "
+            "The charts below show the partly trained models.")

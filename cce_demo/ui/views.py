@@ -1,0 +1,403 @@
+"""Views of a job snapshot: what the compare view draws (status and progress, training-loss and per-epoch
+curves, per-class recall with the per-class differences, class counts, the group table and the confusion
+matrices). Pure functions: a `JobSnapshot` (and settings) in, HTML or a table out.
+"""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from ..config import TrainConfig
+from ..jobs import JobSnapshot
+from ..metrics import GROUP_NAMES, class_groups, format_percent, summarise_differences
+from ..status import PARTIAL, JobStatus
+from .charts import Bars, Diffs, Line, RowLabel, Separator, bar_rows, escape, line_chart, progress_bar
+from .names import colour, display_name, short_name
+
+DEFAULT_SMOOTHING = 0.8
+# Test images per class in each dataset's (balanced) test split, to turn per-class McNemar counts into
+# recall differences; synthetic data has `synthetic_test_per_class`.
+TEST_IMAGES_PER_CLASS = {"cifar10": 1000, "cifar100": 100}
+NEXT_RUN_COLOUR = "#f59e0b"
+SHOWN_RUN_COLOUR = "#64748b"
+
+
+def duration_text(seconds: float | None) -> str:
+    """"45 s", "1 min 30 s", "28 min", "2.5 hours"; "" when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 600:
+        minutes, rest = divmod(int(round(seconds / 5) * 5), 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def status_of(snapshot: JobSnapshot) -> JobStatus:
+    try:
+        return JobStatus(snapshot.status)
+    except ValueError:
+        return JobStatus.FAILED
+
+
+# ---------------------------------------------------------------- epochs done (partial runs)
+
+
+@dataclass(frozen=True)
+class Completion:
+    epochs_done: int
+    epochs_planned: int
+    status: JobStatus
+
+    @property
+    def partial(self) -> bool:
+        return self.status in PARTIAL and self.epochs_done < self.epochs_planned
+
+    def text(self) -> str:
+        """"1 of 4 epochs" (the whole run's epochs, over all seeds)."""
+        return f"{self.epochs_done} of {self.epochs_planned} epochs"
+
+
+def completion(snapshot: JobSnapshot) -> Completion:
+    config = snapshot.config
+    return Completion(len(snapshot.epochs), config.epochs * len(config.seeds), status_of(snapshot))
+
+
+# ---------------------------------------------------------------- status and progress
+
+
+def loss_form_note(config: TrainConfig) -> str:
+    forms = []
+    if "cce" in config.losses:
+        forms.append(f"<b>CCE (paper form)</b>: CE + γ/(K−1)·C with γ = {config.gamma:g} (flattens wrong-class probabilities)")
+    if "cce_reference" in config.losses:
+        forms.append(f"<b>CCE (reference code)</b>: the authors' code, CE − β·S with β = {config.balancing_factor:g}, "
+                     "S = −C/K (so CE + β·C/K: sharpens for β &gt; 0)")
+    return "; ".join(forms)
+
+
+def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
+    """The status line with a progress bar and the ETA (#job-status)."""
+    if snapshot is None:
+        return ('<div class="cc-card">No run to show yet. Choose settings and press <b>Start training</b>, or open '
+                'a run in the <i>Runs</i> tab.</div>')
+    status = status_of(snapshot)
+    config = snapshot.config
+    header = (f"<b>{escape(title or 'Job')}</b> <code>{escape(snapshot.job_id)}</code> — <b>{escape(status.value)}</b>"
+              f" · {escape(' vs '.join(display_name(loss) for loss in config.losses))} · device {escape(snapshot.device)}")
+    parts = [header]
+    estimate = getattr(snapshot, "estimate_seconds", None)
+    estimate_words = getattr(snapshot, "estimate_text", "") or (f"about {duration_text(estimate)}" if estimate else "")
+    if status == JobStatus.QUEUED:
+        parts.append(progress_bar(0.0, queued=True))
+        wait = f"Waiting in the queue at position {snapshot.queue_position}." if snapshot.queue_position else "Waiting to start."
+        if estimate_words:
+            wait += f" Estimated: {estimate_words}."
+        parts.append(escape(wait))
+    elif status == JobStatus.RUNNING:
+        parts.append(progress_bar(snapshot.progress))
+        line = f"{100 * snapshot.progress:.0f} %"
+        eta = duration_text(snapshot.eta_seconds)
+        line += f" · about {eta} left" if eta else " · estimating the time left…"
+        if estimate_words:
+            line += f" (estimated at submit: {estimate_words})"
+        line += f" · {snapshot.message}"
+        parts.append(escape(line))
+    else:
+        done = completion(snapshot)
+        if done.partial:
+            parts.append(progress_bar(done.epochs_done / max(1, done.epochs_planned), queued=True))
+            parts.append(f"<b>Partial:</b> stopped after {escape(done.text())}; the scores below are from the last "
+                         "completed epoch.")
+        if snapshot.error and status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED, JobStatus.TIMED_OUT):
+            parts.append(f"<b>Reason:</b> {escape(snapshot.error)}")
+    if len(config.seeds) > 1 and snapshot.epochs:
+        parts.append(f"Curves run through the seeds one after another; recall, groups and confusion matrices show seed "
+                     f"{escape(snapshot.epochs[-1]['seed'])}, the latest evaluated.")
+    note = loss_form_note(config)
+    if note:
+        parts.append(f'<span style="font-size:12px">{note}.</span>')
+    return f'<div class="cc-card">{"<br>".join(parts)}</div>'
+
+
+# ---------------------------------------------------------------- training loss
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+    """Exponential moving average with bias correction, as Weights & Biases and TensorBoard draw it:
+    weight 0 is the raw series, 0.99 very smooth."""
+    if weight <= 0:
+        return list(values)
+    weight = min(weight, 0.999)
+    result, average = [], 0.0
+    for count, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        result.append(average / (1 - weight ** count))
+    return result
+
+
+def seed_boundaries(points: Sequence[Mapping[str, Any]], position_key: str) -> list[Separator]:
+    """Where a new seed starts in a series that runs through the seeds one after another."""
+    separators = []
+    for previous, point in zip(points, points[1:]):
+        if point["seed"] != previous["seed"]:
+            separators.append(Separator(point[position_key] - 0.5, f"seed {point['seed']}"))
+    return separators
+
+
+def loss_chart(snapshot: JobSnapshot | None, smoothing: float = DEFAULT_SMOOTHING) -> str:
+    title = "Training loss per step"
+    if snapshot is None or not snapshot.steps:
+        return line_chart(title=title, lines=[], x_label="step", empty_text="The training loss appears with the first steps.")
+    losses = list(snapshot.config.losses)
+    steps = [point["global_step"] for point in snapshot.steps]
+    raw, parts, main = [], [], []
+    for loss in losses:
+        values = [point["losses"].get(loss) for point in snapshot.steps]
+        known = [(step, value) for step, value in zip(steps, values) if value is not None]
+        if not known:
+            continue
+        xs = [step for step, _ in known]
+        ys = [value for _, value in known]
+        if smoothing > 0:
+            raw.append(Line(f"{display_name(loss)} (raw)", colour(loss), list(zip(xs, ys)), style="faint", width=1, in_legend=False))
+        main.append(Line(display_name(loss), colour(loss), list(zip(xs, smooth(ys, smoothing))), width=2.2))
+        if loss != "ce":
+            ce_part = [(step, point["cross_entropy"].get(loss)) for step, point in zip(steps, snapshot.steps)]
+            ce_part = [(step, value) for step, value in ce_part if value is not None]
+            if ce_part:
+                parts.append(Line(f"{display_name(loss)} · CE part", colour(loss),
+                                  list(zip([s for s, _ in ce_part], smooth([v for _, v in ce_part], smoothing))),
+                                  style="dashed", width=1.6))
+    # Drawn bottom to top: raw, CE parts, the other losses, CE last so that nothing hides it.
+    ordered = raw + parts + [line for line in main if line.label != display_name("ce")] + [line for line in main if line.label == display_name("ce")]
+    legend = [(line.label, line.colour, "solid") for line in main] + [(line.label, line.colour, "dashed") for line in parts]
+    if raw:
+        legend.append(("raw per-step values", "#888888", "faint"))
+    subtitle = (f"Smoothed (exponential moving average, {smoothing:g}); faint: the raw values. " if smoothing > 0 else "Raw values. ")
+    if parts:
+        subtitle += "Dashed: the plain cross-entropy part of each loss, on CE's scale."
+    return line_chart(title=title, lines=ordered, x_label="training step (all seeds)", legend=legend, subtitle=subtitle,
+                      y_floor=0.0, separators=seed_boundaries(snapshot.steps, "global_step"), height=240)
+
+
+# ---------------------------------------------------------------- per-epoch test metrics
+
+
+def epoch_positions(snapshot: JobSnapshot) -> list[tuple[int, Mapping[str, Any]]]:
+    """(x position, epoch point): with several seeds, later seeds' epochs follow the earlier ones."""
+    seeds = list(snapshot.config.seeds)
+    epochs = snapshot.config.epochs
+    return [((seeds.index(point["seed"]) * epochs if point["seed"] in seeds else 0) + point["epoch"], point)
+            for point in snapshot.epochs]
+
+
+def epoch_chart(snapshot: JobSnapshot | None, metric: str, title: str, as_percent: bool = False) -> str:
+    waiting = "The first point appears when epoch 1 has been evaluated."
+    if snapshot is None or not snapshot.epochs:
+        return line_chart(title=title, lines=[], x_label="epoch", empty_text=waiting, height=200)
+    positioned = epoch_positions(snapshot)
+    lines = []
+    for loss in snapshot.config.losses:
+        points = [(x, point["losses"].get(loss, {}).get(metric)) for x, point in positioned]
+        if any(value is not None for _, value in points):
+            lines.append(Line(display_name(loss), colour(loss), points, markers=True))
+    legend = [(line.label, line.colour, "solid") for line in lines]
+    lines.sort(key=lambda line: line.label == display_name("ce"))  # drawn last: on top
+    separators, x_ticks = [], None
+    if len(snapshot.config.seeds) > 1:
+        epochs = snapshot.config.epochs
+        seen = sorted({(snapshot.config.seeds.index(p["seed"]) if p["seed"] in snapshot.config.seeds else 0) for _, p in positioned})
+        separators = [Separator(index * epochs + 0.5, f"seed {snapshot.config.seeds[index]}") for index in seen if index > 0]
+        x_ticks = []
+        for index in seen:
+            x_ticks.append((index * epochs + 1, "1"))
+            if epochs > 1:
+                x_ticks.append((index * epochs + epochs, str(epochs)))
+        present = {x for x, _ in positioned}
+        x_ticks = [(x, text) for x, text in x_ticks if min(present) <= x <= max(present)]
+    y_format = (lambda value: f"{100 * value:.0f} %") if as_percent else (lambda value: f"{value:.2f}")
+    return line_chart(title=title, lines=lines, x_label="epoch", x_integer=True, x_ticks=x_ticks, y_format=y_format,
+                      separators=separators, height=200, y_floor=0.0, legend=legend)
+
+
+# ---------------------------------------------------------------- per-class recall and differences
+
+
+def head_to_tail(counts: Sequence[int]) -> list[int]:
+    """Class indices from the most to the fewest training images (ties keep their index order)."""
+    return sorted(range(len(counts)), key=lambda index: -counts[index])
+
+
+def group_of(class_counts: Sequence[int]) -> dict[int, str]:
+    if len(class_counts) < 3:
+        return {}
+    return {index: name for name, members in class_groups(class_counts).items() for index in members}
+
+
+def test_images_per_class(config: TrainConfig) -> int:
+    return TEST_IMAGES_PER_CLASS.get(config.dataset, config.synthetic_test_per_class)
+
+
+def per_class_differences(snapshot: JobSnapshot, other: str) -> tuple[list[float | None], list[tuple[float, float] | None] | None, int]:
+    """Per class, `other` − baseline recall in points. With two or more finished seeds: the mean over the
+    seeds (from each seed's per-class paired counts) and its 95 % interval; else the latest evaluation."""
+    comparisons = [c for c in snapshot.comparisons if c["other"] == other and c.get("per_class_mcnemar")]
+    num_classes = len(snapshot.class_names)
+    if len(comparisons) >= 2:
+        support = test_images_per_class(snapshot.config)
+        means, intervals = [], []
+        for index in range(num_classes):
+            values = [100 * (c["per_class_mcnemar"][index]["only_b_correct"] - c["per_class_mcnemar"][index]["only_a_correct"]) / support
+                      for c in comparisons if index < len(c["per_class_mcnemar"])]
+            summary = summarise_differences(values)
+            means.append(summary.mean)
+            intervals.append(summary.interval)
+        return means, intervals, len(comparisons)
+    baseline = snapshot.config.losses[0]
+    base = snapshot.latest.get(baseline, {}).get("per_class_recall") or []
+    mine = snapshot.latest.get(other, {}).get("per_class_recall") or []
+    values = [100 * (b - a) if a is not None and b is not None else None for a, b in zip(base, mine)]
+    return values, None, 1
+
+
+def recall_chart(snapshot: JobSnapshot | None) -> str:
+    title = "Per-class recall, head → tail"
+    if snapshot is None or not snapshot.latest:
+        return bar_rows(title=title, rows=[], bars=[], empty_text="Per-class recall appears when epoch 1 has been evaluated.")
+    counts = list(snapshot.class_counts) or [0] * len(snapshot.class_names)
+    order = head_to_tail(counts)
+    groups = group_of(counts)
+    rows = [RowLabel(snapshot.class_names[index], f"{counts[index]:,}", groups.get(index, "")) for index in order]
+    losses = [loss for loss in snapshot.config.losses if loss in snapshot.latest]
+    bars = []
+    for loss in losses:
+        recall = snapshot.latest[loss]["per_class_recall"]
+        bars.append(Bars(display_name(loss), colour(loss), [recall[index] for index in order]))
+    baseline = snapshot.config.losses[0]
+    diffs, seeds_used = [], 1
+    for loss in losses:
+        if loss == baseline:
+            continue
+        values, intervals, seeds_used = per_class_differences(snapshot, loss)
+        diffs.append(Diffs(f"{short_name(loss)} − {short_name(baseline)}", colour(loss),
+                           [values[index] if index < len(values) else None for index in order],
+                           [intervals[index] for index in order] if intervals else None))
+    seed = snapshot.epochs[-1]["seed"] if snapshot.epochs else snapshot.config.seeds[0]
+    epoch = snapshot.epochs[-1]["epoch"] if snapshot.epochs else 0
+    subtitle = (f"Recall on the balanced test set, seed {seed} after epoch {epoch}; numbers are recall in %, a red 0 "
+                "means no test image of that class was recognised.")
+    if diffs:
+        subtitle += (f" Right: per-class difference against {display_name(baseline)} in points"
+                     + (f", mean over {seeds_used} seeds with 95 % intervals." if seeds_used >= 2 else "."))
+    heading = "" if not diffs else f"{diffs[0].label}, points" if len(diffs) == 1 else f"each loss − {short_name(baseline)}, points"
+    return bar_rows(title=title, rows=rows, bars=bars, diffs=diffs, diffs_heading=heading, subtitle=subtitle,
+                    label_heading="class · training images")
+
+
+# ---------------------------------------------------------------- class counts
+
+
+@dataclass(frozen=True)
+class CountsSeries:
+    label: str  # "next run: ratio 10"
+    class_names: tuple[str, ...]
+    counts: tuple[int, ...]
+
+
+def counts_label(prefix: str, config: TrainConfig) -> str:
+    dataset = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(config.dataset, config.dataset)
+    profile = "" if config.profile == "exp" else f" {config.profile}"
+    return f"{prefix}: {dataset}{profile}, ratio {config.imbalance_ratio:g}"
+
+
+def counts_chart(next_run: CountsSeries | None, shown_run: CountsSeries | None) -> str:
+    """Training images per class of the next run (the settings) and of the shown run, each named: one series
+    when they are the same, both side by side in one chart when they differ. Runs on different datasets are
+    matched head to tail, and each is drawn relative to its own largest class."""
+    title = "Training images per class (head → tail)"
+    if next_run and shown_run and next_run.counts == shown_run.counts and next_run.class_names == shown_run.class_names:
+        series = [(CountsSeries(f"{next_run.label} (same as the shown run)", next_run.class_names, next_run.counts), NEXT_RUN_COLOUR)]
+    else:
+        series = [(s, hue) for s, hue in ((next_run, NEXT_RUN_COLOUR), (shown_run, SHOWN_RUN_COLOUR)) if s is not None]
+    if not series:
+        return bar_rows(title=title, rows=[], bars=[], empty_text="Choose valid settings to see the class counts.")
+    same_classes = len({s.class_names for s, _ in series}) == 1
+    orders = [head_to_tail(s.counts) for s, _ in series]
+    if same_classes:
+        orders = [orders[-1]] * len(series)  # one class order (the shown run's) for both
+    rows_count = min(len(order) for order in orders)
+    if same_classes:
+        labels = [RowLabel(series[0][0].class_names[index]) for index in orders[0][:rows_count]]
+    else:
+        labels = [RowLabel(" / ".join(s.class_names[order[rank]] for (s, _), order in zip(series, orders)))
+                  for rank in range(rows_count)]
+    largest = [max(s.counts) or 1 for s, _ in series]
+    relative = len(set(largest)) > 1
+    bars = [Bars(s.label, hue, [s.counts[order[rank]] / (most if relative else 1) for rank in range(rows_count)])
+            for (s, hue), order, most in zip(series, orders, largest)]
+    counts_by_bar = [[s.counts[order[rank]] for rank in range(rows_count)] for (s, _), order in zip(series, orders)]
+    texts = {id(bar): counts for bar, counts in zip(bars, counts_by_bar)}
+    subtitle = "Bars relative to each run's largest class; numbers are images." if relative else ""
+    chart = bar_rows(
+        title=title, rows=labels, bars=bars, maximum=1.0 if relative else max(largest),
+        value_text=lambda v: "", label_heading="class" if same_classes else "classes (next / shown)",
+        axis=((0.0, "0"), (1.0, "largest" if relative else f"{max(largest):,}")), mark_zero=False, max_height=320,
+        subtitle=subtitle, value_texts=[[f"{count:,}" for count in texts[id(bar)]] for bar in bars],
+    )
+    return chart
+
+
+# ---------------------------------------------------------------- table and matrices
+
+
+def groups_table(snapshot: JobSnapshot | None) -> pd.DataFrame:
+    columns = ["loss", "accuracy %", "balanced accuracy %", "head %", "medium %", "tail %", "test complement entropy"]
+    if snapshot is None:
+        return pd.DataFrame([], columns=columns)
+    rows = []
+    for loss, evaluation in snapshot.latest.items():
+        groups = evaluation["group_recall"]
+        rows.append([
+            display_name(loss), format_percent(evaluation["accuracy"]), format_percent(evaluation["balanced_accuracy"]),
+            *[format_percent(groups.get(name)) for name in GROUP_NAMES], f"{evaluation['complement_entropy']:.3f}",
+        ])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def confusion_html(snapshot: JobSnapshot | None) -> str:
+    """Each model's confusion matrix as a shaded table (row-normalised shading, raw counts shown)."""
+    if snapshot is None or not snapshot.latest:
+        return ""
+    parts = ['<div class="cc-chart"><div class="cc-title">Confusion matrices</div>'
+             '<div style="display:flex;flex-wrap:wrap;gap:24px;overflow-x:auto">']
+    short = [str(index) for index in range(len(snapshot.class_names))]
+    row_labels = [f"{index} {name}" for index, name in enumerate(snapshot.class_names)]
+    for loss, evaluation in snapshot.latest.items():
+        matrix = evaluation["confusion_matrix"]
+        hue = colour(loss)
+        rgb = tuple(int(hue[i : i + 2], 16) for i in (1, 3, 5))
+        parts.append(f'<div><b style="color:{hue}">{html.escape(display_name(loss))}</b>'
+                     '<table style="border-collapse:collapse;font-size:11px;margin-top:4px">'
+                     '<tr><td style="padding:2px 4px">true ↓ / predicted →</td>')
+        parts += [f'<td style="padding:2px 4px">{html.escape(name)}</td>' for name in short]
+        parts.append("</tr>")
+        for row_index, row in enumerate(matrix):
+            total = max(1, sum(row))
+            parts.append(f'<tr><td style="padding:2px 4px;white-space:nowrap">{html.escape(row_labels[row_index])}</td>')
+            for value in row:
+                alpha = value / total
+                text_colour = "#fff" if alpha > 0.55 else "inherit"
+                parts.append(f'<td style="padding:2px 4px;text-align:right;color:{text_colour};'
+                             f'background:rgba({rgb[0]},{rgb[1]},{rgb[2]},{alpha:.2f})">{value}</td>')
+            parts.append("</tr>")
+        parts.append("</table></div>")
+    parts.append("</div></div>")
+    return "".join(parts)

@@ -1,0 +1,86 @@
+"""Builds the app: the layout, then the context, then every event connected to its handler — the one place
+that says which input feeds which handler and what it may update."""
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from typing import Any, Callable
+
+import gradio as gr
+
+from . import classify, handlers, runs
+from .api import register_api
+from .context import AppContext, UiContext
+from .layout import build_layout
+
+PAGE_TITLE = "CCE vs CE on long-tailed CIFAR"
+
+
+def bind(ctx: UiContext, handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` with its context filled in, as Gradio needs it: the remaining signature and type hints (so a
+    `gr.Request` parameter is still recognised), and an empty dict of updates turned into `gr.skip()`."""
+    signature = inspect.signature(handler)
+    parameters = list(signature.parameters.values())[1:]
+    names = {parameter.name for parameter in parameters}
+    try:
+        hints = typing.get_type_hints(handler)
+    except (NameError, TypeError):
+        hints = {}
+
+    @functools.wraps(handler, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
+    def run(*args: Any, **kwargs: Any) -> Any:
+        updates = handler(ctx, *args, **kwargs)
+        return gr.skip() if isinstance(updates, dict) and not updates else updates
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {name: hint for name, hint in hints.items() if name in names}
+    return run
+
+
+def build_app(app: AppContext) -> gr.Blocks:
+    with gr.Blocks(title=PAGE_TITLE) as demo:
+        ctx = UiContext(app, build_layout(app.examples_dir))
+        connect(demo, ctx)
+        register_api(ctx)
+    return demo
+
+
+def connect(demo: gr.Blocks, ctx: UiContext) -> None:
+    ui = ctx.ui
+    private: dict[str, Any] = {"api_visibility": "private"}
+    quiet: dict[str, Any] = {**private, "show_progress": "hidden"}
+    counts_form = [ui.preset, ui.dataset, ui.profile, ui.ratio]
+    view_switch = [ui.view, ui.drawn, ui.memory, *ui.view_outputs, ui.start, ui.stop]
+    refresh_runs = bind(ctx, runs.on_refresh_runs)
+
+    # Page lifecycle: load (re-attach to this browser's job), then the 1 s timer redraws live jobs.
+    demo.load(bind(ctx, handlers.on_load), [ui.memory, ui.smoothing, *counts_form], view_switch, **quiet).then(
+        refresh_runs, None, ui.runs_outputs, **quiet)
+    ui.timer.tick(bind(ctx, handlers.on_tick), [ui.view, ui.drawn, ui.memory, ui.smoothing],
+                  [ui.drawn, *ui.view_outputs, ui.start, ui.stop, *ui.runs_outputs], concurrency_limit=None, **quiet)
+
+    # Train & compare
+    ui.preset.change(bind(ctx, handlers.on_preset), [ui.preset, ui.view], [ui.preset_note, *ui.form[1:], ui.counts_chart], **quiet)
+    for widget in (ui.dataset, ui.profile, ui.ratio):
+        widget.change(bind(ctx, handlers.on_settings), [ui.view, *counts_form], ui.counts_chart, **quiet)
+    ui.start.click(bind(ctx, handlers.on_start), [ui.memory, ui.smoothing, *ui.form], view_switch, **quiet).then(
+        refresh_runs, None, ui.runs_outputs, **quiet)
+    ui.repeat.click(bind(ctx, handlers.on_repeat), [ui.memory, ui.view, ui.smoothing, *counts_form], view_switch, **quiet).then(
+        refresh_runs, None, ui.runs_outputs, **quiet)
+    ui.stop.click(bind(ctx, handlers.on_stop), [ui.memory, ui.view], [ui.stop, ui.status], **quiet)
+    ui.smoothing.change(bind(ctx, handlers.on_smoothing), [ui.view, ui.smoothing], ui.loss_chart,
+                        trigger_mode="always_last", **quiet)
+
+    # Classify: on upload or example, on a change of run or of the prior toggle, and on the button.
+    classify_inputs = [ui.upload, ui.classify_run, ui.correct_prior]
+    for event in (ui.upload.change, ui.correct_prior.change, ui.classify_run.change, ui.classify_button.click):
+        event(bind(ctx, classify.on_classify), classify_inputs, ui.classify_outputs, concurrency_limit=2,
+              concurrency_id="classify", trigger_mode="always_last", **private)
+
+    # Runs
+    ui.refresh_button.click(refresh_runs, None, ui.runs_outputs, **quiet)
+    ui.open_button.click(bind(ctx, runs.on_open_run), [ui.run_choice, ui.memory, ui.smoothing, *counts_form],
+                         [*view_switch, ui.tabs], **quiet)
+    ui.delete_button.click(bind(ctx, runs.on_delete_run), ui.run_choice, ui.runs_outputs, **quiet)
+    ui.run_choice.change(bind(ctx, runs.on_runs_selected), ui.run_choice, [ui.overlay_accuracy, ui.overlay_recall], **quiet)
