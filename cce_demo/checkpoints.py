@@ -36,7 +36,7 @@ EVENTS_FILE = "events.jsonl"
 # Event kinds that trigger an append to events.jsonl (step events are buffered until the next of these), so
 # the log on disk is at most one epoch behind.
 FLUSH_KINDS = frozenset({"status", "started", "epoch", "seed_finished", "finished"})
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z, not $: "$" also matches before a final newline
 # Identifies this process for liveness checks of "running" runs (a pid alone is reused after restarts,
 # e.g. pid 1 in every container).
 PROCESS_TOKEN = secrets.token_hex(8)

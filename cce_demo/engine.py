@@ -22,14 +22,28 @@ from .losses import PartsLoss, complement_entropy, get_loss
 from .models import build_model
 
 EVAL_BATCH_SIZE = 500  # small enough that a stop request is seen within a fraction of a second on a CPU
+PRIOR_CORRECTION_TAU = 1.0  # post-hoc logit adjustment strength (Menon et al. 2021 use tau = 1)
 
 
 # ---------------------------------------------------------------- events
 
 
 @dataclass(frozen=True)
+class PriorCorrectedScores:
+    """The same model scored with post-hoc logit adjustment (Menon et al. 2021): the prediction is
+    argmax(logits - tau * log prior), prior = the training class frequencies. No retraining: a free baseline
+    that any training-time gain on the tail has to beat."""
+
+    tau: float
+    accuracy: float
+    balanced_accuracy: float
+    per_class_recall: tuple[float, ...]
+    group_recall: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Evaluation:
-    """One model on the balanced test split."""
+    """One model on the balanced test split (or, between epochs, on a fixed stratified part of it)."""
 
     test_loss: float  # plain cross entropy, whatever the training loss, so losses share an axis
     accuracy: float
@@ -38,6 +52,8 @@ class Evaluation:
     group_recall: dict[str, float]  # head / medium / tail
     confusion_matrix: tuple[tuple[int, ...], ...]
     complement_entropy: float  # mean C on the test set: higher = flatter wrong-class probabilities
+    num_images: int = 0  # test images scored: the whole split, or the per-epoch subset
+    prior_corrected: PriorCorrectedScores | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +197,25 @@ def autocast_for(device: torch.device) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def log_prior(class_counts: tuple[int, ...]) -> torch.Tensor:
+    """log of the training class frequencies (fp32); a class with no images gets log(0.5 / total) rather than
+    -inf, so the correction stays finite."""
+    counts = torch.tensor(class_counts, dtype=torch.float64).clamp_min(0.5)
+    return (counts / counts.sum()).log().float()
+
+
+def stratified_subset(labels: torch.Tensor, num_classes: int, images: int | None) -> torch.Tensor | None:
+    """Indices of the first `images // num_classes` test images of every class, in the split's order (a fixed,
+    seed-free choice, so every epoch and every run scores the same images); None means the whole split."""
+    if images is None or images >= len(labels):
+        return None
+    per_class = max(1, images // num_classes)
+    chosen = []
+    for index in range(num_classes):
+        chosen.append((labels == index).nonzero().flatten()[:per_class])
+    return torch.cat(chosen).sort().values
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -189,25 +224,31 @@ def evaluate(
     class_counts: tuple[int, ...],
     should_stop: StopCallback = lambda: False,
 ) -> tuple[Evaluation, torch.Tensor]:
-    """Evaluation on the whole test split, and the predictions (for McNemar)."""
+    """Evaluation on the given test split, and the predictions (for McNemar).
+
+    Always in fp32, also on CUDA: under bf16 autocast many test logits tie, and argmax breaks ties toward
+    class 0, the head class (rounding the shipped models' logits to bf16 moved 21 and 18 test predictions,
+    every one toward a lower class index)."""
     model.eval()
     num_classes = len(class_counts)
     device = test.images.device
-    predictions, loss_sum, entropy_sum = [], torch.zeros((), device=device), torch.zeros((), device=device)
+    prior_shift = PRIOR_CORRECTION_TAU * log_prior(class_counts).to(device)
+    predictions, corrected, loss_sum, entropy_sum = [], [], torch.zeros((), device=device), torch.zeros((), device=device)
     for start in range(0, len(test), EVAL_BATCH_SIZE):
         if should_stop():
             raise TrainingStopped("cancelled", "stopped by request")
         images = to_model_input(test.images[start : start + EVAL_BATCH_SIZE], *normalisation)
         targets = test.labels[start : start + EVAL_BATCH_SIZE]
-        with autocast_for(device):
-            logits = model(images)
-        logits = logits.float()
+        logits = model(images).float()
         loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
         entropy_sum += complement_entropy(logits, targets).sum()
         predictions.append(logits.argmax(dim=1))
+        corrected.append((logits - prior_shift).argmax(dim=1))
     predicted = torch.cat(predictions)
     confusion = metrics.confusion_matrix(test.labels, predicted, num_classes).cpu()
     recall = metrics.per_class_recall(confusion).tolist()
+    corrected_confusion = metrics.confusion_matrix(test.labels, torch.cat(corrected), num_classes).cpu()
+    corrected_recall = metrics.per_class_recall(corrected_confusion).tolist()
     evaluation = Evaluation(
         test_loss=float(loss_sum) / len(test),
         accuracy=metrics.accuracy(confusion),
@@ -216,6 +257,14 @@ def evaluate(
         group_recall=metrics.group_recall(recall, class_counts),
         confusion_matrix=tuple(tuple(row) for row in confusion.tolist()),
         complement_entropy=float(entropy_sum) / len(test),
+        num_images=len(test),
+        prior_corrected=PriorCorrectedScores(
+            tau=PRIOR_CORRECTION_TAU,
+            accuracy=metrics.accuracy(corrected_confusion),
+            balanced_accuracy=metrics.balanced_accuracy(corrected_confusion),
+            per_class_recall=tuple(corrected_recall),
+            group_recall=metrics.group_recall(corrected_recall, class_counts),
+        ),
     )
     return evaluation, predicted
 
@@ -270,6 +319,8 @@ def train_paired(
     )
     class_counts = tuple(class_counts_list)
     train_split, test_split = train_split.to(device), dataset.test.to(device)
+    subset_indices = stratified_subset(test_split.labels, dataset.num_classes, config.epoch_eval_images)
+    epoch_test_split = test_split if subset_indices is None else test_split.subset(subset_indices)
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     baseline = baseline_loss(config.losses)
@@ -284,8 +335,8 @@ def train_paired(
             if should_stop():  # also seen between loading the data and the first step
                 raise TrainingStopped("cancelled", "stopped by request")
             _train_one_seed(
-                config, seed, seed_index * total_steps, dataset, train_split, test_split, class_counts,
-                device, result, on_event, should_stop,
+                config, seed, seed_index * total_steps, dataset, train_split, test_split, epoch_test_split,
+                class_counts, device, result, on_event, should_stop,
             )
             result.finished_seeds.append(seed)
         except TrainingStopped as stopped:
@@ -305,7 +356,8 @@ def train_paired(
 
 def _train_one_seed(
     config: TrainConfig, seed: int, global_offset: int, dataset: Dataset, train_split: ImageSplit,
-    test_split: ImageSplit, class_counts: tuple[int, ...], device: torch.device, result: RunResult,
+    test_split: ImageSplit, epoch_test_split: ImageSplit, class_counts: tuple[int, ...], device: torch.device,
+    result: RunResult,
     on_event: EventCallback, should_stop: StopCallback,
 ) -> None:
     num_classes = dataset.num_classes
@@ -373,8 +425,12 @@ def _train_one_seed(
             if should_stop():
                 raise TrainingStopped("cancelled", "stopped by request")
         evaluations, predictions = {}, {}
+        # Between epochs the curves need only a trend: a fixed stratified part of the test set is enough and
+        # saves time (docs/design.md). The last epoch, which every reported figure and McNemar test uses,
+        # scores the whole test set.
+        scored = test_split if epoch == config.epochs else epoch_test_split
         for name, model in models.items():
-            evaluations[name], predictions[name] = evaluate(model, test_split, normalisation, class_counts, should_stop)
+            evaluations[name], predictions[name] = evaluate(model, scored, normalisation, class_counts, should_stop)
         result.evaluations[seed] = evaluations
         on_event(EpochMetrics(seed=seed, epoch=epoch, global_step=global_offset + step, evaluations=evaluations))
     comparisons = tuple(

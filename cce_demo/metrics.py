@@ -53,13 +53,35 @@ def class_groups(class_counts: Sequence[int]) -> dict[str, list[int]]:
     return {"head": head, "medium": medium, "tail": tail}
 
 
-def group_recall(recall: Sequence[float], class_counts: Sequence[int]) -> dict[str, float]:
-    """Mean recall of each group (NaN for an empty group, as with 2 or 3 classes)."""
+# The many / medium / few convention of published CIFAR-100-LT and ImageNet-LT tables (Liu et al. 2019): by
+# training images per class, > 100 / 20-100 / < 20. On CIFAR-10-LT (ratio 100: 5000 ... 50) it leaves "few"
+# empty, which is why the rank thirds above stay the default for 10 classes.
+COUNT_GROUP_NAMES = ("many", "medium", "few")
+MANY_SHOT_MINIMUM = 101
+FEW_SHOT_MAXIMUM = 19
+
+
+def count_groups(class_counts: Sequence[int]) -> dict[str, list[int]]:
+    """Many / medium / few class indices by training count (> 100, 20-100, < 20 images)."""
+    return {
+        "many": [index for index, count in enumerate(class_counts) if count >= MANY_SHOT_MINIMUM],
+        "medium": [index for index, count in enumerate(class_counts) if FEW_SHOT_MAXIMUM < count < MANY_SHOT_MINIMUM],
+        "few": [index for index, count in enumerate(class_counts) if count <= FEW_SHOT_MAXIMUM],
+    }
+
+
+def mean_recall_of_groups(recall: Sequence[float], groups: dict[str, list[int]]) -> dict[str, float]:
+    """Mean recall of each group of class indices (NaN for an empty group)."""
     result = {}
-    for name, members in class_groups(class_counts).items():
+    for name, members in groups.items():
         values = [recall[index] for index in members if not math.isnan(recall[index])]
         result[name] = sum(values) / len(values) if values else float("nan")
     return result
+
+
+def group_recall(recall: Sequence[float], class_counts: Sequence[int]) -> dict[str, float]:
+    """Mean recall of the head / medium / tail rank groups (NaN for an empty group, as with 2 or 3 classes)."""
+    return mean_recall_of_groups(recall, class_groups(class_counts))
 
 
 # ---------------------------------------------------------------- McNemar

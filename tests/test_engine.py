@@ -148,3 +148,71 @@ def test_step_schedules_match_their_recipes():
     assert learning_rate_at(100 * 100, total, 500, 0.1, "authors") == pytest.approx(0.01)
     assert learning_rate_at(150 * 100, total, 500, 0.1, "authors") == pytest.approx(0.001)
     assert learning_rate_at(0, total, 500, 0.1, "authors") == pytest.approx(0.1 / 500)  # linear warm-up per step
+
+
+class _FixedLogits(torch.nn.Module):
+    """A 'model' whose logits are given per test image (in the split's order), to check the scoring alone."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+        self.position = 0
+
+    def forward(self, images):
+        batch = self.logits[self.position : self.position + len(images)]
+        self.position += len(images)
+        return batch
+
+
+def test_prior_correction_oracle():
+    """argmax(logits - log prior): with prior (0.9, 0.1) a margin of log 9 in favour of the head class is exactly
+    undone; the tie-free cases are checked by hand."""
+    from cce_demo.data import ImageSplit
+    from cce_demo.engine import evaluate, log_prior
+
+    class_counts = (900, 100)
+    assert torch.allclose(log_prior(class_counts), torch.tensor([math.log(0.9), math.log(0.1)]))
+    # Image 0 (class 1): head leads by 1.0 < log 9 = 2.197 -> plain says 0, corrected says 1.
+    # Image 1 (class 1): head leads by 3.0 > log 9 -> both say 0.  Image 2 (class 0): head leads by 0.5 -> both 0.
+    logits = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.5, 0.0]])
+    split = ImageSplit(torch.zeros(3, 32, 32, 3, dtype=torch.uint8), torch.tensor([1, 1, 0]))
+    evaluation, predicted = evaluate(_FixedLogits(logits), split, ((0.5,) * 3, (0.5,) * 3), class_counts)
+    assert predicted.tolist() == [0, 0, 0]
+    assert evaluation.per_class_recall == (1.0, 0.0)
+    assert evaluation.prior_corrected.per_class_recall == (1.0, 0.5)
+    assert evaluation.prior_corrected.balanced_accuracy == pytest.approx(0.75)
+    assert evaluation.num_images == 3
+
+
+def test_stratified_subset_takes_the_first_images_of_every_class():
+    from cce_demo.engine import stratified_subset
+
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2])
+    assert stratified_subset(labels, 3, 6).tolist() == [0, 1, 2, 3, 4, 6]
+    assert stratified_subset(labels, 3, None) is None and stratified_subset(labels, 3, 100) is None
+
+
+def test_per_epoch_subset_and_full_test_set_at_the_end(tiny_config):
+    config = tiny_config.replace(epochs=2, epoch_eval_images=20)
+    result, events = collect(config)
+    epochs = [event for event in events if event.kind == "epoch"]
+    assert [next(iter(event.evaluations.values())).num_images for event in epochs] == [20, 10 * config.synthetic_test_per_class]
+    assert result.evaluations[0]["ce"].num_images == 10 * config.synthetic_test_per_class
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_evaluation_is_fp32():
+    """Under bf16 logits tie and argmax picks the lower class index; evaluation must not autocast."""
+    from cce_demo.data import ImageSplit
+    from cce_demo.engine import evaluate
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, images):
+            seen.append(torch.is_autocast_enabled("cuda"))
+            return torch.zeros(len(images), 2, device=images.device)
+
+    split = ImageSplit(torch.zeros(4, 32, 32, 3, dtype=torch.uint8), torch.tensor([0, 1, 0, 1])).to("cuda")
+    evaluate(Probe(), split, ((0.5,) * 3, (0.5,) * 3), (2, 2))
+    assert seen and not any(seen)

@@ -85,3 +85,11 @@ def test_seed_summary_interval():
     assert summary.mean == pytest.approx(-0.03)
     assert summary.interval == pytest.approx((-0.03 - 4.303 * standard_error, -0.03 + 4.303 * standard_error))
     assert metrics.t_critical_95(500) == 1.980 and metrics.t_critical_95(22) == 2.086
+
+
+def test_many_medium_few_by_training_count():
+    from cce_demo.metrics import count_groups
+
+    # CIFAR-100-LT ratio 100 ends at 5 images; the thresholds are > 100, 20-100, < 20.
+    assert count_groups([500, 101, 100, 20, 19, 5]) == {"many": [0, 1], "medium": [2, 3], "few": [4, 5]}
+    assert count_groups([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50])["few"] == []
