@@ -1,0 +1,196 @@
+"""The Results tab: the shipped result grids (`results/<grid>/results.json`, written by
+`python -m cce_demo.reproduce`) as charts and plain words. Pure functions of the files; no job, no state."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from .charts import Bars, Diffs, RowLabel, bar_rows, escape
+from .names import colour, display_name, short_name
+
+RESULTS_FILE = "results.json"
+SUPPORTED_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ResultSet:
+    """One grid's results file, read and checked."""
+
+    name: str
+    path: Path
+    data: dict[str, Any]
+
+
+def load_result_sets(results_root: Path | None) -> tuple[list[ResultSet], list[str]]:
+    """Every readable `results/<grid>/results.json`, by name, and one message per unreadable file."""
+    sets, problems = [], []
+    if results_root is None or not results_root.is_dir():
+        return sets, problems
+    for path in sorted(results_root.glob(f"*/{RESULTS_FILE}")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format_version") != SUPPORTED_FORMAT or not isinstance(data.get("tables"), list):
+                raise ValueError(f"not a results file of format {SUPPORTED_FORMAT}")
+        except (OSError, ValueError) as error:
+            problems.append(f"{path.parent.name}: {error}")
+            continue
+        sets.append(ResultSet(path.parent.name, path, data))
+    return sets, problems
+
+
+def _points(entry: dict[str, Any] | None) -> float | None:
+    return None if not entry or entry.get("mean") is None else 100 * entry["mean"]
+
+
+def _interval_points(entry: dict[str, Any] | None) -> tuple[float, float] | None:
+    if not entry or entry.get("low") is None:
+        return None
+    return (100 * entry["low"], 100 * entry["high"])
+
+
+def _with_interval(entry: dict[str, Any] | None, signed: bool = False) -> str:
+    if not entry or entry.get("mean") is None:
+        return "n/a"
+    sign = "+" if signed else ""
+    text = f"{100 * entry['mean']:{sign}.1f}"
+    if entry.get("low") is not None:
+        text += f" [{100 * entry['low']:{sign}.1f}, {100 * entry['high']:{sign}.1f}]"
+    return text.replace("-", "−")
+
+
+def difference_words(entry: dict[str, Any], loss: str, baseline: str) -> str:
+    """One paired difference across seeds in plain words; a direction only when the interval excludes zero."""
+    mean = _points(entry)
+    if mean is None:
+        return f"{display_name(loss)}: no data"
+    text = f"{display_name(loss)} − {display_name(baseline)} = {mean:+.1f} points".replace("-", "−")
+    interval = _interval_points(entry)
+    if interval is None:
+        return text + " (one seed: no interval, so no conclusion)"
+    low, high = interval
+    text += f" (95 % interval {low:+.1f} to {high:+.1f})".replace("-", "−")
+    if high < 0:
+        return text + f": below {display_name(baseline)} at this scale"
+    if low > 0:
+        return text + f": above {display_name(baseline)} at this scale"
+    return text + ": no clear difference at this scale"
+
+
+def scale_text(data: dict[str, Any], table: dict[str, Any]) -> str:
+    config = data.get("config", {})
+    grid = data.get("grid", {})
+    return (
+        f"{table['dataset']}, {table['profile']} profile, imbalance ratio {table['imbalance_ratio']:g}; "
+        f"preset {grid.get('preset')} ({config.get('model')}, {config.get('epochs')} epochs, batch {config.get('batch_size')}); "
+        f"{len(table['seeds'])} seeds ({', '.join(map(str, table['seeds']))})"
+    )
+
+
+def hardware_text(data: dict[str, Any]) -> str:
+    info = data.get("hardware", {})
+    text = f"{info.get('cpu', 'unknown CPU')}, {info.get('cpu_count')} cores, {info.get('torch_threads')} torch thread(s) per process"
+    if info.get("gpu"):
+        text += f", {info.get('gpu_count')} × {info['gpu']}"
+    hours = data.get("cell_seconds", 0) / 3600
+    return text + f"; {data.get('cells_done')} cells in {hours:.1f} h of cell time"
+
+
+def summary_html(data: dict[str, Any], table: dict[str, Any]) -> str:
+    """What the evidence shows at this scale, in plain words."""
+    baseline = table["baseline"]
+    items = [f"<li><b>Balanced accuracy:</b> {escape(difference_words(entry['balanced_accuracy'], loss, baseline))}.</li>"
+             for loss, entry in table["versus_baseline"].items()]
+    tails = [f"{short_name(loss)} {_with_interval(entry['rank_tail'], signed=True)}" for loss, entry in table["versus_baseline"].items()]
+    if tails:
+        items.append(f"<li><b>Tail recall</b> (3 rarest classes), difference to {escape(short_name(baseline))} in points: "
+                     f"{escape('; '.join(tails))}.</li>")
+    plain = table["losses"].get(baseline, {}).get("balanced_accuracy")
+    corrected = table["prior_corrected"].get(baseline, {}).get("balanced_accuracy")
+    if _points(plain) is not None and _points(corrected) is not None:
+        items.append(
+            f"<li><b>Free baseline:</b> correcting {escape(short_name(baseline))}'s logits for the training prior after "
+            f"training (logits − log prior, no retraining) moves its balanced accuracy from {_points(plain):.1f} % to "
+            f"{_points(corrected):.1f} %. A training-time loss has to beat that to be worth its cost.</li>"
+        )
+    return f'<ul style="margin:4px 0 8px 18px;padding:0">{"".join(items)}</ul>'
+
+
+def accuracy_chart(table: dict[str, Any]) -> str:
+    """Balanced accuracy per loss (as trained and prior-corrected), with each loss − baseline and its interval."""
+    losses = list(table["losses"])
+    baseline = table["baseline"]
+    rows = [RowLabel(display_name(loss), _with_interval(table["losses"][loss]["balanced_accuracy"]) + " %") for loss in losses]
+    plain = [table["losses"][loss]["balanced_accuracy"].get("mean") for loss in losses]
+    corrected = [table["prior_corrected"][loss]["balanced_accuracy"].get("mean") for loss in losses]
+    versus = table["versus_baseline"]
+    diffs = Diffs(
+        f"− {short_name(baseline)}", "#555555",
+        [0.0 if loss == baseline else _points(versus[loss]["balanced_accuracy"]) for loss in losses],
+        [None if loss == baseline else _interval_points(versus[loss]["balanced_accuracy"]) for loss in losses],
+    )
+    return bar_rows(
+        title="Balanced accuracy per loss (mean over seeds)",
+        subtitle=f"Solid: as trained; hatched: with post-hoc prior correction. Right: paired difference to "
+        f"{short_name(baseline)} in points, with its 95 % interval across seeds.",
+        rows=rows, label_heading="loss", bars_heading="",
+        bars=[Bars("as trained", "#4b5563", plain), Bars("prior-corrected", "#9ca3af", corrected, hatched=True)],
+        diffs=[diffs], diffs_heading=f"loss − {short_name(baseline)} (points)", mark_zero=False, max_height=None,
+    )
+
+
+def recall_chart(table: dict[str, Any]) -> str:
+    """Per-class recall averaged over seeds, head → tail, with each loss − baseline per class and its interval."""
+    counts = table["class_counts"]
+    order = sorted(range(len(counts)), key=lambda index: -counts[index])
+    losses = list(table["per_class_recall"])
+    baseline = table["baseline"]
+    rows = [RowLabel(f"{index} {table['class_names'][index]}", f"{counts[index]:,} training images") for index in order]
+    bars = [Bars(short_name(loss), colour(loss), [table["per_class_recall"][loss][index].get("mean") for index in order])
+            for loss in losses]
+    diffs = [
+        Diffs(f"{short_name(loss)} − {short_name(baseline)}", colour(loss),
+              [_points(table["per_class_difference"][loss][index]) for index in order],
+              [_interval_points(table["per_class_difference"][loss][index]) for index in order])
+        for loss in losses if loss in table["per_class_difference"]
+    ]
+    return bar_rows(
+        title="Per-class recall, head → tail (mean over seeds)",
+        subtitle="A red mark is zero recall. Right: each loss − CE per class, in points, with its 95 % interval.",
+        rows=rows, bars=bars, diffs=diffs, diffs_heading=f"loss − {short_name(baseline)} (points)", max_height=None,
+    )
+
+
+def result_set_html(result: ResultSet) -> str:
+    data = result.data
+    parts = [f'<h3 style="margin:6px 0 2px">Grid <code>{escape(result.name)}</code></h3>']
+    for table in data["tables"]:
+        parts.append(
+            '<div class="cc-card" style="margin:8px 0">'
+            f'<div class="cc-title">{escape(scale_text(data, table))}</div>'
+            f'<div class="cc-sub">Hardware: {escape(hardware_text(data))}. Reproduce: <code>{escape(data.get("command", ""))}</code></div>'
+            f"{summary_html(data, table)}</div>"
+        )
+        parts.append(accuracy_chart(table))
+        parts.append('<div style="height:10px"></div>')
+        parts.append(recall_chart(table))
+    return "".join(parts)
+
+
+def results_html(sets: Sequence[ResultSet], problems: Sequence[str] = ()) -> str:
+    """The whole tab's content."""
+    if not sets:
+        text = ("No result grid is shipped with this copy of the app. Make one with "
+                "<code>python -m cce_demo.reproduce --grid cifar10-lt-standard --data-dir DIR</code>.")
+        return f'<div class="cc-card">{text}</div>'
+    intro = (
+        '<div class="cc-card">Every number here is a mean over several seeds, each seed a <i>paired</i> run (same '
+        "initial weights and batches for every loss), with a 95 % interval across seeds; a direction is named only "
+        "when the interval excludes zero. These are the scales this project could afford; the paper's 200-epoch "
+        "protocols (presets <code>ldam-drw</code> and <code>authors</code>) need a GPU.</div>"
+    )
+    body = "".join(result_set_html(result) for result in sets)
+    notes = "".join(f'<div class="cc-sub">Unreadable: {escape(problem)}</div>' for problem in problems)
+    return intro + body + notes
+
