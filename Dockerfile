@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # CPU-only image of the cce_demo Gradio app.
 #
 #   docker build -t cce-demo .
@@ -12,10 +11,29 @@
 #                        HF_HUB_OFFLINE only concerns the Hugging Face Hub, not that download)
 # Both are created owned by uid 1000 here, so a fresh named volume mounted on them inherits that owner and
 # is writable by the app. For a bind mount, make the host folder writable by uid 1000.
-# The shipped pretrained runs (checkpoints/) and the example images are read-only parts of the image.
+# The code, the shipped pretrained runs (checkpoints/) and the example images belong to root: the app
+# (uid 1000) can read them but not change them.
 #
+# Two build arguments replace what a mirror or an offline build has to replace; the defaults give the
+# standard image:
+#   BASE_IMAGE       the Python 3.11 base image (default python:3.11-slim), e.g. the same image from a
+#                    registry mirror: --build-arg BASE_IMAGE=mirror.example/library/python:3.11-slim
+#   TORCH_INDEX_URL  where torch/torchvision come from (default: PyTorch's CPU wheel index). Another URL is
+#                    used as pip's --index-url for them (a mirror of that index); an empty value means pip's
+#                    default index (PyPI, or whatever PIP_INDEX_URL / pip.conf of the base image names),
+#                    whose Linux torch wheels are the CUDA build: several GB larger, same behaviour on CPU.
+# Proxies need no argument: docker build passes HTTP_PROXY/HTTPS_PROXY/NO_PROXY through to pip.
+# No `# syntax=` directive on purpose: it would make BuildKit pull a frontend image from Docker Hub, which
+# a mirror-only or offline builder may not reach. Nothing here needs more than the built-in frontend.
+#
+# scripts/docker_smoke.sh IMAGE runs a built image end to end (health, API, restart, uid, read-only files).
+
 # Same Python minor version as the project (3.11).
-FROM python:3.11-slim
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+
+# Declared after FROM so that it is in scope for the RUN below.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -38,26 +56,35 @@ RUN useradd -m -u 1000 user \
 WORKDIR /home/user/app
 
 # Dependencies first, so editing the code does not invalidate this layer.
-# CPU-only torch/torchvision from the PyTorch CPU index (the default PyPI wheels pull in gigabytes of CUDA
-# libraries). Keep these pins equal to requirements.txt (tests/test_deploy.py checks): the installed
-# 2.14.1+cpu satisfies requirements.txt's torch==2.14.1 (PEP 440 ignores the local label), so the second
-# pip call keeps it and installs only the rest.
+# torch/torchvision first, from TORCH_INDEX_URL (default: the CPU index; the PyPI wheels pull in gigabytes of
+# CUDA libraries); an empty TORCH_INDEX_URL drops --index-url, so pip uses its default index. Keep these pins
+# equal to requirements.txt (tests/test_deploy.py checks): the CPU index's 2.14.1+cpu satisfies
+# requirements.txt's torch==2.14.1 (PEP 440 ignores the local label), so the second pip call keeps it and
+# installs only the rest.
 COPY requirements.txt ./
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
+RUN pip install --no-cache-dir ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
         torch==2.14.1 torchvision==0.29.1 \
     && pip install --no-cache-dir -r requirements.txt
 
-# What app.py needs at runtime: the entry point, the package, the shipped runs and the example images.
-COPY --chown=user app.py ./
-COPY --chown=user cce_demo/ ./cce_demo/
-COPY --chown=user checkpoints/ ./checkpoints/
-COPY --chown=user examples/ ./examples/
+# What app.py needs at runtime: the entry point, the whole package directory (new modules and subpackages
+# come along), the shipped runs and the example images. Owned by root, made world-readable and not writable
+# by anyone else whatever the build context's permissions were.
+COPY app.py ./
+COPY cce_demo/ ./cce_demo/
+COPY checkpoints/ ./checkpoints/
+COPY examples/ ./examples/
+RUN chmod -R a+rX,go-w app.py cce_demo checkpoints examples
 
 EXPOSE 7860
 
 # No curl/wget in the slim image: probe the UI with Python's standard library.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/' % os.environ.get('GRADIO_SERVER_PORT', '7860'), timeout=8)"]
+
+# `python app.py` runs as PID 1, and PID 1 gets no default action for SIGTERM: `docker stop` would wait its
+# 10 s and kill the app (exit 137) without a shutdown. SIGINT raises KeyboardInterrupt instead: Gradio closes
+# the server, then the job manager cancels running jobs (they keep what they trained) and the app exits 0.
+STOPSIGNAL SIGINT
 
 USER user
 

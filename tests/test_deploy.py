@@ -1,5 +1,7 @@
 """Deployment checks without Docker or network: the Dockerfile, .dockerignore, requirements, the entry point,
-and the Hugging Face Spaces front matter of README.md. Static parsing only; nothing is built or launched.
+the Docker scripts and the Hugging Face Spaces front matter of README.md. Static parsing (plus running the
+torch install line through `sh` with a stand-in `pip`); nothing is built or launched. Building and running the
+image is `scripts/docker_smoke.sh`'s job (too heavy for CI).
 """
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 README = ROOT / "README.md"
+SMOKE_SCRIPT = ROOT / "scripts" / "docker_smoke.sh"
+TEST_BASE_SCRIPT = ROOT / "scripts" / "docker" / "build_test_base.sh"
 
 # Every instruction the Dockerfile reference defines (MAINTAINER is deprecated but still parsed).
 VALID_INSTRUCTIONS = {
@@ -29,6 +35,11 @@ VALID_INSTRUCTIONS = {
 RUNTIME_PATHS = ("app.py", "cce_demo", "checkpoints", "examples")
 REQUIREMENTS_FILES = ("requirements.txt", "requirements-dev.txt")
 PINNED_EXACTLY = ("torch", "torchvision")
+# The two build arguments and their defaults (which give the standard image).
+BASE_IMAGE_DEFAULT = "python:3.11-slim"
+TORCH_INDEX_DEFAULT = "https://download.pytorch.org/whl/cpu"
+# The app's named API endpoints the smoke test drives.
+SMOKE_ENDPOINTS = ("/list_runs", "/classify", "/start_comparison", "/job_status")
 
 
 # ---------------------------------------------------------------- parsing helpers
@@ -101,6 +112,40 @@ def env_values(instructions: list[tuple[str, str]]) -> dict[str, str]:
             assert separator, f"ENV token without '=': {token!r}"
             values[key] = value
     return values
+
+
+def arg_defaults(instructions: list[tuple[str, str]]) -> dict[str, tuple[int, str | None]]:
+    """ARG name -> (instruction index, default or None), the last declaration winning."""
+    values: dict[str, tuple[int, str | None]] = {}
+    for index, (keyword, arguments) in enumerate(instructions):
+        if keyword != "ARG":
+            continue
+        for token in shlex.split(arguments):
+            name, separator, value = token.partition("=")
+            values[name] = (index, value if separator else None)
+    return values
+
+
+def substitute(text: str, variables: dict[str, str]) -> str:
+    """Docker's `$NAME` / `${NAME}` / `${NAME:-default}` substitution (as in FROM), unknown names empty."""
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        value = variables.get(name, "")
+        if match.group(3) == ":-" and not value:
+            return match.group(4)
+        if match.group(3) == ":+":
+            return match.group(4) if value else ""
+        return value
+
+    return re.sub(r"\$(?:(\w+)|\{(\w+)(?:(:[-+])([^}]*))?\})", one, text)
+
+
+def final_base_image(instructions: list[tuple[str, str]]) -> str:
+    """The final stage's FROM image with the build arguments at their defaults."""
+    froms = instructions_named(instructions, "FROM")
+    first_from = froms[0][0]
+    global_args = {name: value or "" for name, (index, value) in arg_defaults(instructions).items() if index < first_from}
+    return substitute(froms[-1][1].split()[0], global_args)
 
 
 def ignore_pattern_regex(pattern: str) -> re.Pattern[str]:
@@ -295,9 +340,13 @@ def test_every_instruction_is_valid(instructions):
             json.loads(arguments)  # a malformed exec form would silently become a shell command
 
 
+def test_substitute_follows_docker():
+    variables = {"A": "x", "E": ""}
+    assert substitute("$A/${A}/${B}/${E:-d}/${A:-d}/${A:+p}/${E:+p}", variables) == "x/x//d/x/p/"
+
+
 def test_base_image_is_slim_python(instructions):
-    froms = instructions_named(instructions, "FROM")
-    image = froms[-1][1].split()[0]  # the final stage is what runs
+    image = final_base_image(instructions)  # the final stage is what runs, build arguments at their defaults
     match = re.fullmatch(r"(?:docker\.io/(?:library/)?)?python:(\d+\.\d+)(?:\.\d+)?-slim(?:-\w+)?(?:@sha256:\w+)?",
                          image)
     assert match, f"base image {image!r} is not a slim Python image"
@@ -330,7 +379,48 @@ def test_copies_what_the_app_needs_at_runtime(instructions):
     for _, arguments in instructions_named(instructions, "COPY"):
         copied.update(source.rstrip("/") for source in copy_sources(arguments)[1])
     missing = [path for path in RUNTIME_PATHS if path not in copied]
-    assert not missing, f"the Dockerfile does not copy {missing}"
+    assert not missing, f"the Dockerfile does not copy {missing} (cce_demo as a whole directory, so new modules come along)"
+    assert (ROOT / "cce_demo").is_dir()
+
+
+def mode_lets_others_write(mode: str) -> bool:
+    """Whether a chmod mode (octal or symbolic, e.g. `a+rX,go-w`) gives write permission to group or others."""
+    if re.fullmatch(r"[0-7]{3,4}", mode):
+        return bool(int(mode, 8) & 0o022)
+    for clause in mode.split(","):
+        match = re.fullmatch(r"([ugoa]*)([-+=])([rwxXst]*)", clause)
+        assert match, f"unparsed chmod mode clause {clause!r}"
+        who, operator, permissions = match.groups()
+        if operator in "+=" and "w" in permissions and (not who or set(who) & set("goa")):
+            return True
+    return False
+
+
+def test_mode_lets_others_write():
+    assert mode_lets_others_write("777") and mode_lets_others_write("0664") and not mode_lets_others_write("755")
+    assert mode_lets_others_write("a+w") and mode_lets_others_write("+w") and mode_lets_others_write("u+rw,g=rw")
+    assert not mode_lets_others_write("a+rX,go-w") and not mode_lets_others_write("u+w")
+
+
+def test_code_and_shipped_runs_are_not_owned_by_the_app_user(instructions):
+    """The app must not be able to change its code, the shipped runs or the examples: they are copied as root
+    (no --chown), and no later chown hands them over nor chmod makes them writable for others."""
+    for _, arguments in instructions_named(instructions, "COPY"):
+        flags, sources = copy_sources(arguments)
+        if any(source.rstrip("/") in RUNTIME_PATHS for source in sources):
+            assert flags.get("chown", "root").split(":")[0] in {"root", "0"}, f"COPY {arguments} changes the owner"
+            assert not mode_lets_others_write(flags.get("chmod", "644")), f"COPY {arguments} makes them writable"
+    for _, arguments in instructions_named(instructions, "RUN"):
+        for command in re.split(r"&&|\|\||;", arguments):
+            words = shlex.split(command)
+            if not words or words[0] not in {"chown", "chmod"}:
+                continue
+            operands = [word for word in words[1:] if not word.startswith("-")]
+            targets = {word.rstrip("/").removeprefix("./") for word in operands[1:]}
+            if not targets & set(RUNTIME_PATHS):
+                continue
+            assert words[0] != "chown", f"RUN hands {sorted(targets)} to another owner: {command.strip()}"
+            assert not mode_lets_others_write(operands[0]), f"RUN makes {sorted(targets)} writable: {command.strip()}"
 
 
 def test_runs_as_non_root_user_with_uid_1000(instructions):
@@ -380,6 +470,13 @@ def test_healthcheck_uses_python_not_curl(instructions):
     assert argv[0] in {"python", "python3"} and "urllib.request" in body and "127.0.0.1" in body
 
 
+def test_stops_with_sigint(instructions):
+    """The app is PID 1 without an init: it ignores SIGTERM, so `docker stop` must send SIGINT, which Python
+    turns into KeyboardInterrupt (Gradio closes, the job manager shuts down)."""
+    signals = instructions_named(instructions, "STOPSIGNAL")
+    assert signals and signals[-1][1] in {"SIGINT", "INT", "2"}, "STOPSIGNAL SIGINT is missing"
+
+
 def test_cmd_runs_app(instructions):
     cmds = instructions_named(instructions, "CMD")
     assert cmds, "no CMD"
@@ -405,9 +502,68 @@ def test_requirements_installed_before_code_is_copied(instructions):
     assert "--no-cache-dir" in instructions[install][1]
 
 
+def test_build_arguments_and_defaults(instructions):
+    """BASE_IMAGE (global, before FROM) picks the base image; TORCH_INDEX_URL (in the final stage, so that its
+    RUN sees it) picks torch's index. Their defaults are the standard image: python:3.11-slim, CPU torch."""
+    args = arg_defaults(instructions)
+    froms = instructions_named(instructions, "FROM")
+    assert len(froms) == 1, "one stage expected"
+    from_index, from_arguments = froms[0]
+    assert "BASE_IMAGE" in args, "no ARG BASE_IMAGE"
+    index, default = args["BASE_IMAGE"]
+    assert index < from_index, "ARG BASE_IMAGE must come before FROM to be usable in it"
+    assert default == BASE_IMAGE_DEFAULT, f"BASE_IMAGE defaults to {default!r}, expected {BASE_IMAGE_DEFAULT!r}"
+    assert from_arguments.split()[0] in {"${BASE_IMAGE}", "$BASE_IMAGE"}, f"FROM does not use BASE_IMAGE: {from_arguments}"
+    assert "TORCH_INDEX_URL" in args, "no ARG TORCH_INDEX_URL"
+    index, default = args["TORCH_INDEX_URL"]
+    assert index > from_index, "ARG TORCH_INDEX_URL must be declared after FROM, or its RUN does not see it"
+    assert default == TORCH_INDEX_DEFAULT, f"TORCH_INDEX_URL defaults to {default!r}, expected {TORCH_INDEX_DEFAULT!r}"
+    torch_runs = [i for i, arguments in instructions_named(instructions, "RUN") if re.search(r"\btorch==", arguments)]
+    assert torch_runs and all(i > index for i in torch_runs), "torch is installed before ARG TORCH_INDEX_URL"
+
+
+def torch_install_command(instructions) -> str:
+    runs = [arguments for _, arguments in instructions_named(instructions, "RUN") if re.search(r"\btorch==", arguments)]
+    assert len(runs) == 1, "expected one RUN that installs torch"
+    assert not runs[0].startswith("["), "the torch install must be a shell-form RUN (it expands TORCH_INDEX_URL)"
+    return runs[0]
+
+
+def test_torch_index_expression_handles_empty(instructions):
+    """Static: the index is passed as `${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}`, so an empty value
+    drops the option instead of passing `--index-url ''`."""
+    command = torch_install_command(instructions)
+    assert '${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}' in command, command
+    assert "download.pytorch.org" not in command, "the index URL belongs in the ARG default, not in the RUN"
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no POSIX sh")
+@pytest.mark.parametrize(
+    ("index_url", "expected_index"),
+    [(TORCH_INDEX_DEFAULT, TORCH_INDEX_DEFAULT), ("", None), ("https://mirror.example/simple torch", "https://mirror.example/simple torch")],
+)
+def test_torch_install_runs_with_each_index(instructions, index_url, expected_index, tmp_path):
+    """The RUN line itself, through `sh` (as Docker runs it), with a `pip` that only records its arguments."""
+    command = torch_install_command(instructions)
+    log = tmp_path / "pip.log"
+    script = f'pip() {{ printf "%s\\n" "$@" >> "$PIP_LOG"; echo --- >> "$PIP_LOG"; }}\n{command}\n'
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PIP_LOG": str(log), "TORCH_INDEX_URL": index_url}
+    subprocess.run(["sh", "-c", script], check=True, env=environment, cwd=tmp_path, timeout=30)
+    calls = [call.strip("\n").split("\n") for call in log.read_text().split("---\n") if call.strip()]
+    assert len(calls) == 2, calls
+    first, second = calls
+    assert first[0] == "install" and "" not in first, first
+    torch_pins = [argument for argument in first if argument.startswith(("torch==", "torchvision=="))]
+    assert len(torch_pins) == 2, first
+    if expected_index is None:
+        assert "--index-url" not in first and not any("download.pytorch.org" in argument for argument in first), first
+    else:
+        assert first[first.index("--index-url") + 1] == expected_index, first
+    assert second[0] == "install" and "-r" in second and "--index-url" not in second, second
+
+
 def test_cpu_torch_pins_match_requirements(instructions, runtime_requirements):
     pip_runs = " ".join(arguments for _, arguments in instructions_named(instructions, "RUN") if "pip" in arguments)
-    assert "--index-url https://download.pytorch.org/whl/cpu" in pip_runs, "torch is not taken from the CPU index"
     for name in PINNED_EXACTLY:
         found = re.findall(rf"(?<![\w-]){re.escape(name)}==([0-9][\w.+!-]*)", pip_runs)
         assert found, f"the Dockerfile does not pin {name}"
@@ -472,7 +628,29 @@ def test_readme_spaces_front_matter(instructions, runtime_requirements):
     assert len(str(meta["short_description"])) <= 60, "short_description is longer than 60 characters"
     assert isinstance(meta["tags"], list) and meta["tags"], "tags should be a non-empty list"
     # The Space and the Docker image should run the same Python minor version.
-    image = instructions_named(instructions, "FROM")[-1][1].split()[0]
+    image = final_base_image(instructions)
     docker_python = re.search(r"python:(\d+\.\d+)", image).group(1)
     space_python = ".".join(str(meta["python_version"]).split(".")[:2])
     assert space_python == docker_python, f"python_version {space_python} vs Docker base python:{docker_python}"
+
+
+# ---------------------------------------------------------------- tests: the Docker scripts (syntax only)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+@pytest.mark.parametrize("script", [SMOKE_SCRIPT, TEST_BASE_SCRIPT], ids=lambda path: path.name)
+def test_docker_scripts_parse(script):
+    assert script.exists(), f"{script.relative_to(ROOT)} is missing"
+    assert os.access(script, os.X_OK), f"{script.relative_to(ROOT)} is not executable"
+    assert script.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash")
+    subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
+
+
+def test_smoke_script_covers_the_checks():
+    text = SMOKE_SCRIPT.read_text(encoding="utf-8")
+    for endpoint in SMOKE_ENDPOINTS:
+        assert endpoint in text, f"the smoke test does not call {endpoint}"
+    assert "trap " in text, "the smoke test must clean up with a trap"
+    assert "127.0.0.1:" in text, "the smoke test must publish the port on loopback only"
+    assert re.search(r"docker volume create", text), "the smoke test must use a fresh named volume"
+    assert "docker restart" in text or re.search(r"docker (?:container )?(?:stop|start)\b", text)
