@@ -119,3 +119,26 @@ def test_full_queue_is_refused_clearly_and_the_server_stays_up(client, live_app)
         client.predict(job_id, api_name="/cancel_job")
     assert manager.wait(running, timeout=30).status == "cancelled"
     assert client.predict(api_name="/list_runs")  # still answering
+
+
+def test_list_runs_marks_partial_runs_and_differences(client):
+    runs = {row["run"]: row for row in client.predict(api_name="/list_runs")}
+    shipped = runs[SHIPPED_RUN]
+    assert shipped["partial"] is False and shipped["status"] == "done"
+    assert shipped["balanced_accuracy_difference_points"]["cce"] == pytest.approx(-1.64, abs=0.01)
+    assert "cce" in shipped["tail_recall_difference_points"]
+    cancelled = [row for row in runs.values() if row["status"] == "cancelled"]
+    assert cancelled and all(row["partial"] and row["epochs_done"] is not None for row in cancelled)
+
+
+def test_expected_errors_log_one_line_not_a_traceback(client, bad_images, capfd, caplog):
+    capfd.readouterr()
+    caplog.set_level("WARNING", logger="cce_demo.ui")
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(str(bad_images["text.png"])), SHIPPED_RUN, api_name="/classify")
+    with pytest.raises(AppError, match="epochs"):
+        client.predict(synthetic_request(epochs=-1), api_name="/start_comparison")
+    assert "Traceback" not in capfd.readouterr().err  # Gradio printed no traceback
+    lines = [record.getMessage() for record in caplog.records if record.name == "cce_demo.ui"]
+    assert len(lines) == 2 and not any(record.exc_info for record in caplog.records)
+    assert lines[0].startswith("refused (api classify)") and lines[1].startswith("refused (api start)")

@@ -217,8 +217,8 @@ def test_runs_table_marks_shipped_and_partial_runs(finished, tmp_path):
     assert not problems and frame.loc[snapshot.job_id, "source"] == "shipped"
     assert frame.loc["partial-run", "status"] == "cancelled · 4 of 8 epochs (partial)"
     assert frame.loc[snapshot.job_id, "status"] == "done"
-    assert "CCE" in frame.loc[snapshot.job_id, "vs CE: balanced accuracy (points)"]
-    assert "(2 seeds)" in frame.loc[snapshot.job_id, "vs CE: tail recall (points)"]
+    assert "CCE" in frame.loc[snapshot.job_id, "Δ balanced accuracy vs CE (points)"]
+    assert "(2 seeds)" in frame.loc[snapshot.job_id, "Δ tail recall vs CE (points)"]
     assert catalog.default_run().run_id == snapshot.job_id
 
 

@@ -138,7 +138,7 @@ def run_row(catalog: RunCatalog, record: RunRecord) -> RunRow:
 
 
 TABLE_COLUMNS = ["run", "status", "source", "data", "model", "epochs", "seeds", "balanced accuracy % (first seed)",
-                 "vs CE: balanced accuracy (points)", "vs CE: tail recall (points)", "created"]
+                 "Δ balanced accuracy vs CE (points)", "Δ tail recall vs CE (points)", "created"]
 
 
 def runs_table(catalog: RunCatalog, records: list[RunRecord]) -> pd.DataFrame:

@@ -39,8 +39,16 @@ STYLE = """<style>
 .cc-sl{top:-2px;transform:translateX(4px)}
 .cc-empty{display:flex;align-items:center;justify-content:center;text-align:center;border:1px dashed var(--border-color-primary);border-radius:6px;color:var(--body-text-color-subdued);padding:8px;font-size:13px}
 .cc-rows{display:grid;column-gap:10px;row-gap:2px;align-items:center;overflow-y:auto}
-.cc-rows.two{grid-template-columns:minmax(6.5em,max-content) minmax(80px,1fr)}
-.cc-rows.three{grid-template-columns:minmax(6.5em,max-content) minmax(80px,1fr) minmax(78px,.65fr)}
+.cc-rows.two{grid-template-columns:minmax(5.5em,9em) minmax(80px,1fr)}
+.cc-rows.three{grid-template-columns:minmax(5.5em,9em) minmax(80px,1fr) minmax(78px,.65fr)}
+.cc-head .cc-legend span{white-space:normal}
+@media (max-width:560px){
+ .cc-rows.two,.cc-rows.three{column-gap:6px}
+ .cc-rows.three{grid-template-columns:5.6em minmax(70px,1fr) minmax(70px,.8fr)}
+ .cc-bar b,.cc-diff b,.cc-axis b{flex-basis:2.1em}
+ .cc-chart{padding:8px}
+ .cc-plot{margin-left:40px;margin-right:6px}
+}
 .cc-head{font-size:11px;color:var(--body-text-color-subdued);padding-bottom:2px;border-bottom:1px solid var(--border-color-primary)}
 .cc-group{grid-column:1/-1;font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.04em;color:var(--body-text-color-subdued);margin-top:6px}
 .cc-label{font-size:12px;line-height:1.2;padding:2px 0}

@@ -39,9 +39,14 @@ def classify_file(ctx: UiContext, file_path: Any, run_id: Any, correct_prior: bo
 
 
 def preview_of(image: Image.Image) -> Image.Image:
+    """The upload as the person sent it, at most PREVIEW_SIZE pixels; a tiny image is enlarged (nearest
+    neighbour) so it can be seen."""
     rgb, _ = to_rgb(image)
     rgb = rgb.copy()
     rgb.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
+    factor = SEEN_SIZE // max(rgb.size)
+    if factor > 1:
+        rgb = rgb.resize((rgb.width * factor, rgb.height * factor), Image.Resampling.NEAREST)
     return rgb
 
 

@@ -21,6 +21,7 @@ REFRESH_SECONDS = 1.0
 # guards nothing secret: a client id and a job id.
 BROWSER_STORAGE_KEY = "cce_demo_browser"
 BROWSER_SECRET = "cce_demo_browser_memory"
+OVERLAY_HINT = '<div class="cc-sub">Select two or more runs above to overlay their curves and per-class recall.</div>'
 HEADER = """<div style="display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 14px">
 <h1 style="font-size:22px;margin:0">Complement Cross Entropy vs Cross Entropy on long-tailed CIFAR</h1>
 <span style="color:var(--body-text-color-subdued);font-size:13px">Both losses train as a <i>paired</i> run (same initial
@@ -193,7 +194,7 @@ def build_layout(examples_dir: Path | None = None) -> Layout:
                 refresh_button = gr.Button("Refresh", elem_id="refresh-runs")
             with gr.Row(visible=False) as transfer_row:
                 pass
-            overlay_accuracy = gr.HTML(elem_id="overlay-accuracy")
+            overlay_accuracy = gr.HTML(OVERLAY_HINT, elem_id="overlay-accuracy")
             overlay_recall = gr.HTML(elem_id="overlay-recall")
 
         with gr.Tab("About", id="about"):

@@ -18,6 +18,7 @@ from .classify import run_choices
 from .context import UiContext, Update
 from .errors import user_error
 from .handlers import next_run_counts, show, view_of_run
+from .layout import OVERLAY_HINT
 from .names import RUN_COLOURS, short_name
 from .settings import scale_text
 from .state import BrowserMemory
@@ -140,8 +141,7 @@ def on_runs_selected(ctx: UiContext, selected: Any) -> Update:
     ui = ctx.ui
     chosen = [run for run in (selected or []) if run][:MAX_OVERLAID]
     if len(chosen) < 2:
-        hint = '<div class="cc-sub">Select two or more runs above to overlay their curves and per-class recall.</div>'
-        return {ui.overlay_accuracy: hint, ui.overlay_recall: ""}
+        return {ui.overlay_accuracy: OVERLAY_HINT, ui.overlay_recall: ""}
     snapshots = []
     for letter, run_id in zip(string.ascii_uppercase, chosen):
         snapshot = snapshot_of_run(ctx, run_id)
