@@ -156,7 +156,7 @@ def test_classify_on_upload_without_a_button(page, live_app, tmp_path):
     page.locator("#seen img").wait_for()
     page.locator("#class-lean").get_by_text("5,000").first.wait_for()  # why the models lean to head classes
     page.locator("#correct-prior input").check()
-    page.locator("#prediction-0").get_by_text("prior corrected").wait_for()
+    page.locator("#prediction-0").get_by_text("after the prior correction").wait_for()
     page.screenshot(path=str(ARTIFACTS / "classify.png"), full_page=True)
     page.locator("#upload").get_by_label("Clear").first.click()
     page.locator("#classify-note").get_by_text("Upload an image or pick an example").wait_for()

@@ -357,7 +357,8 @@ def test_classify_handler_shows_errors_in_place_and_clears_old_results(ctx, fini
     assert good[ui.upload_preview] is not None and good[ui.seen].size == (160, 160)
     assert "balanced accuracy" in good[ui.predictions] and "training images" in good[ui.class_lean]
     corrected = classify.on_classify(ctx, str(paths["rgba.png"]), snapshot.job_id, True)
-    assert "prior corrected" in corrected[ui.predictions]
+    assert "after the prior correction" in corrected[ui.predictions]
+    assert "after the prior correction" not in good[ui.predictions]
     bad = classify.on_classify(ctx, str(paths["text.png"]), snapshot.job_id, False)  # returns, never raises
     assert bad[ui.predictions] == "" and bad[ui.seen] is None and bad[ui.upload_preview] is None
     assert "not an image" in bad[ui.classify_note]

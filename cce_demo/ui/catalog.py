@@ -39,7 +39,7 @@ class RunCatalog:
         """The newest finished run with weights, shipped runs first (so the app is useful at first open)."""
         if records is None:
             records, _ = self.records()
-        usable = [record for record in records if record.has_weights and record.status == "done"]
+        usable = [record for record in records if record.has_weights and record.status == JobStatus.DONE]
         shipped = [record for record in usable if self.is_shipped(record)]
         return (shipped or usable or [None])[0]
 
@@ -126,7 +126,7 @@ def run_row(catalog: RunCatalog, record: RunRecord) -> RunRow:
         status: JobStatus | str = JobStatus(record.status)
     except ValueError:
         status = record.status
-    partial_status = status in PARTIAL or record.status == "failed"
+    partial_status = status in PARTIAL or status == JobStatus.FAILED
     return RunRow(
         run_id=record.run_id, status=status, source="shipped" if catalog.is_shipped(record) else "yours",
         data=f"{config.dataset} {config.profile} ×{config.imbalance_ratio:g}", model=config.model, epochs=config.epochs,

@@ -16,6 +16,7 @@ from ..predict import InvalidImageError, PreparedImage, classify_prepared, open_
 from .charts import Bars, RowLabel, bar_rows, escape
 from .context import UiContext, Update
 from .errors import note_user_error
+from .evidence import MEASURED_PRIOR_CORRECTION
 from .names import colour, display_name
 from .views import head_to_tail
 
@@ -50,13 +51,32 @@ def preview_of(image: Image.Image) -> Image.Image:
     return rgb
 
 
-def balanced_accuracies(record: RunRecord) -> dict[str, float]:
-    """Each model's balanced accuracy on the test set (the seed whose models classify: the first saved)."""
+def balanced_accuracies(record: RunRecord) -> dict[str, tuple[float | None, float | None]]:
+    """Each model's balanced accuracy on the test set, as trained and with the prior correction (None when
+    not known), for the seed whose models classify (the first saved)."""
     evaluations = record.final.get("evaluations") or {}
+    measured = MEASURED_PRIOR_CORRECTION.get(record.run_id, {})
     if not evaluations:
         return {}
     first = evaluations[sorted(evaluations, key=lambda seed: int(seed) if str(seed).isdigit() else 0)[0]]
-    return {loss: value.get("balanced_accuracy") for loss, value in first.items() if isinstance(value, dict)}
+    result = {}
+    for loss, value in first.items():
+        if not isinstance(value, dict):
+            continue
+        corrected = (value.get("prior_corrected") or {}).get("balanced_accuracy")
+        if corrected is None and loss in measured:
+            corrected = measured[loss][1]
+        result[loss] = (value.get("balanced_accuracy"), corrected)
+    return result
+
+
+def accuracy_text(plain: float | None, corrected: float | None) -> str:
+    if not isinstance(plain, (int, float)):
+        return ""
+    text = f"balanced accuracy {100 * plain:.1f} % on the test set"
+    if isinstance(corrected, (int, float)):
+        text += f" ({100 * corrected:.1f} % prior corrected)"
+    return text
 
 
 def predictions_html(record: RunRecord, predictions: dict[str, list[tuple[str, float]]], corrected: bool) -> str:
@@ -71,13 +91,13 @@ def predictions_html(record: RunRecord, predictions: dict[str, list[tuple[str, f
                         f'<span style="flex:0 0 6.5em;font-size:12px">{escape(name)}</span>'
                         f'<span class="cc-track" style="background:none"><i style="width:{100 * probability:.1f}%;background:{hue}"></i></span>'
                         f'<b style="flex-basis:3.2em">{100 * probability:.1f}</b></div>')
-        accuracy = accuracies.get(loss)
-        accuracy_text = f"balanced accuracy {100 * accuracy:.1f} % on the test set" if isinstance(accuracy, (int, float)) else ""
+        summary = accuracy_text(*accuracies.get(loss, (None, None)))
+        footer = "top 5, probability in %" + (", <b>after the prior correction</b>" if corrected else "")
         cards.append(
             f'<div id="prediction-{index}" class="cc-chart" style="flex:1 1 260px;border-top:4px solid {hue}">'
             f'<div class="cc-title" style="color:{hue}">{escape(display_name(loss))}</div>'
-            f'<div class="cc-sub">{escape(accuracy_text)}{" · prior corrected" if corrected else ""}</div>'
-            f'<div style="display:grid;row-gap:6px">{"".join(rows)}</div><div class="cc-sub" style="margin-top:4px">top 5, probability in %</div></div>'
+            f'<div class="cc-sub">{escape(summary)}</div>'
+            f'<div style="display:grid;row-gap:6px">{"".join(rows)}</div><div class="cc-sub" style="margin-top:4px">{footer}</div></div>'
         )
     return f'<div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(cards)}</div>'
 

@@ -20,6 +20,7 @@ from ..checkpoints import RunCorruptError, RunRecord
 from ..config import PRESETS, TrainConfig, preset
 from ..data import planned_class_counts
 from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
+from ..status import JobStatus
 from .context import UiContext, Update
 from .errors import user_error
 from .evidence import preset_note
@@ -159,7 +160,7 @@ def repeat_estimate(ctx: UiContext, snapshot: JobSnapshot) -> str:
 
 
 def repeat_update(ctx: UiContext, snapshot: JobSnapshot | None, controls: Controls) -> Any:
-    if snapshot is None or not snapshot.is_finished or len(snapshot.config.seeds) >= len(REPEAT_SEEDS) or snapshot.status == "failed":
+    if snapshot is None or not snapshot.is_finished or len(snapshot.config.seeds) >= len(REPEAT_SEEDS) or snapshot.status == JobStatus.FAILED:
         return gr.Button(visible=False)
     how_long = repeat_estimate(ctx, snapshot)
     label = "Repeat these settings with 3 seeds (0, 1, 2)" + (f" — {how_long}" if how_long else "")
@@ -281,7 +282,7 @@ def start_job(ctx: UiContext, memory: BrowserMemory, config: TrainConfig, smooth
     snapshot = ctx.app.manager.snapshot(job_id)
     if not started:
         gr.Info("Your run is still training; stop it before starting another. The page shows it again.")
-    elif snapshot.queue_position and any(other.status == "running" for other in ctx.app.manager.active_jobs()):
+    elif snapshot.queue_position and any(other.status == JobStatus.RUNNING for other in ctx.app.manager.active_jobs()):
         gr.Info(f"Another job is training; yours waits its turn (position {snapshot.queue_position}).")
     return show(ctx, ViewRef("job", job_id, TITLE_YOURS), BrowserMemory(memory.client_id, job_id), smoothing, next_counts)
 
@@ -342,7 +343,7 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, memory_js
     except UnknownJobError:
         return updates
     if snapshot.version == drawn.version:
-        if snapshot.status == "running":  # unchanged: only the status line (its ETA)
+        if snapshot.status == JobStatus.RUNNING:  # unchanged: only the status line (its ETA)
             updates[ctx.ui.status] = status_html(snapshot, view.title)
         return updates
     epoch_views = len(snapshot.epochs) != drawn.epochs or snapshot.is_finished

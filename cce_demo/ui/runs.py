@@ -12,6 +12,7 @@ import gradio as gr
 
 from ..checkpoints import RunCorruptError, RunRecord
 from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
+from ..status import JobStatus
 from .catalog import runs_table
 from .charts import Bars, Line, RowLabel, bar_rows, escape, line_chart
 from .classify import run_choices
@@ -72,7 +73,7 @@ def on_delete_run(ctx: UiContext, selected: Any) -> Update:
     record = find(ctx, run_id)
     if ctx.app.catalog.is_shipped(record):
         raise user_error("Shipped runs cannot be deleted; only runs you trained here.", "delete")
-    if record.status in ("running", "queued"):
+    if record.status in (JobStatus.RUNNING, JobStatus.QUEUED):
         raise user_error("This run is still training; stop it first.", "delete")
     try:
         shutil.rmtree(record.run_dir)
