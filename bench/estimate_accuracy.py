@@ -3,22 +3,30 @@
 Three modes (each adds its section to --output, keeping the others):
 
 --calibrate   Measures the per-model costs that `cce_demo.budget.CALIBRATION` holds: the engine's own loop
-              (`train_paired`, losses ce+cce, channels_last, torch at its default thread count, as the app
-              runs it) for resnet8/20/32 at batch sizes 1, 32, 128 and 256 on a balanced CIFAR-10 subset, one
-              epoch each, timing every step event and the evaluation that follows (on a 2000-image test
-              subset, batch 500). Per model it fits step_seconds = models * (per_step + batch * per_image) by
-              relative least squares, and times a cold load of the dataset. Prints the table to paste.
---presets     Runs presets (default: quick and standard) through the JobManager exactly as the app does
-              (worker niceness 0, so a competing process does not starve it) and compares the estimate made
-              at submit with the measured wall time (submit to finish). Target: within +-30 %.
+              (`train_paired`, losses ce+cce, channels_last) for resnet8/20/32 at batch sizes 1, 32, 128 and
+              256 on a balanced CIFAR-10 subset, one epoch each, timing every step event and the evaluation
+              that follows (on a 1000-image test subset, batch 500). Per model it fits
+              step_seconds = models * (per_step + batch * per_image) by relative least squares, and times a
+              cold load of the dataset. Prints the table to paste.
+              --clock wall (default) times what the app sees, at the app's thread count: right on a quiet
+              machine. --clock cpu --threads 1 times the thread's CPU time instead, which a competing process
+              barely changes, and converts it to the app's 2-thread wall time with one measured factor: the
+              1-thread CPU time of bench/benchmark.py's training step (resnet8, batch 128) against that
+              benchmark's quiet 2-thread throughput in bench/results.json. Per-step overhead is not divided by
+              the factor (a second thread does not speed up operator dispatch).
+--presets     Runs presets (default: quick and standard) through the JobManager as the app does (worker
+              niceness 0) and compares the estimate made at submit with the measured wall time (submit to
+              finish) and the process's CPU time. With --threads 1 the CPU time is compared with the 1-thread
+              table of the last --clock cpu calibration: a check of the cost model that load does not blur.
+              Target: within +-30 %.
 --eta         Runs the quick preset through the JobManager, records the snapshot's progress and ETA every
               second, and compares the ETA shown at 25 %, 50 % and 75 % progress with the time that really
               remained. Target: within +-30 % at 25 %.
 
-The load average (os.getloadavg) is sampled throughout: on a shared machine every figure depends on it.
+The load average (os.getloadavg) is sampled throughout: on a shared machine every wall-clock figure depends on it.
 
-Usage (from the repository root; `standard` takes about 10 minutes, so run it in the background):
-    python bench/estimate_accuracy.py --calibrate --data-dir DIR
+Usage (from the repository root; `standard` takes about 10 minutes on a quiet machine, so run it in the background):
+    python bench/estimate_accuracy.py --calibrate --data-dir DIR [--clock cpu --threads 1]
     nohup python bench/estimate_accuracy.py --presets quick standard --data-dir DIR > presets.log 2>&1 &
     python bench/estimate_accuracy.py --eta --data-dir DIR
 """
@@ -29,6 +37,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -46,16 +55,18 @@ if str(REPOSITORY_ROOT) not in sys.path:  # run as a script, Python puts bench/ 
 
 from cce_demo import budget  # noqa: E402
 from cce_demo.config import TrainConfig, preset  # noqa: E402
-from cce_demo.data import Dataset, ImageSplit, load_dataset, long_tail_subset  # noqa: E402
+from cce_demo.data import Dataset, augment_batch, load_dataset, long_tail_subset, to_model_input  # noqa: E402
 from cce_demo.engine import train_paired  # noqa: E402
 from cce_demo.jobs import JobManager  # noqa: E402
+from cce_demo.models import build_model  # noqa: E402
 
 DEFAULT_OUTPUT = REPOSITORY_ROOT / "bench" / "estimate_results.json"
+BENCHMARK_RESULTS = REPOSITORY_ROOT / "bench" / "results.json"  # the quiet 2-thread anchor (bench/benchmark.py)
 MODELS = ("resnet8", "resnet20", "resnet32")
 # batch size -> full steps timed (after WARMUP_STEPS); enough for a stable mean, little enough to finish fast.
-BATCH_POINTS = {1: 60, 32: 30, 128: 16, 256: 10}
+BATCH_POINTS = {1: 40, 32: 12, 128: 6, 256: 4}
 WARMUP_STEPS = 2
-CALIBRATION_TEST_PER_CLASS = 200
+CALIBRATION_TEST_PER_CLASS = 100
 TARGET_RELATIVE_ERROR = 0.30
 
 
@@ -114,11 +125,12 @@ class LoadSampler:
 # ---------------------------------------------------------------- calibration
 
 
-def timed_engine_run(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
+def timed_engine_run(config: TrainConfig, dataset: Dataset, clock) -> dict[str, Any]:
     """One epoch through `train_paired`; the per-step times of the full batches after warm-up, and the
-    evaluation time (from the last step event to the epoch event)."""
+    evaluation time (from the last step event to the epoch event), both on `clock`. The events arrive on
+    the calling thread, so `time.thread_time` measures this training's own CPU time."""
     stamps: list[tuple[str, float]] = []
-    train_paired(config, lambda event: stamps.append((event.kind, time.perf_counter())), dataset=dataset)
+    train_paired(config, lambda event: stamps.append((event.kind, clock())), dataset=dataset)
     steps = [stamp for kind, stamp in stamps if kind == "step"]
     epoch_stamp = next(stamp for kind, stamp in stamps if kind == "epoch")
     num_train = 10 * config.max_per_class
@@ -134,6 +146,26 @@ def timed_engine_run(config: TrainConfig, dataset: Dataset) -> dict[str, Any]:
     }
 
 
+def benchmark_step_seconds_per_image(dataset: Dataset, clock, batch_size: int = 128, steps: int = 8) -> float:
+    """bench/benchmark.py's "project pipeline" training step (resnet8, plain CE, augment + to_model_input on
+    the batch, channels_last), per image, on `clock`."""
+    model = build_model("resnet8", dataset.num_classes, torch.Generator().manual_seed(0)).train()
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    generator = torch.Generator().manual_seed(0)
+    images, labels = dataset.train.images[: batch_size * (steps + 2)], dataset.train.labels[: batch_size * (steps + 2)]
+    started = None
+    for step in range(steps + 2):
+        if step == 2:  # after warm-up
+            started = clock()
+        batch = slice(step * batch_size, (step + 1) * batch_size)
+        inputs = to_model_input(augment_batch(images[batch], generator), *dataset.normalisation)
+        loss = torch.nn.functional.cross_entropy(model(inputs), labels[batch])
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+    return (clock() - started) / (steps * batch_size)
+
+
 def fit_costs(points: list[dict[str, Any]], models_per_step: int) -> dict[str, float]:
     """per_step and per_image minimising the relative error of models * (per_step + batch * per_image)
     against the mean step times, and the per-image evaluation cost (median over the runs)."""
@@ -147,14 +179,15 @@ def fit_costs(points: list[dict[str, Any]], models_per_step: int) -> dict[str, f
     return {"train_seconds_per_image": float(per_image), "train_seconds_per_step": float(per_step), "eval_seconds_per_image": evaluation}
 
 
-def calibrate(data_dir: str) -> dict[str, Any]:
+def calibrate(data_dir: str, clock_name: str) -> dict[str, Any]:
+    clock = time.thread_time if clock_name == "cpu" else time.perf_counter
     environment = environment_record()
     with LoadSampler() as load:
-        started = time.perf_counter()
+        started = clock()
         full = load_dataset("cifar10", data_dir, allow_download=False)
         standard = preset("standard")
         long_tail_subset(full.train, full.num_classes, standard.imbalance_ratio, standard.profile, standard.subset_seed)
-        data_seconds = time.perf_counter() - started
+        data_seconds = clock() - started
         labels = full.test.labels
         keep = torch.cat([torch.nonzero(labels == c).flatten()[:CALIBRATION_TEST_PER_CLASS] for c in range(full.num_classes)])
         dataset = Dataset(full.name, full.class_names, full.train, full.test.subset(keep.sort().values), full.source)
@@ -168,31 +201,67 @@ def calibrate(data_dir: str) -> dict[str, Any]:
                     dataset="cifar10", imbalance_ratio=1.0, max_per_class=max(1, -(-images // 10)), model=model,
                     epochs=1, batch_size=batch_size, warmup_epochs=0.0, device="cpu", losses=("ce", "cce"),
                 )
-                point = timed_engine_run(config, dataset)
+                point = timed_engine_run(config, dataset, clock)
                 points[model].append(point)
                 print(f"{model:9s} batch {batch_size:4d}: {point['mean_step_seconds'] * 1000:8.1f} ms/step (pair), "
-                      f"eval {point['evaluation_seconds'] / point['evaluation_images'] * 1e6:6.1f} us/image", flush=True)
+                      f"eval {point['evaluation_seconds'] / point['evaluation_images'] * 1e6:6.1f} us/image "
+                      f"[{clock_name}, load {os.getloadavg()[0]:.1f}]", flush=True)
             fits[model] = fit_costs(points[model], models_per_step=2)
+        factor = None
+        if clock_name == "cpu":
+            quiet = json.loads(BENCHMARK_RESULTS.read_text())
+            quiet_seconds_per_image = 1 / quiet["throughput"]["project"]["images_per_second"]
+            own_seconds_per_image = benchmark_step_seconds_per_image(dataset, clock)
+            factor = own_seconds_per_image / quiet_seconds_per_image
+            print(f"benchmark step: {own_seconds_per_image * 1e6:.1f} us/image here ({clock_name}, {torch.get_num_threads()} "
+                  f"thread(s)) vs {quiet_seconds_per_image * 1e6:.1f} us/image quiet at {quiet['environment']['torch_threads']} "
+                  f"threads ({quiet['environment']['timestamp']}): factor {factor:.2f}")
+    table = {
+        model: {
+            "train_seconds_per_image": fit["train_seconds_per_image"] / (factor or 1),
+            "train_seconds_per_step": fit["train_seconds_per_step"],
+            "eval_seconds_per_image": fit["eval_seconds_per_image"] / (factor or 1),
+        }
+        for model, fit in fits.items()
+    }
     print("\nPaste into cce_demo/budget.py CALIBRATION (cpu):")
-    for model, fit in fits.items():
-        print(f'        (_CPU, "{model}"): ModelCost(train_seconds_per_image={fit["train_seconds_per_image"]:.3g}, '
-              f'train_seconds_per_step={fit["train_seconds_per_step"]:.3g}, eval_seconds_per_image={fit["eval_seconds_per_image"]:.3g}),')
-    print(f"data seconds (cold CIFAR-10 load + long-tail subset): {data_seconds:.2f}")
-    return {"environment": environment, "load_average": load.summary(), "data_seconds": data_seconds,
-            "points": points, "fit": fits}
+    for model, costs in table.items():
+        print(f'        (_CPU, "{model}"): ModelCost(train_seconds_per_image={costs["train_seconds_per_image"]:.3g}, '
+              f'train_seconds_per_step={costs["train_seconds_per_step"]:.3g}, eval_seconds_per_image={costs["eval_seconds_per_image"]:.3g}),')
+    print(f"data seconds (cold CIFAR-10 load + long-tail subset, {clock_name}): {data_seconds:.2f}")
+    return {"environment": environment, "clock": clock_name, "load_average": load.summary(), "data_seconds": data_seconds,
+            "points": points, "fit": fits, "two_thread_factor": factor, "table": table}
+
+
+def calibration_from_fit(section: dict[str, Any]) -> budget.Calibration:
+    """The unscaled fit of a calibration run (e.g. 1-thread CPU seconds), as a table for the estimate."""
+    return budget.calibration(
+        costs={("cpu", model): budget.ModelCost(**fit) for model, fit in section["fit"].items()},
+        data_seconds={("cifar10", "cpu"): section["data_seconds"]}, measured={"cpu"},
+        where={"cpu": f"({section['clock']} time, as calibrated)"},
+    )
 
 
 # ---------------------------------------------------------------- presets and the ETA through the job manager
 
 
-def run_job(config: TrainConfig, data_dir: str, sample_every: float | None = None) -> dict[str, Any]:
+def process_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_job(config: TrainConfig, data_dir: str, threads: int | None, sample_every: float | None = None,
+            calibration: budget.Calibration | None = None) -> dict[str, Any]:
     """Submit `config` to a fresh JobManager and wait; optionally record (time, progress, eta) every
-    `sample_every` seconds. Times are wall-clock (time.time), like the snapshot's."""
+    `sample_every` seconds. Times are wall-clock (time.time), like the snapshot's; the process's CPU time
+    over the job is recorded too."""
     samples: list[dict[str, Any]] = []
+    extra = {"calibration": calibration} if calibration is not None else {}
     with tempfile.TemporaryDirectory(prefix="cce-estimate-") as runs:
-        manager = JobManager(runs, data_dir=data_dir, allow_download=False, worker_niceness=0)
+        manager = JobManager(runs, data_dir=data_dir, allow_download=False, worker_niceness=0, torch_threads=threads, **extra)
         try:
             estimate = manager.estimate(config)
+            cpu_before = process_cpu_seconds()
             job_id = manager.submit(config)
             while True:
                 snapshot = manager.wait(job_id, timeout=sample_every if sample_every else None)
@@ -201,38 +270,56 @@ def run_job(config: TrainConfig, data_dir: str, sample_every: float | None = Non
                                     "eta_seconds": snapshot.eta_seconds})
                 if snapshot.is_finished:
                     break
+            cpu_seconds = process_cpu_seconds() - cpu_before
         finally:
             manager.shutdown()
-    return {"estimate": estimate, "snapshot": snapshot, "samples": samples}
+    return {"estimate": estimate, "snapshot": snapshot, "samples": samples, "cpu_seconds": cpu_seconds}
 
 
-def compare_presets(names: list[str], data_dir: str) -> list[dict[str, Any]]:
+def estimate_record(estimate: budget.CostEstimate) -> dict[str, float]:
+    return {"total": estimate.total_seconds, "data": estimate.data_seconds, "training": estimate.training_seconds,
+            "evaluation": estimate.evaluation_seconds}
+
+
+def cpu_time_check(config: TrainConfig, cpu_seconds: float, threads: int | None, results: dict[str, Any]) -> dict[str, Any] | None:
+    """With 1 thread, the job's CPU time against the estimate from the 1-thread CPU-time calibration."""
+    section = results.get("calibration")
+    if threads != 1 or not section or section.get("clock") != "cpu":
+        return None
+    estimate = budget.estimate_seconds(config, "cpu", calibration=calibration_from_fit(section))
+    return {"estimate_cpu_seconds": estimate_record(estimate), "measured_cpu_seconds": cpu_seconds,
+            "ratio_measured_over_estimate": cpu_seconds / estimate.total_seconds,
+            "within_target": abs(cpu_seconds / estimate.total_seconds - 1) <= TARGET_RELATIVE_ERROR}
+
+
+def compare_presets(names: list[str], data_dir: str, threads: int | None, results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for name in names:
         config = preset(name, device="cpu")
         with LoadSampler() as load:
-            outcome = run_job(config, data_dir)
+            outcome = run_job(config, data_dir, threads)
         snapshot, estimate = outcome["snapshot"], outcome["estimate"]
         measured = snapshot.finished_at - snapshot.submitted_at
         row = {
-            "preset": name, "status": str(snapshot.status),
-            "estimate_seconds": estimate.total_seconds,
-            "estimate_parts": {"data": estimate.data_seconds, "training": estimate.training_seconds,
-                               "evaluation": estimate.evaluation_seconds},
-            "measured_seconds": measured, "ratio_measured_over_estimate": measured / estimate.total_seconds,
-            "within_target": abs(measured / estimate.total_seconds - 1) <= TARGET_RELATIVE_ERROR,
+            "preset": name, "status": str(snapshot.status), "torch_threads": threads or torch.get_num_threads(),
+            "estimate_seconds": estimate_record(estimate),
+            "measured_wall_seconds": measured, "ratio_wall_over_estimate": measured / estimate.total_seconds,
+            "wall_within_target": abs(measured / estimate.total_seconds - 1) <= TARGET_RELATIVE_ERROR,
+            "process_cpu_seconds": outcome["cpu_seconds"],
+            "cpu_time_check": cpu_time_check(config, outcome["cpu_seconds"], threads, results),
             "load_average": load.summary(), "timestamp": environment_record()["timestamp"],
         }
         rows.append(row)
-        print(f"{name}: estimate {estimate.total_seconds:.0f} s, measured {measured:.0f} s, "
-              f"ratio {row['ratio_measured_over_estimate']:.2f}, load {row['load_average']['mean']:.2f}", flush=True)
+        print(f"{name}: estimate {estimate.total_seconds:.0f} s, wall {measured:.0f} s "
+              f"(ratio {row['ratio_wall_over_estimate']:.2f}), CPU {outcome['cpu_seconds']:.0f} s, "
+              f"load {row['load_average']['mean']:.2f}; CPU-time check: {row['cpu_time_check']}", flush=True)
     return rows
 
 
-def eta_accuracy(data_dir: str) -> dict[str, Any]:
+def eta_accuracy(data_dir: str, threads: int | None, results: dict[str, Any]) -> dict[str, Any]:
     config = preset("quick", device="cpu")
     with LoadSampler() as load:
-        outcome = run_job(config, data_dir, sample_every=1.0)
+        outcome = run_job(config, data_dir, threads, sample_every=1.0)
     snapshot, samples = outcome["snapshot"], outcome["samples"]
     finished = snapshot.finished_at
     checkpoints = {}
@@ -248,9 +335,11 @@ def eta_accuracy(data_dir: str) -> dict[str, Any]:
         print(f"at {sample['progress']:.0%}: ETA {sample['eta_seconds']:.0f} s, really {remaining:.0f} s "
               f"({sample['eta_seconds'] / remaining - 1:+.0%})", flush=True)
     return {
-        "preset": "quick", "estimate_seconds": outcome["estimate"].total_seconds,
-        "measured_seconds": finished - snapshot.submitted_at, "checkpoints": checkpoints,
-        "load_average": load.summary(), "environment": environment_record(),
+        "preset": "quick", "torch_threads": threads or torch.get_num_threads(),
+        "estimate_seconds": estimate_record(outcome["estimate"]),
+        "measured_wall_seconds": finished - snapshot.submitted_at, "process_cpu_seconds": outcome["cpu_seconds"],
+        "cpu_time_check": cpu_time_check(config, outcome["cpu_seconds"], threads, results),
+        "checkpoints": checkpoints, "load_average": load.summary(), "environment": environment_record(),
         "samples": [{**s, "time": s["time"] - snapshot.submitted_at} for s in samples],
     }
 
@@ -268,21 +357,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True, help="folder with cifar10/train.npz and cifar10/test.npz")
     parser.add_argument("--calibrate", action="store_true", help="measure the per-model costs for budget.py")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="calibration clock (cpu needs --threads 1)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as the app)")
     parser.add_argument("--presets", nargs="*", metavar="PRESET", help="compare estimate and wall time (default: quick standard)")
     parser.add_argument("--eta", action="store_true", help="ETA accuracy on the quick preset")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     arguments = parser.parse_args(argv)
     if not (arguments.calibrate or arguments.presets is not None or arguments.eta):
         parser.error("choose at least one of --calibrate, --presets, --eta")
+    if arguments.clock == "cpu" and arguments.threads != 1:
+        parser.error("--clock cpu measures one thread's CPU time: use it with --threads 1")
+    if arguments.threads is not None:
+        torch.set_num_threads(arguments.threads)
+
+    def results() -> dict[str, Any]:
+        return json.loads(arguments.output.read_text()) if arguments.output.exists() else {}
+
     if arguments.calibrate:
-        update_results(arguments.output, "calibration", calibrate(arguments.data_dir))
+        update_results(arguments.output, "calibration", calibrate(arguments.data_dir, arguments.clock))
     if arguments.presets is not None:
-        rows = compare_presets(arguments.presets or ["quick", "standard"], arguments.data_dir)
-        results = json.loads(arguments.output.read_text()) if arguments.output.exists() else {}
-        kept = [row for row in results.get("presets", []) if row["preset"] not in {r["preset"] for r in rows}]
+        rows = compare_presets(arguments.presets or ["quick", "standard"], arguments.data_dir, arguments.threads, results())
+        kept = [row for row in results().get("presets", []) if (row["preset"], row.get("torch_threads")) not in
+                {(r["preset"], r["torch_threads"]) for r in rows}]
         update_results(arguments.output, "presets", kept + rows)
     if arguments.eta:
-        update_results(arguments.output, "eta", eta_accuracy(arguments.data_dir))
+        update_results(arguments.output, "eta", eta_accuracy(arguments.data_dir, arguments.threads, results()))
     return 0
 
 
