@@ -167,7 +167,8 @@ def test_verdict_on_one_seed_never_names_a_winner(finished):
                           balanced_accuracy_difference=difference)
         text = verdict_html(dataclasses.replace(one, comparisons=(comparison,)), "Your run").lower()
         assert not [word for word in WINNER_WORDS if word in text], text
-        assert "one seed compares two trained models" in text and "repeat with 3 seeds" in text
+        assert "a difference between two trained models, not yet between the two losses" in text
+        assert "repeat with 3 seeds" in text
         assert "not been measured yet" in text  # custom settings: no measured spread
 
 

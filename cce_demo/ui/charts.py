@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 # holds to the whole page, which also works when a test launches the app without launch(css=...)).
 STYLE = """<style>
 .cc-card{border:1px solid var(--border-color-primary);border-radius:10px;padding:12px 16px;background:var(--block-background-fill);color:var(--body-text-color);font-size:14px;line-height:1.45}
+.cc-status{font-size:13px;line-height:1.5;padding:2px 4px;color:var(--body-text-color)}
 .cc-chart{font-size:13px;color:var(--body-text-color);padding:10px 12px;border:1px solid var(--border-color-primary);border-radius:8px;background:var(--block-background-fill)}
 .cc-title{font-weight:600;font-size:14px;margin-bottom:2px}
 .cc-sub{color:var(--body-text-color-subdued);font-size:12px;margin-bottom:6px}
@@ -42,12 +43,15 @@ STYLE = """<style>
 .cc-rows.two{grid-template-columns:minmax(5.5em,9em) minmax(80px,1fr)}
 .cc-rows.three{grid-template-columns:minmax(5.5em,9em) minmax(80px,1fr) minmax(78px,.65fr)}
 .cc-head .cc-legend span{white-space:normal}
+.cc-rows.wide .cc-bar b,.cc-rows.wide .cc-axis b{flex-basis:3.3em}
 @media (max-width:560px){
  .cc-rows.two,.cc-rows.three{column-gap:6px}
  .cc-rows.three{grid-template-columns:5.6em minmax(70px,1fr) minmax(70px,.8fr)}
  .cc-bar b,.cc-diff b,.cc-axis b{flex-basis:2.1em}
  .cc-chart{padding:8px}
  .cc-plot{margin-left:40px;margin-right:6px}
+ .cc-rows.wide .cc-bar b,.cc-rows.wide .cc-axis b{flex-basis:3em}
+ .cc-tagline{display:none}
 }
 .cc-head{font-size:11px;color:var(--body-text-color-subdued);padding-bottom:2px;border-bottom:1px solid var(--border-color-primary)}
 .cc-group{grid-column:1/-1;font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.04em;color:var(--body-text-color-subdued);margin-top:6px}
@@ -350,6 +354,7 @@ def bar_rows(
     max_height: int | None = 640,
     empty_text: str = "No data yet.",
     value_texts: Sequence[Sequence[str]] | None = None,
+    wide_numbers: bool = False,
 ) -> str:
     """One row per item (class), one bar per series side by side within the row, and optionally a difference
     column beside them (diverging bars around zero, with 95 % intervals when given). Zero values are marked
@@ -396,7 +401,8 @@ def bar_rows(
         cells.append('<div class="cc-axis"><span>' + "".join(f'<em style="left:{p * 100:.0f}%">{t}</em>' for p, t in marks)
                      + "</span><b></b></div>")
     style = f' style="max-height:{max_height}px"' if max_height else ""
-    return f'<div class="cc-chart">{head}<div class="cc-rows {layout}"{style}>{"".join(cells)}</div></div>'
+    wide = " wide" if wide_numbers else ""
+    return f'<div class="cc-chart">{head}<div class="cc-rows {layout}{wide}"{style}>{"".join(cells)}</div></div>'
 
 
 # ---------------------------------------------------------------- progress

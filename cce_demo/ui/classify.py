@@ -124,7 +124,7 @@ def lean_html(record: RunRecord, predictions: dict[str, list[tuple[str, float]]]
         title="Training images per class in this run", rows=[RowLabel(names[index]) for index in order],
         bars=[Bars("training images", "#64748b", [counts[index] for index in order])], maximum=max(counts) or 1,
         value_text=lambda v: "" if v is None else f"{v:,.0f}", axis=((0.0, "0"), (1.0, f"{max(counts):,}")),
-        mark_zero=False, max_height=300,
+        mark_zero=False, max_height=300, wide_numbers=True,
     )
     return f'<div class="cc-card" style="margin-top:8px">{explanation}</div><div style="margin-top:8px">{chart}</div>'
 

@@ -23,8 +23,8 @@ BROWSER_STORAGE_KEY = "cce_demo_browser"
 BROWSER_SECRET = "cce_demo_browser_memory"
 OVERLAY_HINT = '<div class="cc-sub">Select two or more runs above to overlay their curves and per-class recall.</div>'
 HEADER = """<div style="display:flex;flex-wrap:wrap;align-items:baseline;gap:4px 14px">
-<h1 style="font-size:22px;margin:0">Complement Cross Entropy vs Cross Entropy on long-tailed CIFAR</h1>
-<span style="color:var(--body-text-color-subdued);font-size:13px">Both losses train as a <i>paired</i> run (same initial
+<h1 style="margin:0;font-size:clamp(18px,4.6vw,24px)">Complement Cross Entropy vs Cross Entropy on long-tailed CIFAR</h1>
+<span class="cc-tagline" style="color:var(--body-text-color-subdued);font-size:13px">Both losses train as a <i>paired</i> run (same initial
 weights, same batches, only the loss differs); results are reported as they come out.</span></div>"""
 
 
@@ -120,37 +120,38 @@ def build_layout(examples_dir: Path | None = None) -> Layout:
     gr.HTML(STYLE + VERDICT_STYLE + HEADER)
     with gr.Tabs() as tabs:
         with gr.Tab("Train & compare", id="compare"):
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=3, min_width=320):
-                    preset = gr.Radio(list(PRESETS), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
-                    note = gr.Markdown(preset_note(DEFAULT_PRESET), elem_id="preset-note")
-                    with gr.Accordion("Advanced settings", open=False):
-                        with gr.Row():
-                            dataset = gr.Dropdown(list(DATASETS), value=quick.dataset, label="Dataset")
-                            profile = gr.Radio(list(PROFILES), value=quick.profile, label="Imbalance profile")
-                            ratio = gr.Number(quick.imbalance_ratio, label="Imbalance ratio (≥ 1)", minimum=1)
-                        losses = gr.CheckboxGroup(
-                            [display_name(loss) for loss in LOSS_NAMES],
-                            value=[display_name(loss) for loss in quick.losses], label="Losses to compare",
-                        )
-                        with gr.Row():
-                            gamma = gr.Number(quick.gamma, label="γ of paper-form CCE")
-                            model = gr.Dropdown(list(MODEL_NAMES), value=quick.model, label="Model")
-                            epochs = gr.Number(quick.epochs, label="Epochs", precision=0)
-                        with gr.Row():
-                            batch_size = gr.Number(quick.batch_size, label="Batch size", precision=0)
-                            learning_rate = gr.Number(quick.learning_rate, label="Learning rate")
-                            seeds = gr.Textbox(",".join(map(str, quick.seeds)), label="Seeds (e.g. 0,1,2)")
-                            device = gr.Radio(["auto", "cpu", "cuda"], value=quick.device, label="Device")
-                with gr.Column(scale=2, min_width=300):
-                    counts_chart = gr.HTML(elem_id="counts-chart")
+            preset = gr.Radio(list(PRESETS), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
+            note = gr.Markdown(preset_note(DEFAULT_PRESET), elem_id="preset-note")
+            with gr.Accordion("Advanced settings", open=False):
+                with gr.Row():
+                    dataset = gr.Dropdown(list(DATASETS), value=quick.dataset, label="Dataset")
+                    profile = gr.Radio(list(PROFILES), value=quick.profile, label="Imbalance profile")
+                    ratio = gr.Number(quick.imbalance_ratio, label="Imbalance ratio (≥ 1)", minimum=1)
+                losses = gr.CheckboxGroup(
+                    [display_name(loss) for loss in LOSS_NAMES],
+                    value=[display_name(loss) for loss in quick.losses], label="Losses to compare",
+                )
+                with gr.Row():
+                    gamma = gr.Number(quick.gamma, label="γ of paper-form CCE")
+                    model = gr.Dropdown(list(MODEL_NAMES), value=quick.model, label="Model")
+                    epochs = gr.Number(quick.epochs, label="Epochs", precision=0)
+                with gr.Row():
+                    batch_size = gr.Number(quick.batch_size, label="Batch size", precision=0)
+                    learning_rate = gr.Number(quick.learning_rate, label="Learning rate")
+                    seeds = gr.Textbox(",".join(map(str, quick.seeds)), label="Seeds (e.g. 0,1,2)")
+                    device = gr.Radio(["auto", "cpu", "cuda"], value=quick.device, label="Device")
             with gr.Row():
                 # Disabled until the page has loaded and knows whether this browser already has a job.
-                start = gr.Button("Start training", variant="primary", interactive=False, elem_id="start")
-                stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop")
-            verdict = gr.HTML(elem_id="verdict")
-            repeat = gr.Button("Repeat with 3 seeds", visible=False, elem_id="repeat", size="md")
-            status = gr.HTML(elem_id="job-status")
+                start = gr.Button("Start training", variant="primary", interactive=False, elem_id="start", min_width=120)
+                stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop", min_width=120)
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=320):
+                    # The answer first: directly under Start/Stop, beside the class counts it is about.
+                    verdict = gr.HTML(elem_id="verdict")
+                    repeat = gr.Button("Repeat with 3 seeds", visible=False, elem_id="repeat", variant="secondary")
+                    status = gr.HTML(elem_id="job-status")
+                with gr.Column(scale=2, min_width=300):
+                    counts_chart = gr.HTML(elem_id="counts-chart")
             recall_chart = gr.HTML(elem_id="recall-chart")
             loss_chart = gr.HTML(elem_id="loss-curve")
             smoothing = gr.Slider(0, 0.99, value=DEFAULT_SMOOTHING, step=0.01, label="Smoothing (0 = raw)",

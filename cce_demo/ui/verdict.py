@@ -119,8 +119,9 @@ def comparison_html(snapshot: JobSnapshot, item: LossComparison) -> str:
     else:
         numbers = (f'<div class="cc-vn">{escape(name)} − {escape(base)}: {points(item.balanced[0])} '
                    f'<small>points balanced accuracy</small>{tail_text}</div>')
-        meaning = (f"On seed {item.seeds[0]} at this budget ({budget}). One seed compares two trained models, not the two "
-                   f"losses. {spread_sentence(snapshot)} Repeat with 3 seeds to see whether the difference holds up.")
+        meaning = (f"On seed {item.seeds[0]} at this budget ({budget}). That is a difference between two trained models, "
+                   f"not yet between the two losses. {spread_sentence(snapshot)} Repeat with 3 seeds to see whether it "
+                   "holds up.")
         test = item.last.get("mcnemar") or {}
         extra = ""
         if test:

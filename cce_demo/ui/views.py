@@ -86,7 +86,7 @@ def loss_form_note(config: TrainConfig) -> str:
 def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
     """The status line with a progress bar and the ETA (#job-status)."""
     if snapshot is None:
-        return ('<div class="cc-card">No run to show yet. Choose settings and press <b>Start training</b>, or open '
+        return ('<div class="cc-status">No run to show yet. Choose settings and press <b>Start training</b>, or open '
                 'a run in the <i>Runs</i> tab.</div>')
     status = status_of(snapshot)
     config = snapshot.config
@@ -124,7 +124,7 @@ def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
     note = loss_form_note(config)
     if note:
         parts.append(f'<span style="font-size:12px">{note}.</span>')
-    return f'<div class="cc-card">{"<br>".join(parts)}</div>'
+    return f'<div class="cc-status">{"<br>".join(parts)}</div>'
 
 
 # ---------------------------------------------------------------- training loss
@@ -350,7 +350,7 @@ def counts_chart(next_run: CountsSeries | None, shown_run: CountsSeries | None) 
         title=title, rows=labels, bars=bars, maximum=1.0 if relative else max(largest),
         value_text=lambda v: "", label_heading="class" if same_classes else "classes (next / shown)",
         axis=((0.0, "0"), (1.0, "largest" if relative else f"{max(largest):,}")), mark_zero=False, max_height=320,
-        subtitle=subtitle, value_texts=[[f"{count:,}" for count in texts[id(bar)]] for bar in bars],
+        subtitle=subtitle, value_texts=[[f"{count:,}" for count in texts[id(bar)]] for bar in bars], wide_numbers=True,
     )
     return chart
 
