@@ -424,3 +424,16 @@ def test_drawn_and_memory_are_typed_and_json_at_the_edge():
     assert BrowserMemory().with_client().client_id
     with pytest.raises(dataclasses.FrozenInstanceError):
         Drawn().version = 3
+
+
+def test_tick_redraws_the_verdict_when_the_job_starts_running(ctx):
+    ui, manager = ctx.ui, ctx.app.manager
+    first = start(ctx, load(ctx)[ui.memory])
+    job_id = first[ui.view].id
+    snapshot = manager.wait_for_change(job_id, -1, timeout=30)
+    while snapshot.status != JobStatus.RUNNING:
+        snapshot = manager.wait_for_change(job_id, snapshot.version, timeout=30)
+    drawn = dataclasses.replace(first[ui.drawn], status="queued", epochs=len(snapshot.epochs), version=snapshot.version - 1)
+    tick = handlers.on_tick(ctx, first[ui.view], drawn, first[ui.memory], 0.8)
+    assert "running" in tick[ui.verdict] and tick[ui.drawn].status == "running"
+    manager.cancel(job_id)

@@ -201,7 +201,7 @@ def show(
     snapshot = snapshot_for(ctx, view)
     controls = controls_for(ctx, memory)
     drawn = Drawn(snapshot.version if snapshot else -1, len(snapshot.epochs) if snapshot else -1,
-                  snapshot.is_finished if snapshot else True, controls)
+                  snapshot.is_finished if snapshot else True, controls, str(snapshot.status) if snapshot else "")
     return {
         ctx.ui.view: view, ctx.ui.drawn: drawn, ctx.ui.memory: memory.to_json(),
         **render(ctx, view, snapshot, controls, smoothing=smoothing, next_counts=next_counts),
@@ -331,7 +331,7 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, memory_js
     controls = controls_for(ctx, memory)
     if controls != drawn.controls:
         updates.update(control_updates(ctx, controls))
-        drawn = Drawn(drawn.version, drawn.epochs, drawn.finished, controls)
+        drawn = Drawn(drawn.version, drawn.epochs, drawn.finished, controls, drawn.status)
         updates[ctx.ui.drawn] = drawn
     if view is None or view.kind != "job" or drawn.finished:
         if updates and view is not None:  # the buttons changed: the repeat button follows Start
@@ -346,9 +346,9 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, memory_js
         if snapshot.status == JobStatus.RUNNING:  # unchanged: only the status line (its ETA)
             updates[ctx.ui.status] = status_html(snapshot, view.title)
         return updates
-    epoch_views = len(snapshot.epochs) != drawn.epochs or snapshot.is_finished
+    epoch_views = len(snapshot.epochs) != drawn.epochs or snapshot.is_finished or str(snapshot.status) != drawn.status
     updates.update(render(ctx, view, snapshot, controls, smoothing=smoothing, epoch_views=epoch_views))
-    updates[ctx.ui.drawn] = Drawn(snapshot.version, len(snapshot.epochs), snapshot.is_finished, controls)
+    updates[ctx.ui.drawn] = Drawn(snapshot.version, len(snapshot.epochs), snapshot.is_finished, controls, str(snapshot.status))
     if snapshot.is_finished:
         from .runs import on_refresh_runs  # the runs list gains the finished run
 

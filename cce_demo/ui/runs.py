@@ -23,7 +23,7 @@ from .layout import OVERLAY_HINT
 from .names import RUN_COLOURS, short_name
 from .settings import scale_text
 from .state import BrowserMemory
-from .views import epoch_positions, head_to_tail
+from .views import head_to_tail
 
 MAX_OVERLAID = len(RUN_COLOURS)
 
@@ -95,19 +95,29 @@ def snapshot_of_run(ctx: UiContext, run_id: str) -> JobSnapshot | None:
         return None
 
 
+def mean_per_epoch(snapshot: JobSnapshot, loss: str) -> list[tuple[float, float | None]]:
+    """Balanced accuracy of `loss` at each epoch, averaged over the seeds evaluated at that epoch."""
+    by_epoch: dict[int, list[float]] = {}
+    for point in snapshot.epochs:
+        value = point["losses"].get(loss, {}).get("balanced_accuracy")
+        if value is not None:
+            by_epoch.setdefault(point["epoch"], []).append(value)
+    return [(epoch, sum(values) / len(values)) for epoch, values in sorted(by_epoch.items())]
+
+
 def overlay_accuracy(snapshots: Sequence[tuple[str, JobSnapshot]]) -> str:
-    """Balanced accuracy per epoch of every loss of every run: colour per run, CE solid, other losses dashed."""
+    """Balanced accuracy per epoch of every loss of every run: colour per run, CE solid, other losses dashed;
+    runs with several seeds are averaged over their seeds at each epoch."""
     lines = []
     for (letter, snapshot), hue in zip(snapshots, RUN_COLOURS):
         baseline = snapshot.config.losses[0]
-        positioned = epoch_positions(snapshot)
         for loss in snapshot.config.losses:
-            points = [(x, point["losses"].get(loss, {}).get("balanced_accuracy")) for x, point in positioned]
-            lines.append(Line(f"{letter} · {short_name(loss)}", hue, points, style="solid" if loss == baseline else "dashed",
-                              markers=True))
-    return line_chart(title="Balanced accuracy per epoch, runs overlaid", lines=lines, x_label="epoch (seeds one after another)",
+            lines.append(Line(f"{letter} · {short_name(loss)}", hue, mean_per_epoch(snapshot, loss),
+                              style="solid" if loss == baseline else "dashed", markers=True))
+    return line_chart(title="Balanced accuracy per epoch, runs overlaid", lines=lines, x_label="epoch",
                       x_integer=True, y_format=lambda value: f"{100 * value:.0f} %", y_floor=0.0, height=240,
-                      subtitle="Colour: run (key below). Solid: the baseline loss (CE); dashed: the other losses.",
+                      subtitle="Colour: run (key below). Solid: the baseline loss (CE); dashed: the other losses. "
+                               "Runs with several seeds: the mean over their seeds at each epoch.",
                       empty_text="These runs have no evaluated epoch yet.")
 
 

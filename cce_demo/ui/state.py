@@ -46,6 +46,7 @@ class Drawn:
     epochs: int = -1
     finished: bool = True
     controls: Controls | None = None
+    status: str = ""  # the job status drawn (the verdict and buttons follow queued -> running)
 
 
 @dataclass(frozen=True)

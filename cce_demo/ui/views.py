@@ -223,7 +223,7 @@ def epoch_chart(snapshot: JobSnapshot | None, metric: str, title: str, as_percen
                 x_ticks.append((index * epochs + epochs, str(epochs)))
         present = {x for x, _ in positioned}
         x_ticks = [(x, text) for x, text in x_ticks if min(present) <= x <= max(present)]
-    y_format = (lambda value: f"{100 * value:.0f} %") if as_percent else (lambda value: f"{value:.2f}")
+    y_format = (lambda value: f"{100 * value:.0f} %") if as_percent else (lambda value: f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}")
     return line_chart(title=title, lines=lines, x_label="epoch", x_integer=True, x_ticks=x_ticks, y_format=y_format,
                       separators=separators, height=200, y_floor=0.0, legend=legend)
 
