@@ -437,3 +437,11 @@ def test_tick_redraws_the_verdict_when_the_job_starts_running(ctx):
     tick = handlers.on_tick(ctx, first[ui.view], drawn, first[ui.memory], 0.8)
     assert "running" in tick[ui.verdict] and tick[ui.drawn].status == "running"
     manager.cancel(job_id)
+
+
+def test_smoothing_control_redraws_the_loss_chart(ctx, finished):
+    _, snapshot = finished
+    view = ViewRef("run", snapshot.job_id, "Shipped run")
+    raw = handlers.on_smoothing(ctx, view, 0)[ctx.ui.loss_chart]
+    smoothed = handlers.on_smoothing(ctx, view, 0.9)[ctx.ui.loss_chart]
+    assert "Raw values" in raw and "moving average, 0.9" in smoothed
