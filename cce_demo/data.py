@@ -2,7 +2,7 @@
 augmentation on tensors, and preprocessing of uploaded images to what the models see.
 
 Images are held as one uint8 NHWC tensor (on the training device when there is a GPU); augmentation and
-normalisation run on whole batches as tensor ops, which is what makes CPU training fast (DESIGN.md).
+normalisation run on whole batches as tensor ops, which is what makes CPU training fast (docs/design.md).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ IMAGE_SIZE = 32
 CROP_PADDING = 4  # random crop with 4-pixel zero padding, as in the CIFAR ResNet / LDAM-DRW recipes
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-# Published training-set statistics (DESIGN.md); synthetic data uses the CIFAR-10 values.
+# Published training-set statistics (docs/design.md); synthetic data uses the CIFAR-10 values.
 NORMALISATION = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),

@@ -196,7 +196,7 @@ def learning_rate_at(step: int, total_steps: int, warmup_steps: int, base_rate: 
 
 
 def autocast_for(device: torch.device) -> torch.autocast:
-    # bf16 autocast only on CUDA: on these CPUs (no bf16 hardware) it is 1.4-4x slower (DESIGN.md).
+    # bf16 autocast only on CUDA: on these CPUs (no bf16 hardware) it is 1.4-4x slower (docs/design.md).
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 

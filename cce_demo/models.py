@@ -1,7 +1,7 @@
 """CIFAR ResNets (He et al. 2016, sec. 4.2) with option-A shortcuts as in LDAM-DRW, and a registry by name.
 
 ResNet-8 is the small fast net for CPU jobs: on 2 cores it trains about 2.5x faster than ResNet-20 and, for a
-fixed time budget, more epochs of a small net beat fewer epochs of a deep one (DESIGN.md).
+fixed time budget, more epochs of a small net beat fewer epochs of a deep one (docs/design.md).
 """
 from __future__ import annotations
 
