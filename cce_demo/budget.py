@@ -245,20 +245,23 @@ def estimate_seconds(
 
 # ---------------------------------------------------------------- the ETA while a job runs
 
-# How much the estimate counts before measurements take over, in estimated seconds of work: the first steps
-# include one-off costs (memory allocation, thread start-up), so a few seconds of measurement alone would
-# say nonsense. At most this many seconds, and at most this fraction of the whole run.
-PRIOR_WEIGHT_SECONDS = 15.0
-PRIOR_WEIGHT_FRACTION = 0.1
+# How long the estimate keeps a say once measurements come in, in real seconds: after this many seconds the
+# measured pace and the estimate count equally, after ten times as many the measurement counts 10 to 1. The
+# first steps include one-off costs (memory allocation, thread start-up), so a second of measurement alone
+# would say nonsense; but an estimate made for a quiet machine may be 10x off on a busy one, so its say
+# fades with real time, not with the (then slowly accruing) estimated work.
+PRIOR_SECONDS = 10.0
 
 
 def remaining_seconds(total_work: float, done_work: float, elapsed: float) -> float:
     """Seconds left for a run of `total_work` estimated seconds that has done `done_work` of them in `elapsed`
-    real seconds: the remaining work at the measured pace (real seconds per estimated second), with the
-    estimate's own pace (1) blended in as if it had been measured over a little work already."""
-    prior_work = min(PRIOR_WEIGHT_SECONDS, PRIOR_WEIGHT_FRACTION * total_work)
-    pace = (elapsed + prior_work) / (done_work + prior_work) if done_work + prior_work > 0 else 1.0
-    return max(0.0, total_work - done_work) * pace
+    real seconds: the remaining work times the pace (real seconds per estimated second), a blend of the
+    measured pace and the estimate's own (1) weighted by how long the measurement has run."""
+    left = max(0.0, total_work - done_work)
+    if done_work <= 0 or elapsed <= 0:
+        return left
+    trust = elapsed / (elapsed + PRIOR_SECONDS)
+    return left * (trust * elapsed / done_work + (1 - trust))
 
 
 # ---------------------------------------------------------------- durations for people

@@ -159,11 +159,13 @@ def test_remaining_seconds_blends_the_estimate_with_the_measured_pace():
     total = 1000.0
     assert remaining_seconds(total, 0.0, 0.0) == total  # nothing measured: the estimate
     assert remaining_seconds(total, 500.0, 500.0) == pytest.approx(500.0)  # on schedule
-    # Running at half the estimated speed: the ETA moves from the estimate's 1x towards the measured 2x.
-    early = remaining_seconds(total, 10.0, 20.0)
+    # Running at half the estimated speed: the ETA moves from the estimate's 1x towards the measured 2x as
+    # the measurement's real time grows (10 s of it count as much as the estimate).
+    early = remaining_seconds(total, 1.0, 2.0)
+    assert early == pytest.approx(999 * (2 / 12 * 2 + 10 / 12))
     late = remaining_seconds(total, 500.0, 1000.0)
-    assert 990 < early < 2 * 990
-    assert late == pytest.approx(500 * (1000 + 15) / (500 + 15))  # the prior counts as 15 s of work
+    assert late == pytest.approx(500 * (1000 / 1010 * 2 + 10 / 1010))
+    assert total < early < late * 2 < 2 * total
     assert remaining_seconds(total, total, 1234.0) == 0.0
 
 

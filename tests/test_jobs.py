@@ -391,10 +391,10 @@ def test_progress_and_eta_include_evaluation(tiny_config):
     assert job.eta_seconds(102.5) == pytest.approx(3.5)
     job.apply({"kind": "epoch", "seed": 0, "epoch": 1, "global_step": 2, "evaluations": {}}, now=103.0)
     assert job.progress() == pytest.approx(3 / 6) and job.eta_seconds(103.0) == pytest.approx(3.0)
-    # The second epoch runs twice as slowly as estimated: the ETA follows the measured pace, damped by the
-    # estimate (worth 10 % of the run, 0.6 s of work).
+    # The second epoch runs twice as slowly as estimated: the ETA follows the measured pace (5 s for 4 s of
+    # work), blended with the estimate's (1) as 5 s of measurement against the estimate's 10.
     job.apply({"kind": "step", "global_step": 3, "losses": {}}, now=105.0)
-    assert job.eta_seconds(105.0) == pytest.approx(2.0 * (5.0 + 0.6) / (4.0 + 0.6))
+    assert job.eta_seconds(105.0) == pytest.approx(2.0 * (5 / 15 * 5 / 4 + 10 / 15))
     job.status = JobStatus.DONE
     assert job.progress() == 1.0 and job.eta_seconds(106.0) is None
 
