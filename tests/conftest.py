@@ -72,3 +72,36 @@ def synthetic_request(**overrides):
                "imbalance_ratio": 2, "device": "cpu", "synthetic_test_per_class": 10}
     request.update(overrides)
     return request
+
+
+import contextlib  # noqa: E402
+
+
+@contextlib.contextmanager
+def running_app(runs, **environment):
+    """The real app (app.create_app) on 127.0.0.1 with `runs` as its runs directory and `environment` set while
+    it is built (e.g. CCE_MAX_JOB_MINUTES): yields {"url", "manager", "runs"}, then closes it."""
+    environment = {"CCE_RUNS_DIR": str(runs), **{key: str(value) for key, value in environment.items()}}
+    saved = {key: os.environ.get(key) for key in environment}
+    os.environ.update(environment)
+    sys.path.insert(0, str(ROOT))
+    import app as app_module
+
+    try:
+        demo, manager = app_module.create_app()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    port = free_port()
+    demo.queue(max_size=app_module.QUEUE_SIZE, default_concurrency_limit=4).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
+        max_file_size=app_module.MAX_FILE_BYTES,
+    )
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/", "manager": manager, "runs": runs}
+    finally:
+        demo.close(verbose=False)
+        manager.shutdown()

@@ -1,18 +1,94 @@
-"""The named API endpoints for gradio_client: /start_comparison, /job_status, /cancel_job, /list_runs and
-/classify. Same arguments and answers as before the UI was split into modules (tests/test_app_client.py)."""
+"""The named API endpoints for gradio_client: /start_comparison, /job_status, /cancel_job, /list_runs, /classify,
+/export_run and /import_run (tests/test_app_client.py, tests/test_public.py).
+
+Every endpoint is a `gr.api` function: Gradio hands it the JSON it received, unconverted, so each argument is
+checked here first (`check_id`, `check_file`, `config_from_request`) and anything unusable is refused with a
+message naming the parameter and what it expects, never with Gradio's generic "has raised an exception".
+
+Who is asking: an API call is identified by the client address as Gradio reports it (`request.client.host`,
+which uvicorn takes from X-Forwarded-For only when the connection comes from an address in
+FORWARDED_ALLOW_IPS, by default 127.0.0.1 and ::1); the per-visitor job limit counts jobs per address.
+Browser clicks use the page's own client id instead (handlers.py).
+"""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import FileData
 
-from ..checkpoints import RunCorruptError
+from ..checkpoints import RUN_ID_PATTERN, RunCorruptError
 from ..jobs import JobSnapshot, UnknownJobError
+from ..transfer import ExportRefused, ImportRefused
 from .catalog import runs_records
 from .classify import classify_file
 from .context import UiContext
 from .errors import user_error
 from .settings import config_from_request
+
+MAX_SHOWN = 40  # characters of a refused value echoed back in a message
+MAX_MESSAGE = 600  # a message never grows with the input that caused it
+
+
+def shown(value: Any) -> str:
+    """A refused value, described briefly: its JSON type and the start of its text."""
+    kind = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", tuple: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    if value is None:
+        return kind
+    text = repr(value)
+    if len(text) > MAX_SHOWN:
+        text = text[:MAX_SHOWN] + f"… ({len(text):,} characters)"
+    return f"{kind} {text}"
+
+
+def short(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"
+
+
+def check_id(value: Any, name: str, what: str = "run") -> str:
+    """A job or run id as the API received it: a string of the id's form, so no path can be smuggled in."""
+    example = "'cifar10-lt100-standard-ce-cce'"
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected a {what} id (a string such as {example}), got {shown(value)}")
+    if not RUN_ID_PATTERN.match(value):
+        raise ValueError(f"{name}: {shown(value)} is not a {what} id (letters, digits, '.', '_' and '-', starting "
+                         "with a letter or digit, at most 128 characters)")
+    return value
+
+
+def check_file(value: Any, name: str, what: str) -> str:
+    """The local path of a file the client uploaded (gradio_client: `handle_file(path)`). Only a file object
+    Gradio checked and moved into its upload cache is accepted: never a bare path, which would let a caller
+    read the server's own files."""
+    how = f"expected {what} uploaded with gradio_client's handle_file(path)"
+    if not isinstance(value, dict):
+        raise ValueError(f"{name}: {how}, got {shown(value)}")
+    meta, path = value.get("meta"), value.get("path")
+    if not isinstance(meta, dict) or meta.get("_type") != "gradio.FileData" or not isinstance(path, str) or not path:
+        raise ValueError(f"{name}: {how}, got an object that is not an uploaded file ({shown(value)})")
+    if not in_upload_cache(path):
+        raise ValueError(f"{name}: that file was not uploaded to this app")
+    return path
+
+
+def in_upload_cache(path: str) -> bool:
+    """Whether `path` is inside Gradio's upload cache (where Gradio moved a checked upload)."""
+    from gradio.utils import get_upload_folder, is_in_or_equal
+
+    try:
+        return is_in_or_equal(os.path.abspath(path), get_upload_folder())
+    except (OSError, ValueError):
+        return False
+
+
+def client_of(request: gr.Request | None) -> str | None:
+    """The visitor behind an API call: "api:<address>", or None when there is no request (a trusted caller)."""
+    client = getattr(request, "client", None) if request is not None else None
+    host = getattr(client, "host", None)
+    return f"api:{host}" if host else None
 
 
 def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
@@ -29,27 +105,35 @@ def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
     }
 
 
-def start_comparison(ctx: UiContext, config: dict) -> dict:
+def start_comparison(ctx: UiContext, config: Any, client_id: str | None = None) -> dict:
+    """Queue a job for `client_id` (None: a trusted caller, no per-visitor limit). The answer holds the
+    estimate: `estimate_seconds` and, in words, `estimate`."""
+    manager = ctx.app.manager
     try:
-        job_id = ctx.app.manager.submit(config_from_request(config))
-    except (ValueError, RuntimeError) as error:  # invalid settings, a full queue, a budget refusal
-        raise user_error(str(error), "api start") from None
-    return job_summary(ctx.app.manager.snapshot(job_id))
+        train_config = config_from_request(config)
+        estimate = manager.estimate(train_config)
+        job_id = manager.submit(train_config, client_id=client_id)
+    except (ValueError, RuntimeError) as error:  # invalid settings, over budget, per-visitor limit, a full queue
+        raise user_error(short(str(error)), "api start") from None
+    summary = job_summary(manager.snapshot(job_id))
+    summary.update(estimate_seconds=round(estimate.total_seconds, 1), estimate=estimate.text)
+    return summary
 
 
-def job_status(ctx: UiContext, job_id: str) -> dict:
+def job_status(ctx: UiContext, job_id: Any) -> dict:
     try:
-        return job_summary(ctx.app.manager.snapshot(job_id))
-    except UnknownJobError as error:
-        raise user_error(str(error), "api status") from None
+        return job_summary(ctx.app.manager.snapshot(check_id(job_id, "job_id", "job")))
+    except (UnknownJobError, ValueError) as error:
+        raise user_error(short(str(error)), "api status") from None
 
 
-def cancel_job(ctx: UiContext, job_id: str) -> dict:
+def cancel_job(ctx: UiContext, job_id: Any) -> dict:
     try:
+        job_id = check_id(job_id, "job_id", "job")
         ctx.app.manager.cancel(job_id)
         return job_summary(ctx.app.manager.snapshot(job_id))
-    except UnknownJobError as error:
-        raise user_error(str(error), "api cancel") from None
+    except (UnknownJobError, ValueError) as error:
+        raise user_error(short(str(error)), "api cancel") from None
 
 
 def list_runs(ctx: UiContext) -> list:
@@ -57,23 +141,50 @@ def list_runs(ctx: UiContext) -> list:
 
 
 def classify(ctx: UiContext, file_path: Any, run_id: Any) -> dict:
+    """Classify a local image file (a path this server trusts) with a run's models."""
     try:
+        check_id(run_id, "run_id")
         record, _, prepared, predictions = classify_file(ctx, file_path, run_id)
     except (ValueError, RunCorruptError) as error:
-        raise user_error(str(error), "api classify") from None
+        raise user_error(short(str(error)), "api classify") from None
     return {
         "run_id": record.run_id, "notes": list(prepared.notes),
         "predictions": {loss: [{"class": name, "probability": p} for name, p in top] for loss, top in predictions.items()},
     }
 
 
-def register_api(ctx: UiContext) -> None:
-    """Register the endpoints (inside the Blocks context). gr.api reads each function's type hints, so each
-    is a small typed function over `ctx`."""
+def export_run(ctx: UiContext, run_id: Any) -> Path:
+    """The run's zip (run.json, events.jsonl, weights, curves.csv, recall.csv), written to the app's exports
+    directory; shipped runs too."""
+    from .runs import export_zip
 
-    def api_start_comparison(config: dict) -> dict:
-        """Queue a paired training job. `config`: {"preset": "quick"|"standard"|"ldam-drw"|"authors", ...TrainConfig fields}."""
-        return start_comparison(ctx, config)
+    try:
+        return export_zip(ctx, check_id(run_id, "run_id"))
+    except (ValueError, RunCorruptError) as error:  # ExportRefused is a ValueError
+        raise user_error(short(str(error)), "api export") from None
+
+
+def import_run(ctx: UiContext, zip_path: str) -> dict:
+    """Import a run zip (a path this server trusts) into the runs directory: {run_id, original_run_id,
+    renamed, status}."""
+    from .runs import import_zip
+
+    try:
+        return import_zip(ctx, zip_path).to_dict()
+    except (ImportRefused, ExportRefused, ValueError) as error:
+        raise user_error(short(str(error)), "api import") from None
+    except OSError as error:
+        raise user_error(f"import: could not write the run here ({error.strerror or error})", "api import") from None
+
+
+def register_api(ctx: UiContext) -> None:
+    """Register the endpoints (inside the Blocks context). gr.api reads each function's type hints for the API
+    page; the values arrive as sent, so each is checked before use."""
+    def api_start_comparison(config: dict, request: gr.Request) -> dict:
+        """Queue a paired training job. `config`: {"preset": "quick"|"standard"|"ldam-drw"|"authors", ...TrainConfig
+        fields}. The answer holds `estimate_seconds` and `estimate` (in words). Refused with a clear message when
+        it is invalid, over the time limit per job, over the per-visitor limit, or the queue is full."""
+        return start_comparison(ctx, config, client_of(request))
 
     def api_job_status(job_id: str) -> dict:
         """Status, progress, ETA and latest metrics of a job (or of a finished run by its id)."""
@@ -87,13 +198,32 @@ def register_api(ctx: UiContext) -> None:
         """Every run on disk (yours and shipped): status, partial or not, balanced accuracy, differences to CE."""
         return list_runs(ctx)
 
-    def api_classify(file_path, run_id):
-        return classify(ctx, file_path, run_id)
+    def api_classify(file: FileData, run_id: str) -> dict:
+        """Classify an image (`handle_file(path)`) with the models of the run `run_id`: each model's top 5."""
+        try:
+            path = check_file(file, "file", "an image (PNG, JPEG, WebP, GIF or BMP)")
+        except ValueError as error:
+            raise user_error(short(str(error)), "api classify") from None
+        return classify(ctx, path, run_id)
+
+    def api_export_run(run_id: str) -> FileData:
+        """A run as one zip: run.json, events.jsonl, the models' weights (safetensors) and the training curves and
+        per-class recall as CSV. Import it elsewhere with /import_run."""
+        return FileData(path=str(export_run(ctx, run_id)))
+
+    def api_import_run(file: FileData) -> dict:
+        """Import a run zip exported by this app (`handle_file(path)`): {run_id, original_run_id, renamed, status}.
+        A taken id gets `-imported-<n>`."""
+        try:
+            path = check_file(file, "file", "a run zip")
+        except ValueError as error:
+            raise user_error(short(str(error)), "api import") from None
+        return import_run(ctx, path)
 
     gr.api(api_start_comparison, api_name="start_comparison")
     gr.api(api_job_status, api_name="job_status", concurrency_limit=None)
     gr.api(api_cancel_job, api_name="cancel_job", concurrency_limit=None)
     gr.api(api_list_runs, api_name="list_runs", concurrency_limit=None)
-    ui = ctx.ui
-    ui.api_button.click(api_classify, [ui.api_file, ui.api_run], ui.api_result, api_name="classify",
-                        concurrency_limit=2, concurrency_id="classify")
+    gr.api(api_classify, api_name="classify", concurrency_limit=2, concurrency_id="classify")
+    gr.api(api_export_run, api_name="export_run", concurrency_limit=2, concurrency_id="transfer")
+    gr.api(api_import_run, api_name="import_run", concurrency_limit=2, concurrency_id="transfer")

@@ -25,6 +25,8 @@ class AppContext:
     model_cache: ModelCache
     examples_dir: Path | None = None
     owners: JobOwners = field(default_factory=JobOwners)
+    results_dir: Path | None = None  # the result grids of the Results tab (results/<grid>/results.json)
+    exports_dir: Path | None = None  # where run zips are written for download (None: a folder in the temp dir)
 
 
 @dataclass(frozen=True)

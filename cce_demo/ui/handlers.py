@@ -21,6 +21,7 @@ from ..config import PRESETS, TrainConfig, preset
 from ..data import planned_class_counts
 from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
 from ..status import JobStatus
+from . import share
 from .context import UiContext, Update
 from .errors import user_error
 from .evidence import preset_note
@@ -232,18 +233,25 @@ def view_of_run(ctx: UiContext, run_id: str, memory: BrowserMemory) -> ViewRef:
 # ---------------------------------------------------------------- handlers
 
 
-def settings_from_query(ctx: UiContext, request: gr.Request | None) -> Update:
-    """Hook for shareable links (cce_demo/links.py): settings read from the page's query string. Not wired
-    yet: returns no updates."""
-    return {}
+def linked_run(ctx: UiContext, run_id: str | None, memory: BrowserMemory) -> tuple[ViewRef | None, str | None]:
+    """The run a link asks to open (`?run=<id>`), or why it cannot be opened."""
+    if run_id is None:
+        return None, None
+    try:
+        ctx.app.catalog.find(run_id)
+    except (ValueError, RunCorruptError):
+        return None, f"run={run_id!r}: no such run here"
+    return view_of_run(ctx, run_id, memory), None
 
 
 def on_load(ctx: UiContext, memory_json: Any, smoothing: float, preset_name: str, dataset: str, profile: str, ratio: Any,
             request: gr.Request = None) -> Update:
     """Give the browser an id, re-attach it to its job (after a reload or an app restart), else show a job that
-    is running (a second browser watches instead of starting another by accident), else the default run."""
+    is running (a second browser watches instead of starting another by accident), else the default run.
+    A link's query (share.py) fills the form and may open a run; it never starts a job."""
     memory = BrowserMemory.from_json(memory_json).with_client()
     manager, owners = ctx.app.manager, ctx.app.owners
+    query = share.query_of(request)
     if owners.job_of(memory.client_id) is None and memory.job_id and is_active(ctx, memory.job_id):
         owners.adopt(memory.client_id, memory.job_id)
     view = None
@@ -251,6 +259,9 @@ def on_load(ctx: UiContext, memory_json: Any, smoothing: float, preset_name: str
     if own and snapshot_for(ctx, ViewRef("job", own, TITLE_YOURS)) is not None:
         view = ViewRef("job", own, TITLE_YOURS)
         memory = BrowserMemory(memory.client_id, own)
+    linked, run_problem = linked_run(ctx, query.run_id, memory)
+    if linked is not None:
+        view = linked
     if view is None:
         active = manager.active_jobs()
         if active:
@@ -259,8 +270,20 @@ def on_load(ctx: UiContext, memory_json: Any, smoothing: float, preset_name: str
         record = ctx.app.catalog.default_run()
         if record is not None:
             view = view_of_run(ctx, record.run_id, memory)
-    updates = show(ctx, view, memory, smoothing, next_run_counts(preset_name, dataset, profile, ratio))
-    updates.update(settings_from_query(ctx, request))
+    if query.has_settings:
+        config = query.config
+        counts = next_run_counts(query.preset or "quick", config.dataset, config.profile, config.imbalance_ratio)
+    else:
+        counts = next_run_counts(preset_name, dataset, profile, ratio)
+    updates = show(ctx, view, memory, smoothing, counts)
+    updates.update(share.form_updates(ctx, query))
+    if ctx.ui.estimate not in updates:
+        try:
+            updates[ctx.ui.estimate] = share.estimate_html(ctx, preset(preset_name, dataset=dataset, profile=profile,
+                                                                         imbalance_ratio=float(ratio)))
+        except (TypeError, ValueError):
+            pass
+    updates[ctx.ui.link_note] = share.link_note_html(query, run_problem, linked.id if linked else None)
     return updates
 
 

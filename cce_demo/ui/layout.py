@@ -12,6 +12,7 @@ from .about import ABOUT
 from .charts import STYLE
 from .evidence import preset_note
 from .names import display_name
+from .results import load_result_sets, results_html
 from .verdict import VERDICT_STYLE
 from .views import DEFAULT_SMOOTHING
 
@@ -31,6 +32,7 @@ weights, same batches, only the loss differs); results are reported as they come
 @dataclass(frozen=True)
 class Layout:
     tabs: gr.Tabs
+    link_note: gr.HTML  # what a link's query set and what it ignored (share.py)
     # Train & compare: settings (in the order `settings.config_from_form` takes them)
     preset: gr.Radio
     preset_note: gr.Markdown
@@ -48,6 +50,10 @@ class Layout:
     counts_chart: gr.HTML
     start: gr.Button
     stop: gr.Button
+    estimate: gr.HTML  # how long the settings should take here, and whether the time limit refuses them
+    link_settings: gr.Button
+    link_run: gr.Button
+    share_link: gr.Textbox
     verdict: gr.HTML
     repeat: gr.Button
     status: gr.HTML
@@ -75,7 +81,10 @@ class Layout:
     open_button: gr.Button
     delete_button: gr.Button
     refresh_button: gr.Button
-    transfer_row: gr.Row  # export / import of run zips go here (cce_demo/transfer.py)
+    download_button: gr.Button
+    upload_button: gr.UploadButton
+    run_zip: gr.File  # the exported zip, with its download link
+    transfer_note: gr.HTML
     overlay_accuracy: gr.HTML
     overlay_recall: gr.HTML
     # State
@@ -83,11 +92,6 @@ class Layout:
     drawn: gr.State  # Drawn
     memory: gr.BrowserState  # BrowserMemory as JSON
     timer: gr.Timer
-    # Hidden inputs and output of the /classify API endpoint
-    api_file: gr.File
-    api_run: gr.Textbox
-    api_result: gr.JSON
-    api_button: gr.Button
 
     @property
     def form(self) -> list[gr.components.Component]:
@@ -114,12 +118,21 @@ class Layout:
         return [self.upload_preview, self.seen, self.classify_note, self.predictions, self.class_lean]
 
 
-def build_layout(examples_dir: Path | None = None) -> Layout:
+SAVE_PNG_HINT = """### Saving a chart as PNG
+The charts are drawn as HTML, so they have no download menu of their own. To save one as a picture, use your
+browser's screenshot tool: in Chrome or Edge, right-click the chart → *Inspect*, then right-click the highlighted
+element → *Capture node screenshot*; in Firefox, right-click → *Take Screenshot* and click the chart. The numbers
+behind the charts come with every run you download (Runs tab → *Download run*): `curves.csv` (training loss per
+step) and `recall.csv` (per-class recall of each model), ready for a spreadsheet or your own plots."""
+
+
+def build_layout(examples_dir: Path | None = None, results_dir: Path | None = None) -> Layout:
     """Create the components inside the current `gr.Blocks` context."""
     quick = PRESETS[DEFAULT_PRESET]
     gr.HTML(STYLE + VERDICT_STYLE + HEADER)
     with gr.Tabs() as tabs:
         with gr.Tab("Train & compare", id="compare"):
+            link_note = gr.HTML(elem_id="link-note")
             preset = gr.Radio(list(PRESETS), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
             note = gr.Markdown(preset_note(DEFAULT_PRESET), elem_id="preset-note")
             with gr.Accordion("Advanced settings", open=False):
@@ -144,6 +157,7 @@ def build_layout(examples_dir: Path | None = None) -> Layout:
                 # Disabled until the page has loaded and knows whether this browser already has a job.
                 start = gr.Button("Start training", variant="primary", interactive=False, elem_id="start", min_width=120)
                 stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop", min_width=120)
+            estimate = gr.HTML(elem_id="estimate")
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=320):
                     # The answer first: directly under Start/Stop, beside the class counts it is about.
@@ -161,6 +175,11 @@ def build_layout(examples_dir: Path | None = None) -> Layout:
                 accuracy_chart = gr.HTML(elem_id="accuracy-chart", min_width=320)
             groups = gr.Dataframe(label="Head / medium / tail recall", interactive=False)
             confusion = gr.HTML(elem_id="confusion")
+            with gr.Row(equal_height=True):
+                link_settings = gr.Button("Copy link to these settings", elem_id="link-settings", size="sm", min_width=160)
+                link_run = gr.Button("Copy link to the run shown", elem_id="link-run", size="sm", min_width=160)
+                share_link = gr.Textbox(label="Link (copied to the clipboard)", elem_id="share-link", interactive=False,
+                                        scale=3, buttons=["copy"])
 
         with gr.Tab("Classify", id="classify"):
             with gr.Row(equal_height=False):
@@ -193,33 +212,37 @@ def build_layout(examples_dir: Path | None = None) -> Layout:
                 open_button = gr.Button("Open in compare view", elem_id="open-run")
                 delete_button = gr.Button("Delete run", variant="stop", elem_id="delete-run")
                 refresh_button = gr.Button("Refresh", elem_id="refresh-runs")
-            with gr.Row(visible=False) as transfer_row:
-                pass
+            with gr.Row():
+                download_button = gr.Button("Download run (.zip)", elem_id="download-run")
+                upload_button = gr.UploadButton("Upload run (.zip)", file_types=[".zip"], file_count="single",
+                                                type="filepath", elem_id="upload-run")
+            run_zip = gr.File(label="Run zip: run.json, events.jsonl, weights, curves.csv, recall.csv", visible=False,
+                              interactive=False, elem_id="run-zip")
+            transfer_note = gr.HTML(elem_id="transfer-note")
             overlay_accuracy = gr.HTML(OVERLAY_HINT, elem_id="overlay-accuracy")
             overlay_recall = gr.HTML(elem_id="overlay-recall")
 
+        with gr.Tab("Results", id="results"):
+            gr.HTML(results_html(*load_result_sets(results_dir)), elem_id="results")
+
         with gr.Tab("About", id="about"):
-            gr.Markdown(ABOUT)
+            gr.Markdown(ABOUT + "\n" + SAVE_PNG_HINT)
 
     view = gr.State(None)
     drawn = gr.State(None)
     memory = gr.BrowserState(None, storage_key=BROWSER_STORAGE_KEY, secret=BROWSER_SECRET)
     timer = gr.Timer(REFRESH_SECONDS)
-    with gr.Row(visible=False):
-        api_file = gr.File(type="filepath")
-        api_run = gr.Textbox()
-        api_result = gr.JSON()
-        api_button = gr.Button()
     return Layout(
-        tabs=tabs, preset=preset, preset_note=note, dataset=dataset, profile=profile, ratio=ratio, losses=losses,
+        tabs=tabs, link_note=link_note, preset=preset, preset_note=note, dataset=dataset, profile=profile, ratio=ratio, losses=losses,
         gamma=gamma, model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seeds=seeds,
-        device=device, counts_chart=counts_chart, start=start, stop=stop, verdict=verdict, repeat=repeat, status=status,
+        device=device, counts_chart=counts_chart, start=start, stop=stop, estimate=estimate,
+        link_settings=link_settings, link_run=link_run, share_link=share_link, verdict=verdict, repeat=repeat, status=status,
         recall_chart=recall_chart, loss_chart=loss_chart, smoothing=smoothing, test_loss_chart=test_loss_chart,
         accuracy_chart=accuracy_chart, groups=groups, confusion=confusion, classify_run=classify_run, upload=upload,
         correct_prior=correct_prior, classify_button=classify_button, upload_preview=upload_preview, seen=seen,
         classify_note=classify_note, predictions=predictions, class_lean=class_lean, runs_frame=runs_frame,
         runs_problems=runs_problems, run_choice=run_choice, open_button=open_button, delete_button=delete_button,
-        refresh_button=refresh_button, transfer_row=transfer_row, overlay_accuracy=overlay_accuracy,
-        overlay_recall=overlay_recall, view=view, drawn=drawn, memory=memory, timer=timer, api_file=api_file,
-        api_run=api_run, api_result=api_result, api_button=api_button,
+        refresh_button=refresh_button, download_button=download_button, upload_button=upload_button, run_zip=run_zip,
+        transfer_note=transfer_note, overlay_accuracy=overlay_accuracy, overlay_recall=overlay_recall, view=view,
+        drawn=drawn, memory=memory, timer=timer,
     )

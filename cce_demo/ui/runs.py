@@ -1,11 +1,13 @@
-"""Handlers of the Runs tab: the table of runs on disk, open or delete one, overlay two or more.
-
-Export and import of run zips (cce_demo/transfer.py) belong in `Layout.transfer_row`, beside these buttons.
+"""Handlers of the Runs tab: the table of runs on disk, open or delete one, overlay two or more, and download
+or upload a run as one zip (cce_demo/transfer.py; the API's /export_run and /import_run use the same two
+functions, `export_zip` and `import_zip`).
 """
 from __future__ import annotations
 
 import shutil
 import string
+import tempfile
+from pathlib import Path
 from typing import Any, Sequence
 
 import gradio as gr
@@ -13,11 +15,12 @@ import gradio as gr
 from ..checkpoints import RunCorruptError, RunRecord
 from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
 from ..status import JobStatus
+from ..transfer import ExportRefused, ImportedRun, ImportRefused, export_run, import_run
 from .catalog import runs_table
 from .charts import Bars, Line, RowLabel, bar_rows, escape, line_chart
 from .classify import run_choices
 from .context import UiContext, Update
-from .errors import user_error
+from .errors import note_user_error, user_error
 from .handlers import next_run_counts, show, view_of_run
 from .layout import OVERLAY_HINT
 from .names import RUN_COLOURS, short_name
@@ -164,3 +167,55 @@ def on_runs_selected(ctx: UiContext, selected: Any) -> Update:
     )
     return {ui.overlay_accuracy: overlay_accuracy(snapshots) + f'<div class="cc-card" style="margin-top:6px;font-size:13px">{key}</div>',
             ui.overlay_recall: overlay_recall(snapshots)}
+
+
+# ---------------------------------------------------------------- download and upload a run
+
+
+def exports_dir(ctx: UiContext) -> Path:
+    return ctx.app.exports_dir or Path(tempfile.gettempdir()) / "cce_demo_exports"
+
+
+def export_zip(ctx: UiContext, run_id: str) -> Path:
+    """Write the run's zip for download; raises ValueError (ExportRefused) or RunCorruptError for people."""
+    record = ctx.app.catalog.find(run_id)
+    if record.status in (JobStatus.RUNNING, JobStatus.QUEUED):
+        raise ExportRefused(f"export: run {run_id!r} is still training; download it when it has finished")
+    return export_run(record.run_dir, exports_dir(ctx))
+
+
+def import_zip(ctx: UiContext, zip_path: str) -> ImportedRun:
+    """Import an uploaded run zip into the writable runs directory (ids of shipped runs count as taken)."""
+    if not isinstance(zip_path, str) or not zip_path.lower().endswith(".zip"):
+        raise ImportRefused("import: expected a .zip file exported by this app (Download run)")
+    catalog = ctx.app.catalog
+    return import_run(zip_path, catalog.runs_dir, other_roots=catalog.shipped_dirs)
+
+
+def on_export_run(ctx: UiContext, selected: Any) -> Update:
+    """Download run: the selected run's zip in the file box (its link downloads it)."""
+    run_id = one_selected(selected, "download")
+    try:
+        path = export_zip(ctx, run_id)
+    except (ValueError, RunCorruptError) as error:
+        raise user_error(str(error), "export") from None
+    return {ctx.ui.run_zip: gr.File(value=str(path), visible=True)}
+
+
+def on_import_run(ctx: UiContext, upload: Any) -> Update:
+    """Upload run: import the zip, then list it, select it and offer it to Classify."""
+    path = upload if isinstance(upload, str) else getattr(upload, "name", None)
+    try:
+        imported = import_zip(ctx, path)
+    except ValueError as error:  # ImportRefused names the reason
+        note_user_error(str(error), "import")
+        return {ctx.ui.transfer_note: f'<div class="cc-card" style="color:#b91c1c;border-color:#b91c1c">{escape(str(error))}</div>'}
+    except OSError as error:
+        raise user_error(f"import: could not write the run here ({error.strerror or error})", "import") from None
+    renamed = f" (its id {imported.original_run_id} was taken here)" if imported.renamed else ""
+    updates = on_refresh_runs(ctx, select=imported.run_id)
+    updates[ctx.ui.run_choice] = gr.Dropdown(choices=updates[ctx.ui.run_choice].choices, value=[imported.run_id])
+    updates[ctx.ui.transfer_note] = (f'<div class="cc-card">Imported run <code>{escape(imported.run_id)}</code>{escape(renamed)}, '
+                                     f"status {escape(imported.status)}. It is selected above: open it in the compare view, "
+                                     "or classify with it.</div>")
+    return updates

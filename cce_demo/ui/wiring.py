@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from . import classify, handlers, runs
+from . import classify, handlers, runs, share
 from .api import register_api
 from .context import AppContext, UiContext
 from .layout import build_layout
@@ -40,7 +40,7 @@ def bind(ctx: UiContext, handler: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_app(app: AppContext) -> gr.Blocks:
     with gr.Blocks(title=PAGE_TITLE) as demo:
-        ctx = UiContext(app, build_layout(app.examples_dir))
+        ctx = UiContext(app, build_layout(app.examples_dir, app.results_dir))
         connect(demo, ctx)
         register_api(ctx)
     return demo
@@ -54,14 +54,17 @@ def connect(demo: gr.Blocks, ctx: UiContext) -> None:
     view_switch = [ui.view, ui.drawn, ui.memory, *ui.view_outputs, ui.start, ui.stop]
     refresh_runs = bind(ctx, runs.on_refresh_runs)
 
-    # Page lifecycle: load (re-attach to this browser's job), then the 1 s timer redraws live jobs.
-    demo.load(bind(ctx, handlers.on_load), [ui.memory, ui.smoothing, *counts_form], view_switch, **quiet).then(
+    # Page lifecycle: load (re-attach to this browser's job; a link's query fills the form or opens a run), then
+    # the 1 s timer redraws live jobs.
+    load_outputs = [*view_switch, *ui.form, ui.preset_note, ui.estimate, ui.link_note]
+    demo.load(bind(ctx, handlers.on_load), [ui.memory, ui.smoothing, *counts_form], load_outputs, **quiet).then(
         refresh_runs, None, ui.runs_outputs, **quiet)
     ui.timer.tick(bind(ctx, handlers.on_tick), [ui.view, ui.drawn, ui.memory, ui.smoothing],
                   [ui.drawn, *ui.view_outputs, ui.start, ui.stop, *ui.runs_outputs], concurrency_limit=None, **quiet)
 
-    # Train & compare
-    ui.preset.change(bind(ctx, handlers.on_preset), [ui.preset, ui.view], [ui.preset_note, *ui.form[1:], ui.counts_chart], **quiet)
+    # Train & compare. The preset fills the form only when the person picks one (`input`): a link that sets a
+    # preset and some of its settings must not have them overwritten by the preset's own values.
+    ui.preset.input(bind(ctx, handlers.on_preset), [ui.preset, ui.view], [ui.preset_note, *ui.form[1:], ui.counts_chart], **quiet)
     for widget in (ui.dataset, ui.profile, ui.ratio):
         widget.change(bind(ctx, handlers.on_settings), [ui.view, *counts_form], ui.counts_chart, **quiet)
     ui.start.click(bind(ctx, handlers.on_start), [ui.memory, ui.smoothing, *ui.form], view_switch, **quiet).then(
@@ -69,6 +72,12 @@ def connect(demo: gr.Blocks, ctx: UiContext) -> None:
     ui.repeat.click(bind(ctx, handlers.on_repeat), [ui.memory, ui.view, ui.smoothing, *counts_form], view_switch, **quiet).then(
         refresh_runs, None, ui.runs_outputs, **quiet)
     ui.stop.click(bind(ctx, handlers.on_stop), [ui.memory, ui.view], [ui.stop, ui.status], **quiet)
+    gr.on([widget.change for widget in ui.form], bind(ctx, share.on_estimate), ui.form, ui.estimate,
+          trigger_mode="always_last", **quiet)
+    ui.link_settings.click(bind(ctx, share.on_link_settings), [ui.share_link, *ui.form], ui.share_link,
+                           js=share.PAGE_URL_JS, **quiet).then(None, ui.share_link, None, js=share.COPY_JS, **private)
+    ui.link_run.click(bind(ctx, share.on_link_run), [ui.share_link, ui.view], ui.share_link,
+                      js=share.PAGE_URL_JS, **quiet).then(None, ui.share_link, None, js=share.COPY_JS, **private)
     ui.smoothing.change(bind(ctx, handlers.on_smoothing), [ui.view, ui.smoothing], ui.loss_chart,
                         trigger_mode="always_last", **quiet)
 
@@ -83,4 +92,8 @@ def connect(demo: gr.Blocks, ctx: UiContext) -> None:
     ui.open_button.click(bind(ctx, runs.on_open_run), [ui.run_choice, ui.memory, ui.smoothing, *counts_form],
                          [*view_switch, ui.tabs], **quiet)
     ui.delete_button.click(bind(ctx, runs.on_delete_run), ui.run_choice, ui.runs_outputs, **quiet)
+    ui.download_button.click(bind(ctx, runs.on_export_run), ui.run_choice, ui.run_zip, concurrency_limit=2,
+                             concurrency_id="transfer", **quiet)
+    ui.upload_button.upload(bind(ctx, runs.on_import_run), ui.upload_button, [*ui.runs_outputs, ui.transfer_note],
+                            concurrency_limit=2, concurrency_id="transfer", **private)
     ui.run_choice.change(bind(ctx, runs.on_runs_selected), ui.run_choice, [ui.overlay_accuracy, ui.overlay_recall], **quiet)

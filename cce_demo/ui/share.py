@@ -1,0 +1,147 @@
+"""Links and estimates of the Train & compare tab.
+
+- A page opened with a query (`?preset=quick&ratio=100&seeds=0,1,2`, or `?run=<id>`; cce_demo/links.py) fills
+  the form with those settings (it never starts a job) or opens that run; anything unusable is ignored and
+  named in one note (`link_note_html`). handlers.on_load calls `query_of` and `form_updates`.
+- "Copy link" gives the link for the form's settings or for the run on screen; the browser adds its own
+  address (`window.location`) and copies it to the clipboard (wiring.py, `COPY_JS`).
+- The estimate beside Start: how long the form's settings should take here, and whether the time limit per
+  job would refuse them.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import gradio as gr
+
+from ..budget import describe_duration
+from ..links import QuerySettings, UnlinkableConfig, link_for, query_for_config, query_for_run, settings_from_query
+from .charts import escape
+from .context import UiContext, Update
+from .errors import user_error
+from .evidence import preset_note
+from .names import display_name
+from .settings import config_from_form
+from .state import ViewRef
+
+# The browser's own address replaces the link box's value before the handler runs; the handler answers the
+# full link, which the second function copies (the clipboard API needs a secure context: https or localhost;
+# elsewhere the text stays selected in the box for Ctrl+C).
+PAGE_URL_JS = "(current, ...rest) => [window.location.href, ...rest]"
+COPY_JS = """(link) => {
+  if (!link) return;
+  const box = document.querySelector('#share-link textarea, #share-link input');
+  const select = () => { if (box) { box.focus(); box.select(); } };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(link).then(() => { window.__cce_copied = link; }, select);
+  } else { select(); try { document.execCommand('copy'); window.__cce_copied = link; } catch (e) {} }
+}"""
+
+
+def query_of(request: gr.Request | None) -> QuerySettings:
+    """The page's query as settings (an empty query when there is no request, e.g. in tests)."""
+    params: Mapping[str, str] = {}
+    if request is not None:
+        try:
+            params = dict(request.query_params or {})
+        except (AttributeError, TypeError, KeyError):
+            params = {}
+    return settings_from_query(params)
+
+
+def form_values(settings: QuerySettings) -> dict[str, Any]:
+    """The form's widget values for a query's config, keyed by `Layout.form`'s field names."""
+    config = settings.config
+    return {
+        "preset": settings.preset or "quick", "dataset": config.dataset, "profile": config.profile,
+        "ratio": config.imbalance_ratio, "losses": [display_name(loss) for loss in config.losses], "gamma": config.gamma,
+        "model": config.model, "epochs": config.epochs, "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate, "seeds": ",".join(map(str, config.seeds)), "device": config.device,
+    }
+
+
+def link_note_html(settings: QuerySettings, run_problem: str | None = None, run_opened: str | None = None) -> str:
+    """One note about the link the page was opened with: what it set, what was ignored and why ("" when the
+    page was opened without a query)."""
+    parts = []
+    if settings.has_settings:
+        applied = ([f"preset {settings.preset}"] if settings.preset else []) + list(settings.changed)
+        parts.append(f"Settings from the link: {escape(', '.join(applied))}. Nothing starts until you press Start.")
+    if run_opened:
+        parts.append(f"Showing run <code>{escape(run_opened)}</code> from the link.")
+    ignored = list(settings.ignored) + ([run_problem] if run_problem else [])
+    if ignored:
+        items = "".join(f"<li><code>{escape(item)}</code></li>" for item in ignored)
+        parts.append(f'<b>Ignored in this link:</b><ul style="margin:2px 0 0 18px">{items}</ul>')
+    if not parts:
+        return ""
+    warn = ' style="border-color:#b45309"' if ignored else ""
+    return f'<div class="cc-card" id="link-note-body"{warn}>{" ".join(parts)}</div>'
+
+
+def form_updates(ctx: UiContext, settings: QuerySettings) -> Update:
+    """The form filled from a query that set anything (else nothing: the form keeps its state)."""
+    if not settings.has_settings:
+        return {}
+    ui = ctx.ui
+    values = form_values(settings)
+    updates: Update = {getattr(ui, name): value for name, value in values.items()}
+    updates[ui.preset_note] = preset_note(values["preset"])
+    updates[ui.estimate] = estimate_html(ctx, settings.config)
+    return updates
+
+
+# ---------------------------------------------------------------- the estimate
+
+
+def estimate_html(ctx: UiContext, config: Any) -> str:
+    """"Estimated time: about 1 min 40 s on this machine", and whether the limit per job refuses it."""
+    manager = ctx.app.manager
+    try:
+        estimate = manager.estimate(config)
+    except (ValueError, TypeError) as error:
+        return f'<span class="cc-sub">Estimated time: unknown ({escape(str(error)[:200])})</span>'
+    limits = getattr(manager, "limits", None)
+    limit_minutes = getattr(limits, "max_job_minutes", None)
+    text = f"Estimated time: <b>{escape(estimate.text)}</b>"
+    if not estimate.measured:
+        text += " (a rough guess: no timings measured on this kind of device)"
+    if limit_minutes is not None:
+        limit = describe_duration(limit_minutes * 60)
+        if estimate.total_seconds > limit_minutes * 60:
+            return (f'<span style="color:#b91c1c">{text}: over the limit of {limit} per job here, so Start would be '
+                    "refused. Fewer epochs, seeds or losses, or a smaller model, make it shorter.</span>")
+        text += f" (limit here: {limit} per job)"
+    return f'<span class="cc-sub">{text}</span>'
+
+
+def on_estimate(ctx: UiContext, *form: Any) -> Update:
+    """The estimate follows the settings (a half-typed setting says why there is none)."""
+    try:
+        config = config_from_form(*form)
+    except (ValueError, TypeError) as error:
+        return {ctx.ui.estimate: f'<span class="cc-sub">Estimated time: unknown until the settings are valid '
+                                 f"({escape(str(error)[:200])})</span>"}
+    return {ctx.ui.estimate: estimate_html(ctx, config)}
+
+
+# ---------------------------------------------------------------- Copy link
+
+
+def on_link_settings(ctx: UiContext, page_url: Any, *form: Any) -> Update:
+    """The link that fills the form with these settings on another browser."""
+    try:
+        config = config_from_form(*form)
+        query = query_for_config(config, form[0])
+    except UnlinkableConfig as error:
+        raise user_error(str(error), "link") from None
+    except (ValueError, TypeError) as error:
+        raise user_error(f"No link for settings that are not valid: {error}", "link") from None
+    return {ctx.ui.share_link: link_for(str(page_url or ""), query)}
+
+
+def on_link_run(ctx: UiContext, page_url: Any, view: ViewRef | None) -> Update:
+    """The link that opens the run on screen."""
+    if view is None:
+        raise user_error("There is no run on screen to link to.", "link")
+    return {ctx.ui.share_link: link_for(str(page_url or ""), query_for_run(view.id))}
