@@ -214,7 +214,8 @@ def on_import_run(ctx: UiContext, upload: Any) -> Update:
         raise user_error(f"import: could not write the run here ({error.strerror or error})", "import") from None
     renamed = f" (its id {imported.original_run_id} was taken here)" if imported.renamed else ""
     updates = on_refresh_runs(ctx, select=imported.run_id)
-    updates[ctx.ui.run_choice] = gr.Dropdown(choices=updates[ctx.ui.run_choice].choices, value=[imported.run_id])
+    updates[ctx.ui.run_choice] = gr.Dropdown(choices=updates[ctx.ui.run_choice].choices, value=[imported.run_id],
+                                           allow_custom_value=True)
     updates[ctx.ui.transfer_note] = (f'<div class="cc-card">Imported run <code>{escape(imported.run_id)}</code>{escape(renamed)}, '
                                      f"status {escape(imported.status)}. It is selected above: open it in the compare view, "
                                      "or classify with it.</div>")
