@@ -67,13 +67,17 @@ RUN pip install --no-cache-dir ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"
     && pip install --no-cache-dir -r requirements.txt
 
 # What app.py needs at runtime: the entry point, the whole package directory (new modules and subpackages
-# come along), the shipped runs and the example images. Owned by root, made world-readable and not writable
-# by anyone else whatever the build context's permissions were.
+# come along), the shipped runs, the example images and the result grids of the Results tab. Owned by root,
+# made world-readable and not writable by anyone else whatever the build context's permissions were.
+# results/<grid>/ holds results.json (what the tab reads) and results.md; the grid's per-cell runs
+# (results/<grid>/runs/, git-ignored, present only where a grid was trained) are not needed and are removed.
 COPY app.py ./
 COPY cce_demo/ ./cce_demo/
 COPY checkpoints/ ./checkpoints/
 COPY examples/ ./examples/
-RUN chmod -R a+rX,go-w app.py cce_demo checkpoints examples
+COPY results/ ./results/
+RUN rm -rf results/*/runs \
+    && chmod -R a+rX,go-w app.py cce_demo checkpoints examples results
 
 EXPOSE 7860
 

@@ -1,0 +1,78 @@
+"""The Results tab (issue 10): the app reads results/<grid>/results.json (or CCE_RESULTS_DIR) once when it is
+built and shows it; a results.json built here from fake cells with the real aggregation."""
+import json
+import os
+import sys
+
+import pytest
+
+from cce_demo.reproduce import Distribution, Grid, build_results
+from conftest import ROOT
+
+
+def fake_cell(seed, ce_recall, cce_recall):
+    counts = [5000, 50]
+
+    def evaluation(recall):
+        balanced = sum(recall) / 2
+        scores = {"accuracy": balanced, "balanced_accuracy": balanced, "per_class_recall": recall,
+                  "group_recall": {"head": recall[0], "medium": None, "tail": recall[1]}}
+        return {**scores, "prior_corrected": dict(scores)}
+
+    return {"dataset": "synthetic", "profile": "exp", "imbalance_ratio": 100.0, "seed": seed, "class_names": ["a", "b"],
+            "class_counts": counts, "baseline": "ce", "wall_seconds": 3.0, "hardware": {"device": "cpu", "cpu": "test cpu"},
+            "evaluations": {"ce": evaluation(ce_recall), "cce": evaluation(cce_recall)},
+            "comparisons": [{"other": "cce", "mcnemar": {"p_value": 0.5}}]}
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    grid = Grid(name="tiny-grid", datasets=("synthetic",), seeds=(0, 1))
+    cells = [fake_cell(0, [0.9, 0.1], [0.8, 0.2]), fake_cell(1, [0.7, 0.3], [0.6, 0.4])]
+    results = build_results(grid, cells, "python -m cce_demo.reproduce --grid tiny-grid", Distribution())
+    (tmp_path / "tiny-grid").mkdir()
+    (tmp_path / "tiny-grid" / "results.json").write_text(json.dumps(results))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "results.json").write_text("{not json")
+    return tmp_path
+
+
+def results_tab_html(demo):
+    [block] = [block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "results"]
+    return block.value
+
+
+def build(results_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("CCE_RESULTS_DIR", str(results_dir))
+    monkeypatch.setenv("CCE_RUNS_DIR", str(tmp_path / "runs"))
+    sys.path.insert(0, str(ROOT))
+    import app as app_module
+
+    demo, manager = app_module.create_app()
+    manager.shutdown()
+    return demo
+
+
+def test_results_tab_shows_the_grid_and_names_unreadable_files(results_dir, monkeypatch, tmp_path):
+    html = results_tab_html(build(results_dir, monkeypatch, tmp_path))
+    assert "tiny-grid" in html and "python -m cce_demo.reproduce --grid tiny-grid" in html
+    assert "Unreadable" in html and "broken" in html
+
+
+def test_results_tab_without_grids_says_how_to_make_one(monkeypatch, tmp_path):
+    html = results_tab_html(build(tmp_path / "none", monkeypatch, tmp_path))
+    assert "No result grid" in html and "python -m cce_demo.reproduce" in html
+
+
+def test_the_app_reads_the_repositorys_results_folder_by_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("CCE_RESULTS_DIR", raising=False)
+    monkeypatch.setenv("CCE_RUNS_DIR", str(tmp_path / "runs"))
+    sys.path.insert(0, str(ROOT))
+    import app as app_module
+
+    demo, manager = app_module.create_app()
+    manager.shutdown()
+    grids = sorted(path.parent.name for path in (ROOT / "results").glob("*/results.json"))
+    html = results_tab_html(demo)
+    assert all(name in html for name in grids)
+    assert os.path.isdir(ROOT / "results") or "No result grid" in html
