@@ -120,3 +120,15 @@ def test_a_bare_server_path_is_not_a_file(client):
                                 ("/import_run", ["/etc/passwd"])):
         with pytest.raises(AppError, match="handle_file"):
             client.predict(*arguments, api_name=endpoint)
+
+
+def test_an_invalid_limit_stops_the_app_at_start_up(monkeypatch, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    import app as app_module
+
+    monkeypatch.setenv("CCE_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("CCE_MAX_JOB_MINUTES", "twenty")
+    with pytest.raises(SystemExit, match="CCE_MAX_JOB_MINUTES='twenty': expected a number > 0"):
+        app_module.create_app()
