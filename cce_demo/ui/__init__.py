@@ -7,7 +7,8 @@
 - views.py, verdict.py, charts.py  pure drawing: snapshot in, HTML out
 - state.py (typed view state), ownership.py (one job per browser), catalog.py (runs on disk),
   settings.py (form -> config), evidence.py (measured facts), names.py (loss names and colours),
-  errors.py (expected errors: one log line), about.py (the About tab)
+  errors.py (expected errors: one log line), about.py (the About tab), share.py (query links, Copy link,
+  the estimate), results.py (the Results tab)
 
 This package is the only one that imports gradio.
 """
