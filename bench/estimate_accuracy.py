@@ -29,6 +29,7 @@ Usage (from the repository root; `standard` takes about 10 minutes on a quiet ma
     python bench/estimate_accuracy.py --calibrate --data-dir DIR [--clock cpu --threads 1]
     nohup python bench/estimate_accuracy.py --presets quick standard --data-dir DIR > presets.log 2>&1 &
     python bench/estimate_accuracy.py --eta --data-dir DIR
+    python bench/estimate_accuracy.py --quiet-reference --data-dir DIR   # the estimate vs bench/results.json's quick run
 """
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ BATCH_POINTS = {1: 40, 32: 12, 128: 6, 256: 4}
 WARMUP_STEPS = 2
 CALIBRATION_TEST_PER_CLASS = 100
 TARGET_RELATIVE_ERROR = 0.30
+SAMPLES_KEPT_EVERY = 5  # of the once-a-second ETA samples, in the results file
 
 
 # ---------------------------------------------------------------- environment and load
@@ -340,8 +342,25 @@ def eta_accuracy(data_dir: str, threads: int | None, results: dict[str, Any]) ->
         "measured_wall_seconds": finished - snapshot.submitted_at, "process_cpu_seconds": outcome["cpu_seconds"],
         "cpu_time_check": cpu_time_check(config, outcome["cpu_seconds"], threads, results),
         "checkpoints": checkpoints, "load_average": load.summary(), "environment": environment_record(),
-        "samples": [{**s, "time": s["time"] - snapshot.submitted_at} for s in samples],
+        "formula": "remaining estimated work x pace; the estimate's pace fades with real seconds (budget.PRIOR_SECONDS)",
+        "samples": [{**s, "time": s["time"] - snapshot.submitted_at} for s in samples[::SAMPLES_KEPT_EVERY]],
     }
+
+
+def quiet_reference() -> dict[str, Any]:
+    """The estimate against the one quiet end-to-end measurement on record: bench/benchmark.py's quick-preset
+    run in bench/results.json (its config as it was then; evaluation of the whole test set every epoch)."""
+    quiet = json.loads(BENCHMARK_RESULTS.read_text())
+    config = TrainConfig.from_dict(quiet["quick_preset"]["config"])
+    estimate = budget.estimate_seconds(config, "cpu")
+    measured = quiet["quick_preset"]["seconds"]
+    print(f"quiet reference (quick, {quiet['environment']['timestamp']}): estimate {estimate.total_seconds:.0f} s, "
+          f"measured {measured:.0f} s, ratio {measured / estimate.total_seconds:.2f}")
+    return {"source": "bench/results.json quick_preset", "measured_at": quiet["environment"]["timestamp"],
+            "cpu_model": quiet["environment"]["cpu_model"], "torch_threads": quiet["environment"]["torch_threads"],
+            "estimate_seconds": estimate_record(estimate), "measured_wall_seconds": measured,
+            "ratio_wall_over_estimate": measured / estimate.total_seconds,
+            "within_target": abs(measured / estimate.total_seconds - 1) <= TARGET_RELATIVE_ERROR}
 
 
 # ---------------------------------------------------------------- main
@@ -361,10 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as the app)")
     parser.add_argument("--presets", nargs="*", metavar="PRESET", help="compare estimate and wall time (default: quick standard)")
     parser.add_argument("--eta", action="store_true", help="ETA accuracy on the quick preset")
+    parser.add_argument("--quiet-reference", action="store_true", help="estimate vs the quiet run in bench/results.json")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     arguments = parser.parse_args(argv)
-    if not (arguments.calibrate or arguments.presets is not None or arguments.eta):
-        parser.error("choose at least one of --calibrate, --presets, --eta")
+    if not (arguments.calibrate or arguments.presets is not None or arguments.eta or arguments.quiet_reference):
+        parser.error("choose at least one of --calibrate, --presets, --eta, --quiet-reference")
     if arguments.clock == "cpu" and arguments.threads != 1:
         parser.error("--clock cpu measures one thread's CPU time: use it with --threads 1")
     if arguments.threads is not None:
@@ -380,8 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         kept = [row for row in results().get("presets", []) if (row["preset"], row.get("torch_threads")) not in
                 {(r["preset"], r["torch_threads"]) for r in rows}]
         update_results(arguments.output, "presets", kept + rows)
-    if arguments.eta:
-        update_results(arguments.output, "eta", eta_accuracy(arguments.data_dir, arguments.threads, results()))
+    if arguments.eta:  # kept as a list: each run saw its own load
+        runs = results().get("eta", [])
+        update_results(arguments.output, "eta", [*runs, eta_accuracy(arguments.data_dir, arguments.threads, results())])
+    if arguments.quiet_reference:
+        update_results(arguments.output, "quiet_reference", quiet_reference())
     return 0
 
 
