@@ -60,17 +60,22 @@ def _with_interval(entry: dict[str, Any] | None, signed: bool = False) -> str:
     return text.replace("-", "−")
 
 
+def _signed(points: float) -> str:
+    """A signed number with a typographic minus (the names around it keep their hyphens)."""
+    return f"{points:+.1f}".replace("-", "−")
+
+
 def difference_words(entry: dict[str, Any], loss: str, baseline: str) -> str:
     """One paired difference across seeds in plain words; a direction only when the interval excludes zero."""
     mean = _points(entry)
     if mean is None:
         return f"{display_name(loss)}: no data"
-    text = f"{display_name(loss)} − {display_name(baseline)} = {mean:+.1f} points".replace("-", "−")
+    text = f"{display_name(loss)} − {display_name(baseline)} = {_signed(mean)} points"
     interval = _interval_points(entry)
     if interval is None:
         return text + " (one seed: no interval, so no conclusion)"
     low, high = interval
-    text += f" (95 % interval {low:+.1f} to {high:+.1f})".replace("-", "−")
+    text += f" (95 % interval {_signed(low)} to {_signed(high)})"
     if high < 0:
         return text + f": below {display_name(baseline)} at this scale"
     if low > 0:
@@ -100,17 +105,17 @@ def hardware_text(data: dict[str, Any]) -> str:
 def summary_html(data: dict[str, Any], table: dict[str, Any]) -> str:
     """What the evidence shows at this scale, in plain words."""
     baseline = table["baseline"]
-    items = [f"<li><b>Balanced accuracy:</b> {escape(difference_words(entry['balanced_accuracy'], loss, baseline))}.</li>"
+    items = [f"<li><span style='font-weight:600'>Balanced accuracy:</span> {escape(difference_words(entry['balanced_accuracy'], loss, baseline))}.</li>"
              for loss, entry in table["versus_baseline"].items()]
     tails = [f"{short_name(loss)} {_with_interval(entry['rank_tail'], signed=True)}" for loss, entry in table["versus_baseline"].items()]
     if tails:
-        items.append(f"<li><b>Tail recall</b> (3 rarest classes), difference to {escape(short_name(baseline))} in points: "
+        items.append(f"<li><span style='font-weight:600'>Tail recall</span> (3 rarest classes), difference to {escape(short_name(baseline))} in points: "
                      f"{escape('; '.join(tails))}.</li>")
     plain = table["losses"].get(baseline, {}).get("balanced_accuracy")
     corrected = table["prior_corrected"].get(baseline, {}).get("balanced_accuracy")
     if _points(plain) is not None and _points(corrected) is not None:
         items.append(
-            f"<li><b>Free baseline:</b> correcting {escape(short_name(baseline))}'s logits for the training prior after "
+            f"<li><span style='font-weight:600'>Free baseline:</span> correcting {escape(short_name(baseline))}'s logits for the training prior after "
             f"training (logits − log prior, no retraining) moves its balanced accuracy from {_points(plain):.1f} % to "
             f"{_points(corrected):.1f} %. A training-time loss has to beat that to be worth its cost.</li>"
         )
