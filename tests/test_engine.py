@@ -173,8 +173,8 @@ def test_prior_correction_oracle():
     class_counts = (900, 100)
     assert torch.allclose(log_prior(class_counts), torch.tensor([math.log(0.9), math.log(0.1)]))
     # Image 0 (class 1): head leads by 1.0 < log 9 = 2.197 -> plain says 0, corrected says 1.
-    # Image 1 (class 1): head leads by 3.0 > log 9 -> both say 0.  Image 2 (class 0): head leads by 0.5 -> both 0.
-    logits = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.5, 0.0]])
+    # Image 1 (class 1): head leads by 3.0 > log 9 -> both say 0.  Image 2 (class 0): head leads by 2.5 -> both 0.
+    logits = torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.5, 0.0]])
     split = ImageSplit(torch.zeros(3, 32, 32, 3, dtype=torch.uint8), torch.tensor([1, 1, 0]))
     evaluation, predicted = evaluate(_FixedLogits(logits), split, ((0.5,) * 3, (0.5,) * 3), class_counts)
     assert predicted.tolist() == [0, 0, 0]

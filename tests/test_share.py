@@ -82,7 +82,8 @@ def test_copy_link_reads_back_as_the_same_settings(ctx):
 
 
 def test_estimate_says_when_the_limit_would_refuse(ctx):
-    form = ["quick", "cifar10", "exp", 100, ["CE", "CCE (paper form)"], -1, "resnet8", 25, 128, 0.1, "0", "cpu"]
+    # 10 epochs of the pair at ratio 100 is estimated well under the 5-minute limit; 500 epochs far over it.
+    form = ["quick", "cifar10", "exp", 100, ["CE", "CCE (paper form)"], -1, "resnet8", 10, 128, 0.1, "0", "cpu"]
     assert "limit here: 5 min per job" in share.on_estimate(ctx, *form)[ctx.ui.estimate]
     over = share.on_estimate(ctx, *form[:7], 500, *form[8:])[ctx.ui.estimate]
     assert "over the limit of 5 min" in over and "refused" in over
