@@ -20,7 +20,7 @@ What it measures (each against a target, printed as PASS or MISS; the script rep
 4. Peak resident memory of the process.
 
 Usage (from the repository root):
-    python bench/benchmark.py --data-dir /work/shared/data [--steps 60] [--skip-quick] [--output bench/results.json]
+    python bench/benchmark.py --data-dir DIR [--steps 60] [--skip-quick] [--output bench/results.json]
 
 The printed report is for people; the JSON written to --output holds the same numbers plus the environment
 (torch version, thread count, CPU model, timestamp) so runs on different machines can be compared.

@@ -562,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--nproc_per_node={distribution.local_world_size} -m" if distribution.world_size > 1 else "python -m")
     command = f"{launcher} cce_demo.reproduce {flags}".strip()
     summaries = []
-    progress = _progress_bar(len(mine), distribution, disabled=arguments.no_progress)
+    progress = CellProgress(len(mine), distribution, disabled=arguments.no_progress)
     try:
         for cell in mine:
             progress.set_description(cell.run_id)
@@ -622,7 +622,7 @@ def build_results(grid: Grid, summaries: list[dict[str, Any]], command: str, dis
     }
 
 
-class _progress_bar:
+class CellProgress:
     """tqdm over this rank's cells (its ETA is per cell), with the running cell's step progress as a postfix."""
 
     def __init__(self, total: int, distribution: Distribution, disabled: bool) -> None:

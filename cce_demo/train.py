@@ -1,4 +1,4 @@
-"""Headless CLI: `python -m cce_demo.train --preset quick --data-dir ../shared/data`.
+"""Headless CLI: `python -m cce_demo.train --preset quick --data-dir DIR`.
 
 Trains the paired comparison, writes a run directory and prints a final table per loss.
 """

@@ -1,6 +1,6 @@
 """Write one CIFAR-10 test image per class to examples/ (the Classify tab's examples).
 
-    python scripts/make_examples.py --data-dir ../shared/data
+    python scripts/make_examples.py --data-dir DIR
 """
 import argparse
 from pathlib import Path
