@@ -28,6 +28,7 @@ from torch import nn
 from . import __version__
 from .config import TrainConfig
 from .engine import Event, RunResult
+from .status import JobStatus
 from .models import build_model
 
 FORMAT_VERSION = 1
@@ -150,7 +151,7 @@ class RunWriter:
         self.metadata: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "run_id": self.run_id,
-            "status": "running",
+            "status": JobStatus.RUNNING,
             "reason": "",
             "config": config.to_dict(),
             "losses": list(config.losses),
@@ -184,7 +185,7 @@ class RunWriter:
             file.write("\n".join(self._pending) + "\n")
         self._pending.clear()
 
-    def finish(self, result: RunResult, status: str | None = None) -> None:
+    def finish(self, result: RunResult, status: JobStatus | None = None) -> None:
         """Save every model trained (also on cancel) and the final metrics. `status` overrides the result's
         (the job layer maps the engine's 'diverged' to 'failed')."""
         self.flush_events()
@@ -212,7 +213,7 @@ class RunWriter:
         )
         self._write_metadata()
 
-    def fail(self, reason: str, status: str = "failed") -> None:
+    def fail(self, reason: str, status: JobStatus = JobStatus.FAILED) -> None:
         self.flush_events()
         self.metadata.update(status=status, reason=reason, finished_at=_now())
         self._write_metadata()
@@ -233,7 +234,7 @@ class RunRecord:
     run_dir: Path
     metadata: dict[str, Any]
     config: TrainConfig
-    status: str  # as on disk, except a "running" run whose process is gone, which reads as "interrupted"
+    status: JobStatus  # as on disk, except a RUNNING run whose process is gone, which reads as INTERRUPTED
 
     @property
     def run_id(self) -> str:
@@ -287,9 +288,12 @@ def read_run(run_dir: str | os.PathLike) -> RunRecord:
             raise ValueError(f"bad run_id {metadata['run_id']!r}")
     except (KeyError, TypeError, ValueError) as error:
         raise RunCorruptError(f"{run_dir}: invalid metadata ({error})") from error
-    status = metadata.get("status", "")
-    if status == "running" and not owner_is_alive(metadata.get("owner")):
-        status = "interrupted"
+    try:
+        status = JobStatus(metadata.get("status", ""))
+    except ValueError:
+        raise RunCorruptError(f"{run_dir}: unknown status {metadata.get('status')!r}") from None
+    if status == JobStatus.RUNNING and not owner_is_alive(metadata.get("owner")):
+        status = JobStatus.INTERRUPTED
     return RunRecord(run_dir, metadata, config, status)
 
 

@@ -20,6 +20,7 @@ from .config import TrainConfig
 from .data import Dataset, DownloadCancelled, ImageSplit, augment_batch, load_dataset, long_tail_subset, to_model_input
 from .losses import PartsLoss, complement_entropy, get_loss
 from .models import build_model
+from .status import JobStatus
 
 EVAL_BATCH_SIZE = 500  # small enough that a stop request is seen within a fraction of a second on a CPU
 # On a GPU these nets are launch-bound: a few large batches score the test set far faster, and a batch still
@@ -132,7 +133,7 @@ class SeedFinished(Event):
 @dataclass(frozen=True)
 class RunFinished(Event):
     kind = "finished"
-    status: str  # done / cancelled / diverged
+    status: JobStatus  # DONE / CANCELLED / DIVERGED
     reason: str
     # per non-baseline loss: the across-seed summary of its balanced-accuracy difference to the baseline
     summaries: dict[str, metrics.SeedSummary]
@@ -144,7 +145,7 @@ StopCallback = Callable[[], bool]
 
 @dataclass
 class RunResult:
-    status: str  # done / cancelled / diverged
+    status: JobStatus  # DONE / CANCELLED / DIVERGED
     reason: str
     class_names: tuple[str, ...]
     class_counts: tuple[int, ...]
@@ -160,7 +161,7 @@ class RunResult:
 class TrainingStopped(Exception):
     """Internal: unwinds the loops when the stop callback fires or a loss stops being finite."""
 
-    def __init__(self, status: str, reason: str) -> None:
+    def __init__(self, status: JobStatus, reason: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
@@ -240,7 +241,7 @@ def evaluate(
     batch_size = CUDA_EVAL_BATCH_SIZE if device.type == "cuda" else EVAL_BATCH_SIZE
     for start in range(0, len(test), batch_size):
         if should_stop():
-            raise TrainingStopped("cancelled", "stopped by request")
+            raise TrainingStopped(JobStatus.CANCELLED, "stopped by request")
         images = to_model_input(test.images[start : start + batch_size], *normalisation)
         targets = test.labels[start : start + batch_size]
         logits = model(images).float()
@@ -316,8 +317,8 @@ def train_paired(
                 on_progress=lambda message: on_event(StatusMessage(message)), should_stop=should_stop,
             )
         except DownloadCancelled as cancelled:
-            on_event(RunFinished("cancelled", str(cancelled), {}))
-            return RunResult("cancelled", str(cancelled), (), (), baseline_loss(config.losses))
+            on_event(RunFinished(JobStatus.CANCELLED, str(cancelled), {}))
+            return RunResult(JobStatus.CANCELLED, str(cancelled), (), (), baseline_loss(config.losses))
     train_split, class_counts_list = long_tail_subset(
         dataset.train, dataset.num_classes, config.imbalance_ratio, config.profile, config.subset_seed, config.max_per_class
     )
@@ -328,7 +329,7 @@ def train_paired(
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     baseline = baseline_loss(config.losses)
-    result = RunResult("done", "", dataset.class_names, class_counts, baseline)
+    result = RunResult(JobStatus.DONE, "", dataset.class_names, class_counts, baseline)
     on_event(RunStarted(
         config=config.to_dict(), class_names=dataset.class_names, class_counts=class_counts,
         num_train=len(train_split), num_test=len(test_split), device=str(device),
@@ -337,7 +338,7 @@ def train_paired(
     for seed_index, seed in enumerate(config.seeds):
         try:
             if should_stop():  # also seen between loading the data and the first step
-                raise TrainingStopped("cancelled", "stopped by request")
+                raise TrainingStopped(JobStatus.CANCELLED, "stopped by request")
             _train_one_seed(
                 config, seed, seed_index * total_steps, dataset, train_split, test_split, epoch_test_split,
                 class_counts, device, result, on_event, should_stop,
@@ -345,7 +346,7 @@ def train_paired(
             result.finished_seeds.append(seed)
         except TrainingStopped as stopped:
             result.status, result.reason = stopped.status, stopped.reason
-            if stopped.status == "diverged":
+            if stopped.status == JobStatus.DIVERGED:
                 # Non-finite weights are of no use to anyone: keep only the seeds that finished.
                 result.models.pop(seed, None)
                 result.evaluations.pop(seed, None)
@@ -416,7 +417,7 @@ def _train_one_seed(
             bad = [name for name, value in losses.items() if not math.isfinite(value)]
             if bad:
                 raise TrainingStopped(
-                    "diverged",
+                    JobStatus.DIVERGED,
                     f"the {', '.join(bad)} loss became {losses[bad[0]]} at step {step} (epoch {epoch}) of seed {seed}; "
                     f"the learning rate was {rate:.3g} — try a lower learning rate",
                 )
@@ -427,7 +428,7 @@ def _train_one_seed(
                 images_per_second=len(indices) * len(models) / max(elapsed, 1e-9),
             ))
             if should_stop():
-                raise TrainingStopped("cancelled", "stopped by request")
+                raise TrainingStopped(JobStatus.CANCELLED, "stopped by request")
         evaluations, predictions = {}, {}
         # Between epochs the curves need only a trend: a fixed stratified part of the test set is enough and
         # saves time (docs/design.md). The last epoch, which every reported figure and McNemar test uses,

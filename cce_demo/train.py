@@ -21,6 +21,7 @@ from .config import (
 )
 from .engine import Event, RunResult, train_paired
 from .metrics import GROUP_NAMES, format_p_value, format_percent
+from .status import JobStatus
 
 DEFAULT_RUNS_DIR = "runs"  # unless CCE_RUNS_DIR says otherwise (the app reads the same variable)
 
@@ -162,17 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BaseException as error:  # a crash or a second Ctrl-C: record why, then let it propagate
         progress.close()
-        writer.fail(f"{type(error).__name__}: {error}", status="cancelled" if isinstance(error, KeyboardInterrupt) else "failed")
+        writer.fail(f"{type(error).__name__}: {error}", status=JobStatus.CANCELLED if isinstance(error, KeyboardInterrupt) else JobStatus.FAILED)
         raise
     finally:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous_handler)
     progress.close()
-    status = "failed" if result.status == "diverged" else result.status
+    status = JobStatus.FAILED if result.status == JobStatus.DIVERGED else JobStatus(result.status)
     writer.finish(result, status=status)
     print(result_table(result))
     print(f"Run directory: {writer.run_dir} (status {status}{': ' + result.reason if result.reason else ''})")
-    return 0 if result.status == "done" else 1
+    return 0 if result.status == JobStatus.DONE else 1
 
 
 if __name__ == "__main__":
