@@ -312,13 +312,16 @@ def _difference(value: float | None, baseline: float | None) -> float:
 # ---------------------------------------------------------------- markdown
 
 
-def _percent(entry: dict[str, Any] | None, signed: bool = False) -> str:
+def interval_text(entry: dict[str, Any] | None, signed: bool = False, empty: str = "—",
+                  interval: str = " ({low} to {high})") -> str:
+    """A mean in percent (or points) with its interval when there is one, as written by `interval_of`; the
+    Results tab uses it too, with its own brackets."""
     if not entry or entry.get("mean") is None:
-        return "—"
+        return empty
     sign = "+" if signed else ""
     text = f"{100 * entry['mean']:{sign}.1f}"
     if entry.get("low") is not None:
-        text += f" ({100 * entry['low']:{sign}.1f} to {100 * entry['high']:{sign}.1f})"
+        text += interval.format(low=f"{100 * entry['low']:{sign}.1f}", high=f"{100 * entry['high']:{sign}.1f}")
     return text
 
 
@@ -356,7 +359,7 @@ def markdown_report(results: dict[str, Any]) -> str:
                 "|---|---|---|---|---|---|---|---|---|",
             ]
             for loss, scores in table[key].items():
-                lines.append("| " + " | ".join([loss, *(_percent(scores[metric]) for metric in METRIC_NAMES)]) + " |")
+                lines.append("| " + " | ".join([loss, *(interval_text(scores[metric]) for metric in METRIC_NAMES)]) + " |")
             lines.append("")
         for key, title in (("versus_baseline", f"Against {baseline}, as trained"),
                            ("prior_corrected_versus_baseline", f"Against {baseline}, both prior-corrected")):
@@ -372,16 +375,16 @@ def markdown_report(results: dict[str, Any]) -> str:
                 balanced = differences["balanced_accuracy"]
                 p_values = ", ".join(format_p_value(p) for p in table["mcnemar_p"].get(loss, [])) if key == "versus_baseline" else "—"
                 lines.append("| " + " | ".join([
-                    loss, _percent(balanced, True), _percent(differences["rank_head"], True),
-                    _percent(differences["rank_medium"], True), _percent(differences["rank_tail"], True),
-                    _percent(differences["count_few"], True), str(balanced["seeds"]), p_values, verdict(balanced, loss, baseline),
+                    loss, interval_text(balanced, True), interval_text(differences["rank_head"], True),
+                    interval_text(differences["rank_medium"], True), interval_text(differences["rank_tail"], True),
+                    interval_text(differences["count_few"], True), str(balanced["seeds"]), p_values, verdict(balanced, loss, baseline),
                 ]) + " |")
             lines.append("")
         lines += [f"### Per-class recall, head → tail (mean over seeds, %)", "",
                   "| class | training images | " + " | ".join(table["per_class_recall"]) + " |",
                   "|---|---|" + "---|" * len(table["per_class_recall"])]
         for index, name in enumerate(table["class_names"]):
-            cells = [_percent(table["per_class_recall"][loss][index]).split(" (")[0] for loss in table["per_class_recall"]]
+            cells = [interval_text(table["per_class_recall"][loss][index], interval="") for loss in table["per_class_recall"]]
             lines.append(f"| {index} {name} | {counts[index]} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

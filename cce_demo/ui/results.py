@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..reproduce import interval_text
 from .charts import Bars, Diffs, RowLabel, bar_rows, escape
 from .names import colour, display_name, short_name
 
@@ -51,13 +52,7 @@ def _interval_points(entry: dict[str, Any] | None) -> tuple[float, float] | None
 
 
 def _with_interval(entry: dict[str, Any] | None, signed: bool = False) -> str:
-    if not entry or entry.get("mean") is None:
-        return "n/a"
-    sign = "+" if signed else ""
-    text = f"{100 * entry['mean']:{sign}.1f}"
-    if entry.get("low") is not None:
-        text += f" [{100 * entry['low']:{sign}.1f}, {100 * entry['high']:{sign}.1f}]"
-    return text.replace("-", "−")
+    return interval_text(entry, signed, empty="n/a", interval=" [{low}, {high}]").replace("-", "−")
 
 
 def _signed(points: float) -> str:
