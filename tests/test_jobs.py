@@ -51,17 +51,17 @@ def test_submit_to_done_writes_a_run_directory(manager, tiny_config):
     assert snapshot.class_counts and snapshot.version > 1
 
 
-def test_cancel_while_running_stops_within_a_second(manager, long_config):
+def test_cancel_while_running_stops_at_the_next_step(manager, long_config):
+    # The worker checks the stop flag after every optimiser step, so once cancel() has returned at most the
+    # step already under way may finish. Counting steps, not seconds, keeps this true on a loaded machine;
+    # the latency in seconds is a benchmark figure (bench/cancel_latency.py).
     job_id = manager.submit(long_config)
     wait_until(manager, job_id, lambda s: s.status == "running" and len(s.steps) > 0)
-    started = time.monotonic()
     assert manager.cancel(job_id)
-    snapshot = manager.wait(job_id, timeout=30)
-    latency = time.monotonic() - started
+    step_at_cancel = manager.snapshot(job_id).steps[-1]["global_step"]
+    snapshot = manager.wait(job_id, timeout=120)
     assert snapshot.status == "cancelled", snapshot.error
-    assert latency < 1.0, f"stop took {latency:.2f} s"
-    from cce_demo.checkpoints import load_models, read_run
-
+    assert snapshot.steps[-1]["global_step"] <= step_at_cancel + 1
     record = read_run(manager.runs_dir / job_id)
     assert record.status == "cancelled"
     assert set(load_models(record)) == {"ce", "cce"}  # what was trained so far is kept
