@@ -44,8 +44,9 @@ def test_data_dir_is_not_recorded_in_the_command():
     assert reproduce.portable_flags(["--data-dir", "/home/me/cifar", "--epochs", "1"]) == ["--data-dir", "DIR", "--epochs", "1"]
 
 
-def test_named_grid_is_valid():
-    grid = load_grid_file(named_grid_path("cifar10-lt-standard"))
+@pytest.mark.parametrize("name", sorted(path.stem for path in (Path(__file__).resolve().parent.parent / "grids").glob("*.toml")))
+def test_named_grid_is_valid(name):
+    grid = load_grid_file(named_grid_path(name))
     assert grid.preset == "standard" and {"ce", "cce", "cce_reference", "logit_adjusted", "focal"} <= set(grid.losses)
     assert len(grid.cells()) == len(grid.seeds) * len(grid.imbalance_ratios)
 
