@@ -47,7 +47,8 @@ def test_data_dir_is_not_recorded_in_the_command():
 @pytest.mark.parametrize("name", sorted(path.stem for path in (Path(__file__).resolve().parent.parent / "grids").glob("*.toml")))
 def test_named_grid_is_valid(name):
     grid = load_grid_file(named_grid_path(name))
-    assert grid.preset == "standard" and {"ce", "cce", "cce_reference", "logit_adjusted", "focal"} <= set(grid.losses)
+    assert grid.preset in reproduce.PRESETS and grid.name == name
+    assert {"ce", "cce", "cce_reference", "logit_adjusted", "focal"} <= set(grid.losses) and len(grid.seeds) >= 3
     assert len(grid.cells()) == len(grid.seeds) * len(grid.imbalance_ratios)
 
 
