@@ -422,6 +422,17 @@ def hardware(device: str = "auto") -> dict[str, Any]:
     return info
 
 
+def combined_hardware(cells: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The hardware of several cells as one record. A grid resumed in another session may have run its cells
+    with other thread counts (or on another host); a field on which the cells disagree lists every value seen
+    ("1 or 2"), so the table never shows one cell's setting as if it held for all."""
+    combined: dict[str, Any] = {}
+    for key in dict.fromkeys(key for cell in cells for key in cell):
+        values = list(dict.fromkeys(cell.get(key) for cell in cells if cell.get(key) is not None))
+        combined[key] = values[0] if len(values) == 1 else " or ".join(map(str, sorted(values, key=str)))
+    return combined
+
+
 def describe_hardware(info: dict[str, Any]) -> str:
     text = f"{info.get('cpu')} ({info.get('cpu_count')} cores, {info.get('torch_threads')} torch threads per process)"
     if info.get("gpu"):
@@ -609,7 +620,7 @@ def portable_flags(flags: Sequence[str]) -> list[str]:
 
 def build_results(grid: Grid, summaries: list[dict[str, Any]], command: str, distribution: Distribution) -> dict[str, Any]:
     cell_seconds = sum(summary["wall_seconds"] for summary in summaries)
-    info = dict(summaries[0]["hardware"]) if summaries else hardware()
+    info = combined_hardware([summary["hardware"] for summary in summaries]) if summaries else hardware()
     info["processes"] = distribution.world_size
     return {
         "format_version": RESULTS_FORMAT_VERSION,

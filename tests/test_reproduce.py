@@ -40,6 +40,15 @@ def test_tiny_grid_writes_tables_and_resumes(tmp_path):
     assert (seed1 / "cell.json").exists() and read_run(seed1).status == "done"
 
 
+def test_hardware_of_cells_that_disagree_lists_every_value():
+    first = {"cpu": "X", "cpu_count": 2, "torch_threads": 1}
+    second = {"cpu": "X", "cpu_count": 2, "torch_threads": 2, "gpu": "G", "gpu_count": 1}
+    combined = reproduce.combined_hardware([first, second, first])
+    assert combined == {"cpu": "X", "cpu_count": 2, "torch_threads": "1 or 2", "gpu": "G", "gpu_count": 1}
+    assert reproduce.combined_hardware([first]) == first
+    assert "1 or 2 torch threads" in reproduce.describe_hardware(combined)
+
+
 def test_data_dir_is_not_recorded_in_the_command():
     assert reproduce.portable_flags(["--data-dir", "/home/me/cifar", "--epochs", "1"]) == ["--data-dir", "DIR", "--epochs", "1"]
 
