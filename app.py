@@ -5,7 +5,8 @@ CCE_SHIPPED_DIR (read-only pretrained runs, default ./checkpoints), CCE_MAX_QUEU
 CCE_MAX_CONCURRENT (jobs at once per device, default 1), CCE_RESULTS_DIR (the Results tab's grids, default
 ./results). Public limits (cce_demo/budget.py, `Limits.from_environment`): CCE_MAX_JOB_MINUTES,
 CCE_MAX_JOBS_PER_CLIENT, CCE_KEEP_RUNS, CCE_MAX_RUNS_MB (unset: none locally, safe defaults on a Space); an
-invalid value stops the app at start-up with a message naming the variable.
+invalid value stops the app at start-up with a message naming the variable. CCE_SPEED_PROBE=0 skips the
+start-up speed probe (cce_demo/speed_probe.py) that scales the job-time estimate to this host.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import logging  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from PIL import Image  # noqa: E402
@@ -70,6 +72,10 @@ def create_app():
         max_concurrent=int(os.environ.get("CCE_MAX_CONCURRENT", "1")),
         limits=limits_from_environment(),
     )
+    if os.environ.get("CCE_SPEED_PROBE", "1") != "0":
+        # Hosts differ several-fold in speed; about a second of real steps, off the start-up path, fixes the
+        # estimate's scale for this one. Its own thread: the page is served meanwhile.
+        threading.Thread(target=manager.time_this_host, name="speed-probe", daemon=True).start()
     shipped = Path(os.environ.get("CCE_SHIPPED_DIR") or ROOT / "checkpoints")
     results = Path(os.environ.get("CCE_RESULTS_DIR") or ROOT / "results")
     context = AppContext(manager, RunCatalog(manager.runs_dir, (shipped,)), ModelCache(), ROOT / "examples",

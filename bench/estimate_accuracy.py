@@ -18,7 +18,8 @@ Three modes (each adds its section to --output, keeping the others):
               niceness 0) and compares the estimate made at submit with the measured wall time (submit to
               finish) and the process's CPU time. With --threads 1 the CPU time is compared with the 1-thread
               table of the last --clock cpu calibration: a check of the cost model that load does not blur.
-              Target: within +-30 %.
+              Target: within +-30 %. With --probe the manager first runs the app's start-up speed probe
+              (cce_demo/speed_probe.py), so the estimate is the one the app shows on this host.
 --eta         Runs the quick preset through the JobManager, records the snapshot's progress and ETA every
               second, and compares the ETA shown at 25 %, 50 % and 75 % progress with the time that really
               remained. Target: within +-30 % at 25 %.
@@ -28,6 +29,7 @@ The load average (os.getloadavg) is sampled throughout: on a shared machine ever
 Usage (from the repository root; `standard` takes about 10 minutes on a quiet machine, so run it in the background):
     python bench/estimate_accuracy.py --calibrate --data-dir DIR [--clock cpu --threads 1]
     nohup python bench/estimate_accuracy.py --presets quick standard --data-dir DIR > presets.log 2>&1 &
+    python bench/estimate_accuracy.py --presets quick --probe --data-dir DIR   # the app's estimate, probe included
     python bench/estimate_accuracy.py --eta --data-dir DIR
     python bench/estimate_accuracy.py --quiet-reference --data-dir DIR   # the estimate vs bench/results.json's quick run
 """
@@ -253,15 +255,17 @@ def process_cpu_seconds() -> float:
 
 
 def run_job(config: TrainConfig, data_dir: str, threads: int | None, sample_every: float | None = None,
-            calibration: budget.Calibration | None = None) -> dict[str, Any]:
+            calibration: budget.Calibration | None = None, probe: bool = False) -> dict[str, Any]:
     """Submit `config` to a fresh JobManager and wait; optionally record (time, progress, eta) every
     `sample_every` seconds. Times are wall-clock (time.time), like the snapshot's; the process's CPU time
-    over the job is recorded too."""
+    over the job is recorded too. With `probe` the manager first runs the app's start-up speed probe, so the
+    estimate is the one the app makes."""
     samples: list[dict[str, Any]] = []
     extra = {"calibration": calibration} if calibration is not None else {}
     with tempfile.TemporaryDirectory(prefix="cce-estimate-") as runs:
         manager = JobManager(runs, data_dir=data_dir, allow_download=False, worker_niceness=0, torch_threads=threads, **extra)
         try:
+            factor = manager.time_this_host() if probe else None
             estimate = manager.estimate(config)
             cpu_before = process_cpu_seconds()
             job_id = manager.submit(config)
@@ -275,7 +279,8 @@ def run_job(config: TrainConfig, data_dir: str, threads: int | None, sample_ever
             cpu_seconds = process_cpu_seconds() - cpu_before
         finally:
             manager.shutdown()
-    return {"estimate": estimate, "snapshot": snapshot, "samples": samples, "cpu_seconds": cpu_seconds}
+    return {"estimate": estimate, "snapshot": snapshot, "samples": samples, "cpu_seconds": cpu_seconds,
+            "speed_probe_factor": factor}
 
 
 def estimate_record(estimate: budget.CostEstimate) -> dict[str, float]:
@@ -294,17 +299,18 @@ def cpu_time_check(config: TrainConfig, cpu_seconds: float, threads: int | None,
             "within_target": abs(cpu_seconds / estimate.total_seconds - 1) <= TARGET_RELATIVE_ERROR}
 
 
-def compare_presets(names: list[str], data_dir: str, threads: int | None, results: dict[str, Any]) -> list[dict[str, Any]]:
+def compare_presets(names: list[str], data_dir: str, threads: int | None, results: dict[str, Any],
+                    probe: bool = False) -> list[dict[str, Any]]:
     rows = []
     for name in names:
         config = preset(name, device="cpu")
         with LoadSampler() as load:
-            outcome = run_job(config, data_dir, threads)
+            outcome = run_job(config, data_dir, threads, probe=probe)
         snapshot, estimate = outcome["snapshot"], outcome["estimate"]
         measured = snapshot.finished_at - snapshot.submitted_at
         row = {
             "preset": name, "status": str(snapshot.status), "torch_threads": threads or torch.get_num_threads(),
-            "estimate_seconds": estimate_record(estimate),
+            "estimate_seconds": estimate_record(estimate), "speed_probe_factor": outcome["speed_probe_factor"],
             "measured_wall_seconds": measured, "ratio_wall_over_estimate": measured / estimate.total_seconds,
             "wall_within_target": abs(measured / estimate.total_seconds - 1) <= TARGET_RELATIVE_ERROR,
             "process_cpu_seconds": outcome["cpu_seconds"],
@@ -312,7 +318,7 @@ def compare_presets(names: list[str], data_dir: str, threads: int | None, result
             "load_average": load.summary(), "timestamp": environment_record()["timestamp"],
         }
         rows.append(row)
-        print(f"{name}: estimate {estimate.total_seconds:.0f} s, wall {measured:.0f} s "
+        print(f"{name}: estimate {estimate.total_seconds:.0f} s (speed probe factor {outcome['speed_probe_factor']}), wall {measured:.0f} s "
               f"(ratio {row['ratio_wall_over_estimate']:.2f}), CPU {outcome['cpu_seconds']:.0f} s, "
               f"load {row['load_average']['mean']:.2f}; CPU-time check: {row['cpu_time_check']}", flush=True)
     return rows
@@ -379,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="calibration clock (cpu needs --threads 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as the app)")
     parser.add_argument("--presets", nargs="*", metavar="PRESET", help="compare estimate and wall time (default: quick standard)")
+    parser.add_argument("--probe", action="store_true", help="with --presets: run the app's start-up speed probe first")
     parser.add_argument("--eta", action="store_true", help="ETA accuracy on the quick preset")
     parser.add_argument("--quiet-reference", action="store_true", help="estimate vs the quiet run in bench/results.json")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
@@ -396,9 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.calibrate:
         update_results(arguments.output, "calibration", calibrate(arguments.data_dir, arguments.clock))
     if arguments.presets is not None:
-        rows = compare_presets(arguments.presets or ["quick", "standard"], arguments.data_dir, arguments.threads, results())
-        kept = [row for row in results().get("presets", []) if (row["preset"], row.get("torch_threads")) not in
-                {(r["preset"], r["torch_threads"]) for r in rows}]
+        rows = compare_presets(arguments.presets or ["quick", "standard"], arguments.data_dir, arguments.threads, results(), probe=arguments.probe)
+        def key(row: dict[str, Any]) -> tuple:
+            return row["preset"], row.get("torch_threads"), row.get("speed_probe_factor") is not None
+
+        kept = [row for row in results().get("presets", []) if key(row) not in {key(r) for r in rows}]
         update_results(arguments.output, "presets", kept + rows)
     if arguments.eta:  # kept as a list: each run saw its own load
         runs = results().get("eta", [])

@@ -33,6 +33,7 @@ from .config import TrainConfig
 from .data import DataUnavailableError
 from .engine import Event, RunResult, resolve_device, train_paired
 from .retention import apply_retention
+from .speed_probe import probe
 from .status import FINISHED, JobStatus
 
 TERMINAL = FINISHED  # kept as a name: the job states after which nothing changes
@@ -332,6 +333,19 @@ class JobManager:
         self._apply_retention(keep=None)  # limits lowered since the last start take effect now
 
     # ------------------------------------------------------------ public API
+
+    def time_this_host(self, device: str = "cpu") -> float | None:
+        """Scale the estimate's cost table for `device` to this host with the start-up speed probe
+        (`speed_probe.py`: eight real training steps, one to two seconds). Returns the factor, or None when the
+        probe failed, in which case the table stays as it was. The app runs this once, in a background
+        thread, at start-up; estimates made before it finishes use the table."""
+        try:
+            self.calibration, factor, seconds = probe(self.calibration, device)
+        except Exception as error:  # a failed probe must not stop the app: the table still holds
+            logger.warning("speed probe on %s failed (%s); estimates use the calibration table", device, error)
+            return None
+        logger.info("speed probe on %s: %.3f s per probe step, %.2f times the calibration table", device, seconds, factor)
+        return factor
 
     def estimate(self, config: TrainConfig) -> CostEstimate:
         """How long `config` should take here (what `submit` checks against `limits.max_job_minutes`). Raises

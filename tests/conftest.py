@@ -81,7 +81,8 @@ import contextlib  # noqa: E402
 def running_app(runs, **environment):
     """The real app (app.create_app) on 127.0.0.1 with `runs` as its runs directory and `environment` set while
     it is built (e.g. CCE_MAX_JOB_MINUTES): yields {"url", "manager", "runs"}, then closes it."""
-    environment = {"CCE_RUNS_DIR": str(runs), **{key: str(value) for key, value in environment.items()}}
+    # No start-up speed probe unless a test asks for it: it would rescale estimates while the test runs.
+    environment = {"CCE_RUNS_DIR": str(runs), "CCE_SPEED_PROBE": "0", **{key: str(value) for key, value in environment.items()}}
     saved = {key: os.environ.get(key) for key in environment}
     os.environ.update(environment)
     sys.path.insert(0, str(ROOT))

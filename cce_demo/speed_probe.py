@@ -1,0 +1,84 @@
+"""A start-up speed probe: time a few real training steps on this host and scale the estimate's cost table.
+
+The calibration table in `budget.py` was measured on one development machine. Hosts differ far more than one
+would guess: the same 2-core VM class ran this project's training step at 2,774 images/s on one CPU model and
+at 952 on another (bench/results.json, docs/design.md), so a fixed table underestimated jobs on the slower
+host by 2.25x. Eight steps of the engine's own loop (ResNet-8, CE + CCE, synthetic 32x32 images, about a second
+on a CPU) give one factor, measured / predicted, that scales every cost of that device type. Relative costs
+(model against model, training against evaluation) still come from the table.
+
+A busy host at start-up makes the factor larger, which errs toward refusing a job rather than letting it run
+past its limit; the factor is clamped so that one bad measurement cannot make the estimate absurd.
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+
+from .budget import Calibration, ModelCost, calibration
+from .config import TrainConfig
+from .engine import StepMetrics, train_paired
+
+PROBE_MODEL = "resnet8"
+PROBE_BATCH_SIZE = 100
+PROBE_STEPS = 8  # 800 synthetic images (80 per class) at batch 100: every step a full batch
+WARMUP_STEPS = 3  # the first steps pay one-off costs (thread pool, allocator, kernel selection): not timed
+FACTOR_RANGE = (0.125, 8.0)
+
+
+def probe_config(device: str) -> TrainConfig:
+    return TrainConfig(
+        dataset="synthetic", imbalance_ratio=1.0, max_per_class=PROBE_STEPS * PROBE_BATCH_SIZE // 10,
+        losses=("ce", "cce"), model=PROBE_MODEL, epochs=1, batch_size=PROBE_BATCH_SIZE, warmup_epochs=0.0,
+        device=device, seeds=(0,), synthetic_test_per_class=2,
+    )
+
+
+def measure_step_seconds(device: str = "cpu") -> float:
+    """Median seconds of one training step of the probe's pair (both models) after warm-up, on `device`."""
+    config = probe_config(device)
+    seconds: list[float] = []
+
+    def on_event(event) -> None:
+        if isinstance(event, StepMetrics) and event.step > WARMUP_STEPS:
+            # The engine reports images through both models per second; the step's time follows from it.
+            seconds.append(PROBE_BATCH_SIZE * len(config.losses) / event.images_per_second)
+
+    result = train_paired(config, on_event, allow_download=False)
+    if result.status != "done" or not seconds:
+        raise RuntimeError(f"speed probe did not finish: {result.status} {result.reason}")
+    return statistics.median(seconds)
+
+
+def predicted_step_seconds(cost: ModelCost, models: int = 2, batch_size: int = PROBE_BATCH_SIZE) -> float:
+    return models * (cost.train_seconds_per_step + batch_size * cost.train_seconds_per_image)
+
+
+def speed_factor(measured_seconds: float, cost: ModelCost) -> float:
+    """How much slower (> 1) or faster (< 1) this host runs the probe step than the table predicts, clamped."""
+    low, high = FACTOR_RANGE
+    return min(high, max(low, measured_seconds / predicted_step_seconds(cost)))
+
+
+def scaled_calibration(table: Calibration, device_type: str, factor: float) -> Calibration:
+    """`table` with every cost of `device_type` multiplied by `factor` (data loading too: also host speed)."""
+    costs = {
+        key: (dataclasses.replace(
+            cost,
+            train_seconds_per_image=cost.train_seconds_per_image * factor,
+            train_seconds_per_step=cost.train_seconds_per_step * factor,
+            eval_seconds_per_image=cost.eval_seconds_per_image * factor,
+        ) if key[0] == device_type else cost)
+        for key, cost in table.costs.items()
+    }
+    data_seconds = {key: seconds * factor if key[1] == device_type else seconds for key, seconds in table.data_seconds.items()}
+    where = dict(table.where)
+    where[device_type] = f"on this {'GPU' if device_type == 'cuda' else 'machine'} (its speed timed at start-up)"
+    return calibration(costs, data_seconds, table.measured | {device_type}, where)
+
+
+def probe(table: Calibration, device: str = "cpu") -> tuple[Calibration, float, float]:
+    """Time the probe on `device`; returns the scaled table, the factor and the measured step seconds."""
+    seconds = measure_step_seconds(device)
+    factor = speed_factor(seconds, table.cost(device, PROBE_MODEL))
+    return scaled_calibration(table, device, factor), factor, seconds

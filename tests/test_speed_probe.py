@@ -1,0 +1,75 @@
+"""The start-up speed probe: a factor from real steps that scales the estimate's cost table to this host."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import running_app
+
+from cce_demo import speed_probe
+from cce_demo.budget import CALIBRATION, ModelCost, calibration, estimate_seconds
+from cce_demo.config import TrainConfig
+from cce_demo.jobs import JobManager
+from cce_demo.speed_probe import FACTOR_RANGE, scaled_calibration, speed_factor
+
+COST = ModelCost(train_seconds_per_image=0.001, train_seconds_per_step=0.01, eval_seconds_per_image=0.0005)
+TABLE = calibration(
+    costs={("cpu", "resnet8"): COST, ("cuda", "resnet8"): ModelCost(1e-5, 1e-3, 1e-6)},
+    data_seconds={("synthetic", "cpu"): 0.5, ("synthetic", "cuda"): 2.0},
+    measured={"cpu"}, where={"cpu": "on this machine", "cuda": "on a GPU (a guess)"},
+)
+CONFIG = TrainConfig(dataset="synthetic", imbalance_ratio=2.0, epochs=3, batch_size=50, max_per_class=40,
+                     synthetic_test_per_class=10, device="cpu", warmup_epochs=0.0)
+
+
+def test_factor_is_measured_over_predicted_and_clamped():
+    # Predicted probe step: 2 models x (0.01 s + 100 images x 0.001 s) = 0.22 s.
+    assert speed_factor(0.44, COST) == pytest.approx(2.0)
+    assert speed_factor(0.11, COST) == pytest.approx(0.5)
+    assert speed_factor(100.0, COST) == FACTOR_RANGE[1]
+    assert speed_factor(1e-6, COST) == FACTOR_RANGE[0]
+
+
+def test_scaling_multiplies_every_estimate_of_that_device_only():
+    scaled = scaled_calibration(TABLE, "cpu", 3.0)
+    assert scaled.cost("cpu", "resnet8").train_seconds_per_step == pytest.approx(0.03)
+    assert scaled.cost("cuda", "resnet8") == TABLE.cost("cuda", "resnet8")
+    plain, timed = estimate_seconds(CONFIG, "cpu", calibration=TABLE), estimate_seconds(CONFIG, "cpu", calibration=scaled)
+    assert timed.total_seconds == pytest.approx(3.0 * plain.total_seconds)  # every term is linear in the costs
+    assert timed.text.endswith("on this machine (its speed timed at start-up)")
+    assert estimate_seconds(CONFIG, "cuda", calibration=scaled).total_seconds == estimate_seconds(CONFIG, "cuda", calibration=TABLE).total_seconds
+
+
+def test_manager_probe_rescales_its_estimates(tmp_path):
+    manager = JobManager(tmp_path, allow_download=False, calibration=TABLE)
+    try:
+        before = manager.estimate(CONFIG).total_seconds
+        factor = manager.time_this_host()
+        assert factor is not None and FACTOR_RANGE[0] <= factor <= FACTOR_RANGE[1]
+        assert manager.estimate(CONFIG).total_seconds == pytest.approx(factor * before)
+    finally:
+        manager.shutdown()
+
+
+def test_a_failed_probe_keeps_the_table(tmp_path, monkeypatch):
+    def broken(device):
+        raise RuntimeError("no device")
+
+    monkeypatch.setattr(speed_probe, "measure_step_seconds", broken)
+    manager = JobManager(tmp_path, allow_download=False, calibration=TABLE)
+    try:
+        assert manager.time_this_host() is None and manager.calibration is TABLE
+    finally:
+        manager.shutdown()
+
+
+def test_the_app_probes_at_start_up_unless_told_not_to(tmp_path):
+    with running_app(tmp_path / "probed", CCE_SPEED_PROBE="1") as app:
+        deadline = time.monotonic() + 120
+        while app["manager"].calibration is CALIBRATION and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert app["manager"].calibration is not CALIBRATION
+        assert "timed at start-up" in app["manager"].estimate(CONFIG).text
+    with running_app(tmp_path / "plain") as app:
+        time.sleep(1.0)
+        assert app["manager"].calibration is CALIBRATION
