@@ -6,7 +6,7 @@ step (both models) plus writing the run directory. The unit test counts steps in
 
 Usage (from the repository root; needs no data, it trains on the synthetic set):
     python bench/cancel_latency.py [--repeats 10] [--dataset synthetic] [--data-dir DIR]
-        [--output bench/cancel_latency_results.json]
+        [--output bench/cancel_latency_results.json]   (one section per dataset, the others kept)
 
 With `--dataset cifar10 --data-dir DIR` it cancels a `quick`-preset CIFAR-10 job instead, whose steps are
 the ones people actually stop. The load average is recorded next to the figures.
@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPOSITORY_ROOT))
 
 from cce_demo.config import TrainConfig, preset  # noqa: E402
 from cce_demo.jobs import JobManager  # noqa: E402
+from cce_demo.reproduce import hardware  # noqa: E402
 from cce_demo.status import JobStatus  # noqa: E402
 
 
@@ -75,7 +76,7 @@ def measure(repeats: int, dataset: str, data_dir: str | None) -> dict:
         "dataset": dataset, "repeats": repeats,
         "median_seconds": round(statistics.median(latencies), 3), "max_seconds": round(max(latencies), 3),
         "seconds": [round(value, 3) for value in latencies],
-        "load_average_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2), "cpu": hardware("cpu")["cpu"], "cpu_count": os.cpu_count(),
         "torch_threads": __import__("torch").get_num_threads(), "platform": platform.platform(),
     }
 
@@ -89,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     result = measure(arguments.repeats, arguments.dataset, arguments.data_dir)
     print(json.dumps(result, indent=2))
-    Path(arguments.output).write_text(json.dumps(result, indent=2) + "\n")
+    # One section per dataset, so the synthetic and the CIFAR-10 figures live side by side.
+    output = Path(arguments.output)
+    sections = json.loads(output.read_text()) if output.exists() else {}
+    sections[arguments.dataset] = result
+    output.write_text(json.dumps(sections, indent=2) + "\n")
     return 0
 
 

@@ -82,6 +82,9 @@ def calibration(
 # machine: bench/benchmark.py's training step measured both ways (here, and quiet in bench/results.json).
 # Per-step costs are not divided (a second thread does not speed up dispatch), which errs slow for small
 # batches. bench/estimate_results.json keeps the raw points, the fit (within 9 % of every point) and the load.
+# The reference benchmark ran on an AMD EPYC host 2.9 times faster per training step than this Intel one, so
+# the table's scale is that host's; the app rescales it to its own host at start-up (speed_probe.py), and
+# the relative costs (model to model, training to evaluation, per image to per step) are what this table adds.
 # CUDA: NOT measured (no GPU was available when this table was made): deliberately slow guesses for an
 # entry-level GPU, so a GPU job is overestimated rather than under: ~15k / 8k / 5k training images per second
 # per model for resnet8 / 20 / 32 and a few milliseconds of launch overhead per step, which is what
