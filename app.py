@@ -84,6 +84,10 @@ def create_app():
 
 
 def main() -> None:
+    # The app's own INFO lines (the speed probe's factor, runs removed to stay within the limits) belong in
+    # the server log; libraries stay at WARNING (httpx would log every request).
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("cce_demo").setLevel(logging.INFO)
     demo, manager = create_app()
     try:
         demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=4).launch(
