@@ -13,11 +13,11 @@ from typing import Any
 DATASETS = ("cifar10", "cifar100", "synthetic")
 PROFILES = ("exp", "step")
 DEVICES = ("auto", "cpu", "cuda")
-SCHEDULES = ("cosine", "ldam", "authors")
+SCHEDULES = ("cosine", "linear", "ldam", "authors")
 # Kept here rather than imported from losses/models so that config stays at the bottom of the import graph;
 # tests check these tuples against the registries.
 LOSS_NAMES = ("ce", "cce", "cce_reference", "focal", "logit_adjusted")
-MODEL_NAMES = ("resnet8", "resnet20", "resnet32")
+MODEL_NAMES = ("resnet8", "resnet20", "resnet32", "convnet-s", "convnet-m", "convnet-l")
 
 MAX_BATCH_SIZE = 4096
 MAX_EPOCHS = 1000
@@ -53,6 +53,9 @@ class TrainConfig:
     subset_seed: int = 0
     device: str = "auto"
     augment: bool = True
+    # Score every test image as the mean of the logits of the image and its mirror image (flip test-time
+    # augmentation). It applies to every loss of the pair alike, and to Classify.
+    test_time_flip: bool = False
     # Synthetic data only (tests and offline demos): images per class in the test split.
     synthetic_test_per_class: int = 20
     # Test images scored after each epoch but the last (a fixed stratified subset, the same for every epoch
@@ -90,8 +93,9 @@ class TrainConfig:
         _check_int("batch_size", self.batch_size, minimum=1, maximum=MAX_BATCH_SIZE)
         _check_number("learning_rate", self.learning_rate, minimum=0.0, maximum=1e6, exclusive_minimum=True)
         _check_number("momentum", self.momentum, minimum=0.0, maximum=0.999)
-        if not isinstance(self.nesterov, bool) or not isinstance(self.augment, bool):
-            raise ValueError(f"nesterov and augment: must be true or false, got {self.nesterov!r} and {self.augment!r}")
+        for flag in ("nesterov", "augment", "test_time_flip"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag}: must be true or false, got {getattr(self, flag)!r}")
         _check_number("weight_decay", self.weight_decay, minimum=0.0, maximum=1.0)
         _check_number("warmup_epochs", self.warmup_epochs, minimum=0.0, maximum=float(self.epochs))
         _check_number("gamma", self.gamma, minimum=-100.0, maximum=100.0)

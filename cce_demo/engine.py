@@ -182,18 +182,23 @@ def learning_rate_at(step: int, total_steps: int, warmup_steps: int, base_rate: 
     """Linear warm-up over `warmup_steps` (per step, as both LDAM-DRW and the CCE authors do), then:
     'cosine' to zero; 'ldam', LDAM-DRW's steps (x0.01 at 80 % and x0.0001 at 90 % of training, i.e. epochs 160
     and 180 of 200); 'authors', the CCE authors' steps (x0.1 at 50 % and x0.01 at 75 %, epochs 100 and 150 of
-    200). Step schedules are fractions of training so shortened runs keep their shape. `step` is 0-based."""
+    200); 'linear', a straight decay to zero. Step schedules are fractions of training so shortened runs keep
+    their shape. `step` is 0-based."""
     if step < warmup_steps:
         return base_rate * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     if schedule == "cosine":
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return base_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return base_rate * 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "linear":
+        # With the warm-up this is the one-cycle ("triangular") shape fast CIFAR recipes use; it ends just
+        # above zero so that the last step still moves the weights.
+        return base_rate * max(1.0 - progress, 1.0 / max(1, total_steps))
     fraction = step / total_steps
     if schedule == "ldam":
         return base_rate * (1e-4 if fraction >= 0.9 else 1e-2 if fraction >= 0.8 else 1.0)
     if schedule == "authors":
         return base_rate * (1e-2 if fraction >= 0.75 else 1e-1 if fraction >= 0.5 else 1.0)
-    raise ValueError(f"schedule: unknown schedule {schedule!r}; valid schedules: cosine, ldam, authors")
+    raise ValueError(f"schedule: unknown schedule {schedule!r}; valid schedules: cosine, linear, ldam, authors")
 
 
 def autocast_for(device: torch.device) -> torch.autocast:
@@ -220,6 +225,15 @@ def stratified_subset(labels: torch.Tensor, num_classes: int, images: int | None
     return torch.cat(chosen).sort().values
 
 
+def test_logits(model: nn.Module, inputs: torch.Tensor, flip: bool) -> torch.Tensor:
+    """fp32 logits of `inputs` (NCHW); with `flip`, the mean of the logits of each image and its mirror image
+    (flip test-time augmentation: training saw both orientations, so both are evidence)."""
+    logits = model(inputs).float()
+    if flip:
+        logits = 0.5 * (logits + model(inputs.flip(3)).float())
+    return logits
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -227,6 +241,7 @@ def evaluate(
     normalisation: tuple[tuple[float, ...], tuple[float, ...]],
     class_counts: tuple[int, ...],
     should_stop: StopCallback = lambda: False,
+    flip: bool = False,
 ) -> tuple[Evaluation, torch.Tensor]:
     """Evaluation on the given test split, and the predictions (for McNemar).
 
@@ -244,7 +259,7 @@ def evaluate(
             raise TrainingStopped(JobStatus.CANCELLED, "stopped by request")
         images = to_model_input(test.images[start : start + batch_size], *normalisation)
         targets = test.labels[start : start + batch_size]
-        logits = model(images).float()
+        logits = test_logits(model, images, flip)
         loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
         entropy_sum += complement_entropy(logits, targets).sum()
         predictions.append(logits.argmax(dim=1))
@@ -435,7 +450,9 @@ def _train_one_seed(
         # scores the whole test set.
         scored = test_split if epoch == config.epochs else epoch_test_split
         for name, model in models.items():
-            evaluations[name], predictions[name] = evaluate(model, scored, normalisation, class_counts, should_stop)
+            evaluations[name], predictions[name] = evaluate(
+                model, scored, normalisation, class_counts, should_stop, flip=config.test_time_flip
+            )
         result.evaluations[seed] = evaluations
         on_event(EpochMetrics(seed=seed, epoch=epoch, global_step=global_offset + step, evaluations=evaluations))
     comparisons = tuple(

@@ -1,7 +1,11 @@
-"""CIFAR ResNets (He et al. 2016, sec. 4.2) with option-A shortcuts as in LDAM-DRW, and a registry by name.
+"""The networks, registered by name: CIFAR ResNets (He et al. 2016, sec. 4.2) with option-A shortcuts as in
+LDAM-DRW, and CPU-first residual-free conv nets.
 
-ResNet-8 is the small fast net for CPU jobs: on 2 cores it trains about 2.5x faster than ResNet-20 and, for a
-fixed time budget, more epochs of a small net beat fewer epochs of a deep one (docs/design.md).
+The conv nets (`convnet-s/m/l`) are what the CPU presets train. They follow what fast CIFAR training work
+found: no residual branches, BatchNorm after every convolution, max-pool downsampling right after the widening
+convolution (so the second convolution of a block runs at a quarter of the pixels), and widths that keep the
+matrix products large enough for a CPU's vector units. On 2 cores they buy more accuracy per second than
+ResNet-8 (bench/frontier.py).
 """
 from __future__ import annotations
 
@@ -64,10 +68,54 @@ class CifarResNet(nn.Module):
         return self.linear(out)
 
 
+class ConvBlock(nn.Module):
+    """Widening 3x3 convolution, 2x2 max-pool, BN, ReLU, then a 3x3 convolution at the pooled size, BN, ReLU.
+    Pooling before the second convolution quarters its cost; BN after the pool normalises what is kept."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(F.max_pool2d(self.conv1(x), 2)))
+        return F.relu(self.bn2(self.conv2(out)))
+
+
+class ConvNet(nn.Module):
+    """A residual-free CIFAR conv net: a 3x3 stem at 32x32, three `ConvBlock`s (32 -> 16 -> 8 -> 4 pixels) at
+    widths w, 2w, 4w, global max-pool and a linear classifier. Max rather than average pooling at the end:
+    the classifier sees whether a feature fired anywhere, which fast CIFAR nets found trains faster."""
+
+    def __init__(self, width: int, num_classes: int, stem_width: int | None = None) -> None:
+        super().__init__()
+        stem_width = stem_width or width // 2
+        self.conv1 = nn.Conv2d(3, stem_width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem_width)
+        widths = (width, 2 * width, 4 * width)
+        self.blocks = nn.Sequential(
+            ConvBlock(stem_width, widths[0]), ConvBlock(widths[0], widths[1]), ConvBlock(widths[1], widths[2])
+        )
+        self.linear = nn.Linear(widths[2], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.blocks(out)
+        out = F.adaptive_max_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
 MODELS = {
     "resnet8": lambda num_classes: CifarResNet(1, num_classes),
     "resnet20": lambda num_classes: CifarResNet(3, num_classes),
     "resnet32": lambda num_classes: CifarResNet(5, num_classes),
+    # Widths chosen so that one training image costs about as much as ResNet-8 (s), 1.8x (m) and 3.2x (l)
+    # in multiply-adds; which buys most accuracy per second is bench/frontier.py's question.
+    "convnet-s": lambda num_classes: ConvNet(24, num_classes),
+    "convnet-m": lambda num_classes: ConvNet(32, num_classes),
+    "convnet-l": lambda num_classes: ConvNet(48, num_classes),
 }
 
 

@@ -216,3 +216,30 @@ def test_cuda_evaluation_is_fp32():
     split = ImageSplit(torch.zeros(4, 32, 32, 3, dtype=torch.uint8), torch.tensor([0, 1, 0, 1])).to("cuda")
     evaluate(Probe(), split, ((0.5,) * 3, (0.5,) * 3), (2, 2))
     assert seen and not any(seen)
+
+
+def test_linear_schedule_is_warm_up_then_a_straight_decay():
+    assert learning_rate_at(0, 100, 10, 1.0, "linear") == pytest.approx(0.1)
+    assert learning_rate_at(9, 100, 10, 1.0, "linear") == pytest.approx(1.0)
+    assert learning_rate_at(55, 100, 10, 1.0, "linear") == pytest.approx(0.5)
+    assert 0 < learning_rate_at(99, 100, 10, 1.0, "linear") <= 0.02
+
+
+class _Mirror(torch.nn.Module):
+    """Logits = the mean of the leftmost and rightmost pixel columns of channel 0, per class 0/1, so the
+    mirror image swaps them: flip TTA must average the two views."""
+
+    def forward(self, x):
+        left, right = x[:, 0, :, 0].mean(dim=1), x[:, 0, :, -1].mean(dim=1)
+        return torch.stack([left, right], dim=1)
+
+
+def test_flip_test_time_augmentation_averages_the_image_and_its_mirror():
+    from cce_demo.engine import test_logits
+
+    inputs = torch.randn(5, 3, 8, 8)
+    plain = _Mirror()(inputs)
+    flipped = test_logits(_Mirror(), inputs, flip=True)
+    assert torch.allclose(test_logits(_Mirror(), inputs, flip=False), plain)
+    # oracle: the mirror swaps the two columns, so both logits become their mean
+    assert torch.allclose(flipped, plain.mean(dim=1, keepdim=True).expand(-1, 2), atol=1e-6)

@@ -31,3 +31,18 @@ def test_initial_weights_follow_the_generator_only():
 def test_unknown_model_lists_valid_names():
     with pytest.raises(ValueError, match="resnet8, resnet20, resnet32"):
         build_model("vgg16", 10)
+
+
+def test_conv_net_has_the_parameters_its_layout_implies():
+    # ConvNet(w): 3x3 stem to w/2, three blocks (w_in -> w_out, w_out -> w_out) at w, 2w, 4w, BN after each
+    # convolution (2 parameters per channel), a linear classifier. Counted here from the layout alone.
+    def oracle(width, num_classes):
+        stem = width // 2
+        total = 3 * 9 * stem + 2 * stem
+        in_channels = stem
+        for out_channels in (width, 2 * width, 4 * width):
+            total += in_channels * 9 * out_channels + out_channels * 9 * out_channels + 4 * out_channels
+            in_channels = out_channels
+        return total + 4 * width * num_classes + num_classes
+    for name, width in (("convnet-s", 24), ("convnet-m", 32), ("convnet-l", 48)):
+        assert count_parameters(build_model(name, 10)) == oracle(width, 10)
