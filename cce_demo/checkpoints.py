@@ -28,6 +28,7 @@ from torch import nn
 from . import __version__
 from .config import TrainConfig
 from .engine import Event, RunResult
+from .heads import prepare_for_loss
 from .status import JobStatus
 from .models import build_model
 
@@ -345,7 +346,8 @@ def load_models(record: RunRecord, seed: int | None = None) -> dict[str, nn.Modu
             raise RunCorruptError(f"{record.run_dir}: no {loss} model for seed {chosen}; saved seeds: {sorted(by_seed)}")
         file_name = by_seed[chosen]
         path = record.run_dir / Path(file_name).name  # never follow a path out of the run directory
-        model = build_model(record.config.model, num_classes)
+        # The same head the loss trained with (LDAM: a scaled cosine classifier, same parameter names).
+        model = prepare_for_loss(build_model(record.config.model, num_classes), loss)
         try:
             state = load_file(str(path))  # a missing file (deleted meanwhile) is an OSError, handled below
             model.load_state_dict(state, strict=True)

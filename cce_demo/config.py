@@ -16,7 +16,15 @@ DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("cosine", "linear", "ldam", "authors")
 # Kept here rather than imported from losses/models so that config stays at the bottom of the import graph;
 # tests check these tuples against the registries.
-LOSS_NAMES = ("ce", "cce", "cce_reference", "focal", "logit_adjusted")
+BASE_LOSS_NAMES = ("ce", "cce", "cce_reference", "focal", "logit_adjusted", "ldam")
+# Deferred re-weighting (DRW, Cao et al. 2019) is an option of every loss, written as the suffix "_drw"
+# ("ce_drw", "ldam_drw"), so CE and CE-DRW can train side by side in one paired run.
+DRW_SUFFIX = "_drw"
+LOSS_NAMES = (*BASE_LOSS_NAMES, *(name + DRW_SUFFIX for name in BASE_LOSS_NAMES))
+# Schedules without a step decay (cosine, linear) start DRW at this fraction of training; step schedules start
+# it at their first decay (ldam: 80 %, authors: 50 %). 0.8 is where LDAM-DRW's own schedule starts it (epoch
+# 160 of 200), so a cosine run re-weights over the same last fifth of training.
+DEFAULT_DRW_START_FRACTION = 0.8
 MODEL_NAMES = ("resnet8", "resnet20", "resnet32", "convnet-s", "convnet-m", "convnet-l")
 
 MAX_BATCH_SIZE = 4096
@@ -39,6 +47,10 @@ class TrainConfig:
     balancing_factor: float = 1.0  # reference-form CCE (seed code): CE - balancing_factor * S
     focal_gamma: float = 2.0
     logit_adjustment_tau: float = 1.0
+    # Deferred re-weighting of the "_drw" losses: the effective-number beta of the class-balanced weights and,
+    # for schedules without a step decay, the fraction of training after which the weights apply.
+    drw_beta: float = 0.9999
+    drw_start_fraction: float = DEFAULT_DRW_START_FRACTION
     model: str = "resnet8"
     epochs: int = 12
     batch_size: int = 128
@@ -47,6 +59,9 @@ class TrainConfig:
     nesterov: bool = True  # the demo's default; the ldam-drw and authors presets use plain momentum
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
+    # The warm-up's learning rate rises once per epoch (LDAM-DRW: lr * (e + 1) / 5 in epoch e) rather than
+    # every step; then warmup_epochs must be a whole number.
+    warmup_per_epoch: bool = False
     schedule: str = "cosine"
     seeds: tuple[int, ...] = (0,)
     # The long-tailed subset is drawn with its own seed so that every training seed sees the same images.
@@ -93,11 +108,15 @@ class TrainConfig:
         _check_int("batch_size", self.batch_size, minimum=1, maximum=MAX_BATCH_SIZE)
         _check_number("learning_rate", self.learning_rate, minimum=0.0, maximum=1e6, exclusive_minimum=True)
         _check_number("momentum", self.momentum, minimum=0.0, maximum=0.999)
-        for flag in ("nesterov", "augment", "test_time_flip"):
+        for flag in ("nesterov", "augment", "test_time_flip", "warmup_per_epoch"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag}: must be true or false, got {getattr(self, flag)!r}")
         _check_number("weight_decay", self.weight_decay, minimum=0.0, maximum=1.0)
         _check_number("warmup_epochs", self.warmup_epochs, minimum=0.0, maximum=float(self.epochs))
+        if self.warmup_per_epoch and float(self.warmup_epochs) != int(self.warmup_epochs):
+            raise ValueError(f"warmup_epochs: must be a whole number with warmup_per_epoch, got {self.warmup_epochs}")
+        _check_number("drw_beta", self.drw_beta, minimum=0.0, maximum=0.999999)
+        _check_number("drw_start_fraction", self.drw_start_fraction, minimum=0.0, maximum=0.999)
         _check_number("gamma", self.gamma, minimum=-100.0, maximum=100.0)
         _check_number("balancing_factor", self.balancing_factor, minimum=-100.0, maximum=100.0)
         _check_number("focal_gamma", self.focal_gamma, minimum=0.0, maximum=10.0)
@@ -118,13 +137,17 @@ class TrainConfig:
         return 100 if self.dataset == "cifar100" else 10
 
     def loss_options(self, name: str) -> dict[str, float]:
-        """The keyword options `losses.get_loss` takes for `name` under this config."""
-        return {
+        """The keyword options `losses.get_loss` takes for `name` under this config (the class counts and the
+        DRW start epoch come from the data and the schedule: the engine adds them)."""
+        reweighted = name.endswith(DRW_SUFFIX)
+        base = name[: -len(DRW_SUFFIX)] if reweighted else name
+        options = {
             "cce": {"gamma": self.gamma},
             "cce_reference": {"balancing_factor": self.balancing_factor},
             "focal": {"gamma": self.focal_gamma},
             "logit_adjusted": {"tau": self.logit_adjustment_tau},
-        }.get(name, {})
+        }.get(base, {})
+        return {**options, "drw_beta": self.drw_beta} if reweighted else options
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -179,8 +202,10 @@ def _check_number(
 #   recall for both losses, so the per-class comparison would show nothing (measured; docs/design.md).
 # standard: the real long-tail protocol (ratio 100) with the small net and enough epochs to reach the
 #   accuracy ResNet-20 gets in 12 epochs, in about 10 minutes for the pair.
-# ldam-drw: the schedule of LDAM-DRW (Cao et al. 2019; ResNet-32, 200 epochs, weight decay 2e-4, x0.01 at
-#   epoch 160 and x0.0001 at 180). Meant for a GPU.
+# ldam-drw: LDAM-DRW (Cao et al. 2019): ResNet-32, 200 epochs, SGD lr 0.1 without Nesterov, weight decay 2e-4,
+#   5 warm-up epochs rising once per epoch, x0.01 at epoch 160 and x0.0001 at 180; LDAM with deferred
+#   re-weighting from epoch 160 (the first decay). It trains CE, both CCE forms, LDAM-DRW and CE-DRW in one
+#   paired run. Meant for a GPU.
 # authors: the CCE authors' own training script (unique-chan/Complement-Cross-Entropy at commit da6f592,
 #   my_utils/trainer.py and my_utils/parser.py): SGD lr 0.1, momentum 0.9 without Nesterov, weight decay 1e-4,
 #   batch 128, 5 warm-up epochs, x0.1 at epochs 100 and 150 of 200. Their script takes the network as an
@@ -202,8 +227,9 @@ PRESETS: dict[str, TrainConfig] = {
     ),
     "ldam-drw": TrainConfig(
         dataset="cifar10", profile="exp", imbalance_ratio=100.0, model="resnet32",
+        losses=("ce", "cce", "cce_reference", "ldam_drw", "ce_drw"),
         epochs=200, batch_size=128, learning_rate=0.1, weight_decay=2e-4, warmup_epochs=5.0, schedule="ldam",
-        nesterov=False,
+        nesterov=False, warmup_per_epoch=True,
     ),
     "authors": TrainConfig(
         dataset="cifar10", profile="exp", imbalance_ratio=100.0, model="resnet32",

@@ -4,6 +4,7 @@ records passed to a callback), checks a stop callback every step, never prints a
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -18,6 +19,7 @@ from torch import nn
 from . import metrics
 from .config import TrainConfig
 from .data import Dataset, DownloadCancelled, ImageSplit, augment_batch, load_dataset, long_tail_subset, to_model_input
+from .heads import prepare_for_loss
 from .losses import PartsLoss, complement_entropy, get_loss
 from .models import build_model
 from .status import JobStatus
@@ -27,6 +29,12 @@ EVAL_BATCH_SIZE = 500  # small enough that a stop request is seen within a fract
 # takes milliseconds, so stop requests are seen as quickly.
 CUDA_EVAL_BATCH_SIZE = 5000
 PRIOR_CORRECTION_TAU = 1.0  # post-hoc logit adjustment strength (Menon et al. 2021 use tau = 1)
+# Where each step schedule first decays, as a fraction of training (LDAM-DRW: epoch 160 of 200; the CCE
+# authors: epoch 100 of 200). Deferred re-weighting starts there; schedules without a step decay start it at
+# the config's drw_start_fraction.
+FIRST_DECAY_FRACTION = {"ldam": 0.8, "authors": 0.5}
+# fraction * epochs is rounded down to the epoch; this absorbs binary rounding (0.8 * 200 = 160.00000000000003).
+EPOCH_ROUNDING_TOLERANCE = 1e-9
 
 
 # ---------------------------------------------------------------- events
@@ -178,13 +186,18 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def learning_rate_at(step: int, total_steps: int, warmup_steps: int, base_rate: float, schedule: str) -> float:
-    """Linear warm-up over `warmup_steps` (per step, as both LDAM-DRW and the CCE authors do), then:
+def learning_rate_at(
+    step: int, total_steps: int, warmup_steps: int, base_rate: float, schedule: str, epoch_steps: int | None = None
+) -> float:
+    """Linear warm-up over `warmup_steps`, per step (as the CCE authors do) or, given `epoch_steps` (the steps
+    per epoch), once per epoch (as LDAM-DRW does: base * (e + 1) / W in 0-based epoch e of W), then:
     'cosine' to zero; 'ldam', LDAM-DRW's steps (x0.01 at 80 % and x0.0001 at 90 % of training, i.e. epochs 160
     and 180 of 200); 'authors', the CCE authors' steps (x0.1 at 50 % and x0.01 at 75 %, epochs 100 and 150 of
     200); 'linear', a straight decay to zero. Step schedules are fractions of training so shortened runs keep
     their shape. `step` is 0-based."""
     if step < warmup_steps:
+        if epoch_steps:
+            return base_rate * (step // epoch_steps + 1) / (warmup_steps / epoch_steps)
         return base_rate * (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     if schedule == "cosine":
@@ -195,10 +208,30 @@ def learning_rate_at(step: int, total_steps: int, warmup_steps: int, base_rate: 
         return base_rate * max(1.0 - progress, 1.0 / max(1, total_steps))
     fraction = step / total_steps
     if schedule == "ldam":
-        return base_rate * (1e-4 if fraction >= 0.9 else 1e-2 if fraction >= 0.8 else 1.0)
+        return base_rate * (1e-4 if fraction >= 0.9 else 1e-2 if fraction >= FIRST_DECAY_FRACTION["ldam"] else 1.0)
     if schedule == "authors":
-        return base_rate * (1e-2 if fraction >= 0.75 else 1e-1 if fraction >= 0.5 else 1.0)
+        return base_rate * (1e-2 if fraction >= 0.75 else 1e-1 if fraction >= FIRST_DECAY_FRACTION["authors"] else 1.0)
     raise ValueError(f"schedule: unknown schedule {schedule!r}; valid schedules: cosine, linear, ldam, authors")
+
+
+def drw_start_epoch(config: TrainConfig) -> int:
+    """The 0-based epoch from which deferred re-weighting applies: the epoch in which the schedule's first
+    decay starts (ldam: 160 of 200, as Cao et al.), or, for schedules without a step decay (cosine, linear),
+    the config's `drw_start_fraction` of the epochs, rounded down."""
+    fraction = FIRST_DECAY_FRACTION.get(config.schedule, config.drw_start_fraction)
+    return min(config.epochs - 1, math.floor(fraction * config.epochs + EPOCH_ROUNDING_TOLERANCE))
+
+
+@contextlib.contextmanager
+def fp32_evaluation():
+    """cuDNN convolutions without TF32 (on by default for them), so that "evaluated in fp32" holds on CUDA
+    too; the previous setting is restored afterwards. Matmuls already default to full fp32."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
 
 
 def autocast_for(device: torch.device) -> torch.autocast:
@@ -254,16 +287,17 @@ def evaluate(
     prior_shift = PRIOR_CORRECTION_TAU * log_prior(class_counts).to(device)
     predictions, corrected, loss_sum, entropy_sum = [], [], torch.zeros((), device=device), torch.zeros((), device=device)
     batch_size = CUDA_EVAL_BATCH_SIZE if device.type == "cuda" else EVAL_BATCH_SIZE
-    for start in range(0, len(test), batch_size):
-        if should_stop():
-            raise TrainingStopped(JobStatus.CANCELLED, "stopped by request")
-        images = to_model_input(test.images[start : start + batch_size], *normalisation)
-        targets = test.labels[start : start + batch_size]
-        logits = test_logits(model, images, flip)
-        loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
-        entropy_sum += complement_entropy(logits, targets).sum()
-        predictions.append(logits.argmax(dim=1))
-        corrected.append((logits - prior_shift).argmax(dim=1))
+    with fp32_evaluation():
+        for start in range(0, len(test), batch_size):
+            if should_stop():
+                raise TrainingStopped(JobStatus.CANCELLED, "stopped by request")
+            images = to_model_input(test.images[start : start + batch_size], *normalisation)
+            targets = test.labels[start : start + batch_size]
+            logits = test_logits(model, images, flip)
+            loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
+            entropy_sum += complement_entropy(logits, targets).sum()
+            predictions.append(logits.argmax(dim=1))
+            corrected.append((logits - prior_shift).argmax(dim=1))
     predicted = torch.cat(predictions)
     confusion = metrics.confusion_matrix(test.labels, predicted, num_classes).cpu()
     recall = metrics.per_class_recall(confusion).tolist()
@@ -287,6 +321,11 @@ def evaluate(
         ),
     )
     return evaluation, predicted
+
+
+def evaluation_is_finite(evaluation: Evaluation) -> bool:
+    """Whether every number of an evaluation is finite (NaN recalls of classes absent from the split aside)."""
+    return math.isfinite(evaluation.test_loss) and math.isfinite(evaluation.complement_entropy)
 
 
 def compare(
@@ -382,11 +421,15 @@ def _train_one_seed(
 ) -> None:
     num_classes = dataset.num_classes
     # Same initial weights for every loss: one draw, deep-copied.
+    # (LDAM's scaled cosine classifier takes its directions from the same initial linear weights.)
     initial = build_model(config.model, num_classes, torch.Generator().manual_seed(seed))
-    models = {name: copy.deepcopy(initial).to(device) for name in config.losses}
+    models = {name: prepare_for_loss(copy.deepcopy(initial), name).to(device) for name in config.losses}
     result.models[seed] = models
+    reweighting_from = drw_start_epoch(config)
     loss_modules: dict[str, PartsLoss] = {
-        name: get_loss(name, num_classes, class_counts=class_counts, **config.loss_options(name)).to(device)
+        name: get_loss(
+            name, num_classes, class_counts=class_counts, drw_start_epoch=reweighting_from, **config.loss_options(name)
+        ).to(device)
         for name in config.losses
     }
     optimisers = {
@@ -401,9 +444,12 @@ def _train_one_seed(
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    epoch_steps = steps_per_epoch if config.warmup_per_epoch else None
     normalisation = dataset.normalisation
     step = 0
     for epoch in range(1, config.epochs + 1):
+        # Deferred re-weighting switches each "_drw" loss to its class-weighted form at its start epoch.
+        active_losses = {name: module.for_epoch(epoch - 1) for name, module in loss_modules.items()}
         order = torch.randperm(len(train_split), generator=data_generator, device=device)
         for start in range(0, len(train_split), config.batch_size):
             started = time.perf_counter()
@@ -413,14 +459,14 @@ def _train_one_seed(
                 images = augment_batch(images, data_generator)
             inputs = to_model_input(images, *normalisation)
             targets = train_split.labels[indices]
-            rate = learning_rate_at(step, total_steps, warmup_steps, config.learning_rate, config.schedule)
+            rate = learning_rate_at(step, total_steps, warmup_steps, config.learning_rate, config.schedule, epoch_steps)
             values = []
             for name, model in models.items():
                 model.train()
                 for group in optimisers[name].param_groups:
                     group["lr"] = rate
                 with autocast_for(device):
-                    parts = loss_modules[name].parts(model(inputs), targets)
+                    parts = active_losses[name].parts(model(inputs), targets)
                 optimisers[name].zero_grad(set_to_none=True)
                 parts.total.backward()
                 optimisers[name].step()
@@ -433,7 +479,7 @@ def _train_one_seed(
             if bad:
                 raise TrainingStopped(
                     JobStatus.DIVERGED,
-                    f"the {', '.join(bad)} loss became {losses[bad[0]]} at step {step} (epoch {epoch}) of seed {seed}; "
+                    f"diverged at epoch {epoch}: the {', '.join(bad)} loss became {losses[bad[0]]} at step {step} of seed {seed}; "
                     f"the learning rate was {rate:.3g} — try a lower learning rate",
                 )
             elapsed = time.perf_counter() - started
@@ -455,6 +501,15 @@ def _train_one_seed(
             )
         result.evaluations[seed] = evaluations
         on_event(EpochMetrics(seed=seed, epoch=epoch, global_step=global_offset + step, evaluations=evaluations))
+        # A finite training loss can still leave non-finite weights (an overflow in the last step, a NaN in a
+        # BatchNorm statistic): then the test loss is not finite, and the run diverged rather than finished.
+        bad = [name for name, evaluation in evaluations.items() if not evaluation_is_finite(evaluation)]
+        if bad:
+            raise TrainingStopped(
+                JobStatus.DIVERGED,
+                f"diverged at epoch {epoch} of seed {seed}: the {', '.join(bad)} model's test metrics are not finite "
+                f"(test loss {evaluations[bad[0]].test_loss}) — try a lower learning rate",
+            )
     comparisons = tuple(
         compare(seed, result.baseline, name, test_split.labels, predictions, evaluations, num_classes)
         for name in config.losses

@@ -243,3 +243,68 @@ def test_flip_test_time_augmentation_averages_the_image_and_its_mirror():
     assert torch.allclose(test_logits(_Mirror(), inputs, flip=False), plain)
     # oracle: the mirror swaps the two columns, so both logits become their mean
     assert torch.allclose(flipped, plain.mean(dim=1, keepdim=True).expand(-1, 2), atol=1e-6)
+
+
+# ---------------------------------------------------------------- DRW, per-epoch warm-up, divergence, fp32
+
+
+def test_drw_starts_at_the_first_decay_or_at_the_stated_fraction():
+    from cce_demo.config import TrainConfig, preset
+    from cce_demo.engine import drw_start_epoch
+
+    assert drw_start_epoch(preset("ldam-drw")) == 160  # Cao et al.: epoch 160 of 200 (0-based), the first decay
+    assert drw_start_epoch(preset("authors")) == 100
+    assert drw_start_epoch(TrainConfig(schedule="cosine", epochs=10)) == 8  # the default 80 %
+    assert drw_start_epoch(TrainConfig(schedule="linear", epochs=10, drw_start_fraction=0.5)) == 5
+    assert drw_start_epoch(TrainConfig(schedule="cosine", epochs=1)) == 0
+
+
+def test_per_epoch_warm_up_rises_once_per_epoch():
+    """LDAM-DRW: lr = base * (e + 1) / 5 in 0-based epoch e < 5, the same for every step of that epoch."""
+    steps = 100
+    for step, expected in ((0, 0.02), (99, 0.02), (100, 0.04), (450, 0.1), (499, 0.1), (500, 0.1)):
+        assert learning_rate_at(step, 200 * steps, 5 * steps, 0.1, "ldam", epoch_steps=steps) == pytest.approx(expected)
+
+
+def test_drw_loss_trains_like_its_base_until_its_start_epoch(tiny_config):
+    """CE and CE-DRW in one paired run: identical after epoch 1 (DRW not yet on), different after epoch 2."""
+    config = tiny_config.replace(losses=("ce", "ce_drw"), imbalance_ratio=4.0, drw_start_fraction=0.5)
+    result, events = collect(config)
+    by_epoch = {event.epoch: event.evaluations for event in events if event.kind == "epoch"}
+    assert by_epoch[1]["ce"] == by_epoch[1]["ce_drw"]
+    ce, reweighted = result.models[0]["ce"], result.models[0]["ce_drw"]
+    assert not all(torch.equal(a, b) for a, b in zip(ce.parameters(), reweighted.parameters()))
+
+
+def test_ldam_trains_with_a_cosine_classifier(tiny_config):
+    from cce_demo.heads import ScaledCosineLinear
+
+    result, _ = collect(tiny_config.replace(losses=("ce", "ldam_drw"), epochs=1))
+    assert result.status == "done"
+    assert isinstance(result.models[0]["ldam_drw"].linear, ScaledCosineLinear)
+    assert not isinstance(result.models[0]["ce"].linear, ScaledCosineLinear)
+
+
+def test_non_finite_final_metrics_end_as_diverged_not_done(tiny_config, monkeypatch):
+    """A finite training loss with weights that give non-finite test logits is a diverged run."""
+    from cce_demo import engine
+
+    real = engine.test_logits
+    monkeypatch.setattr(engine, "test_logits", lambda model, inputs, flip: real(model, inputs, flip) * float("nan"))
+    result, events = collect(tiny_config.replace(epochs=1))
+    assert result.status == "diverged" and "diverged at epoch 1" in result.reason
+    assert events[-1].kind == "finished" and events[-1].status == "diverged"
+    assert result.models == {}
+
+
+def test_evaluation_turns_tf32_off_and_restores_it():
+    from cce_demo.engine import fp32_evaluation
+
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with fp32_evaluation():
+            assert torch.backends.cudnn.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is True
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
