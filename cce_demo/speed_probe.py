@@ -9,6 +9,10 @@ on a CPU) give one factor, measured / predicted, that scales every cost of that 
 
 A busy host at start-up makes the factor larger, which errs toward refusing a job rather than letting it run
 past its limit; the factor is clamped so that one bad measurement cannot make the estimate absurd.
+
+The probe can be stopped: `should_stop` is read after every step (the engine's own stop callback), so an app
+asked to shut down during its first seconds waits at most one probe step, never for the whole probe. A
+process that exits while a thread is still inside a torch kernel can abort in native code (exit 139).
 """
 from __future__ import annotations
 
@@ -17,13 +21,18 @@ import statistics
 
 from .budget import Calibration, ModelCost, calibration
 from .config import TrainConfig
-from .engine import StepMetrics, train_paired
+from .engine import StepMetrics, StopCallback, train_paired
+from .status import JobStatus
 
 PROBE_MODEL = "resnet8"
 PROBE_BATCH_SIZE = 100
 PROBE_STEPS = 8  # 800 synthetic images (80 per class) at batch 100: every step a full batch
 WARMUP_STEPS = 3  # the first steps pay one-off costs (thread pool, allocator, kernel selection): not timed
 FACTOR_RANGE = (0.125, 8.0)
+
+
+class ProbeStopped(Exception):
+    """The probe was asked to stop (the app is shutting down) before it had timed enough steps."""
 
 
 def probe_config(device: str) -> TrainConfig:
@@ -34,8 +43,9 @@ def probe_config(device: str) -> TrainConfig:
     )
 
 
-def measure_step_seconds(device: str = "cpu") -> float:
-    """Median seconds of one training step of the probe's pair (both models) after warm-up, on `device`."""
+def measure_step_seconds(device: str = "cpu", should_stop: StopCallback = lambda: False) -> float:
+    """Median seconds of one training step of the probe's pair (both models) after warm-up, on `device`.
+    Raises ProbeStopped when `should_stop` answered True before the probe finished."""
     config = probe_config(device)
     seconds: list[float] = []
 
@@ -44,8 +54,10 @@ def measure_step_seconds(device: str = "cpu") -> float:
             # The engine reports images through both models per second; the step's time follows from it.
             seconds.append(PROBE_BATCH_SIZE * len(config.losses) / event.images_per_second)
 
-    result = train_paired(config, on_event, allow_download=False)
-    if result.status != "done" or not seconds:
+    result = train_paired(config, on_event, should_stop, allow_download=False)
+    if result.status == JobStatus.CANCELLED:
+        raise ProbeStopped(f"speed probe stopped after {len(seconds)} timed step(s)")
+    if result.status != JobStatus.DONE or not seconds:
         raise RuntimeError(f"speed probe did not finish: {result.status} {result.reason}")
     return statistics.median(seconds)
 
@@ -77,8 +89,11 @@ def scaled_calibration(table: Calibration, device_type: str, factor: float) -> C
     return calibration(costs, data_seconds, table.measured | {device_type}, where)
 
 
-def probe(table: Calibration, device: str = "cpu") -> tuple[Calibration, float, float]:
-    """Time the probe on `device`; returns the scaled table, the factor and the measured step seconds."""
-    seconds = measure_step_seconds(device)
+def probe(
+    table: Calibration, device: str = "cpu", should_stop: StopCallback = lambda: False,
+) -> tuple[Calibration, float, float]:
+    """Time the probe on `device`; returns the scaled table, the factor and the measured step seconds. Raises
+    ProbeStopped when `should_stop` fired first."""
+    seconds = measure_step_seconds(device, should_stop)
     factor = speed_factor(seconds, table.cost(device, PROBE_MODEL))
     return scaled_calibration(table, device, factor), factor, seconds

@@ -52,7 +52,7 @@ def test_manager_probe_rescales_its_estimates(tmp_path):
 
 
 def test_a_failed_probe_keeps_the_table(tmp_path, monkeypatch):
-    def broken(device):
+    def broken(device, should_stop):
         raise RuntimeError("no device")
 
     monkeypatch.setattr(speed_probe, "measure_step_seconds", broken)
@@ -73,3 +73,22 @@ def test_the_app_probes_at_start_up_unless_told_not_to(tmp_path):
     with running_app(tmp_path / "plain") as app:
         time.sleep(1.0)
         assert app["manager"].calibration is CALIBRATION
+
+
+def test_the_probe_stops_when_asked(tmp_path):
+    with pytest.raises(speed_probe.ProbeStopped):
+        speed_probe.measure_step_seconds("cpu", should_stop=lambda: True)
+    manager = JobManager(tmp_path, allow_download=False, calibration=TABLE)
+    manager.begin_shutdown()  # the app is stopping: the probe gives up after at most one step, table unchanged
+    assert manager.time_this_host() is None and manager.calibration is TABLE
+    assert manager.join(timeout=60) and manager.threads_left() == []
+
+
+def test_shutdown_joins_the_probe_thread_whenever_it_comes(tmp_path):
+    # Finished or stopped mid-probe, the thread is gone once shutdown returns: nothing is left inside torch.
+    manager = JobManager(tmp_path, allow_download=False, calibration=TABLE)
+    manager.start_speed_probe()
+    assert manager.shutdown(timeout=120)
+    assert manager.threads_left() == []
+    manager.start_speed_probe()  # refused after shutdown: no thread outlives the manager
+    assert manager.threads_left() == []
