@@ -5,6 +5,14 @@ and persisted run directories. The only module that owns threads; the UI and the
 It also keeps a public deployment safe (`budget.Limits`): a job estimated over the time limit is refused
 before it takes a queue slot, a running job past its time limit is stopped as "timed out", a visitor holds
 at most a few queued or running jobs, and old runs are removed after each job (`retention`).
+
+Stopping. Stop shows at once: `cancel` marks a running job cancelled in memory right away, because on a busy
+host the worker (niced, so that request handlers keep the CPU) may take seconds to reach the end of its step.
+The job is then *recording* (`JobSnapshot.recording`): the worker stops after the step under way and writes
+what it trained; only then is the snapshot `is_finished` and the run directory settled. Whatever the memory
+says, the run directory ends up saying too (a failed write ends the job failed in both; a run directory that
+cannot be written at all is removed rather than left reading "running"). `shutdown` stops the start-up speed
+probe and every job and joins their threads, so the process can exit while no thread is inside torch.
 """
 from __future__ import annotations
 
@@ -32,8 +40,8 @@ from .budget import (
 from .config import TrainConfig
 from .data import DataUnavailableError
 from .engine import Event, RunResult, resolve_device, train_paired
-from .retention import apply_retention
-from .speed_probe import probe
+from .retention import apply_retention, remove_run
+from .speed_probe import ProbeStopped, probe
 from .status import FINISHED, JobStatus
 
 TERMINAL = FINISHED  # kept as a name: the job states after which nothing changes
@@ -42,6 +50,9 @@ DEFAULT_MAX_QUEUE = 8
 DEFAULT_KEEP_FINISHED = 16  # finished jobs kept in memory; older ones are read back from disk
 MAX_TOMBSTONES = 1000  # final snapshots of evicted jobs that never started (no run directory to read back)
 WORKER_NICENESS = 10  # training threads yield the CPU to request handlers, so the UI stays responsive
+PROBE_THREAD = "speed-probe"
+STOP_REASON = "stopped by request"  # the engine's own words for a stop, kept so that memory and disk agree
+SHUTDOWN_REASON = "the app shut down"
 # Progress of a run replayed from disk whose model has no cost figures: training steps only.
 STEPS_ONLY_COST = ModelCost(train_seconds_per_image=1.0, train_seconds_per_step=0.0, eval_seconds_per_image=0.0)
 
@@ -101,10 +112,14 @@ class JobSnapshot:
     # Who submitted it (a browser session or a client address). For comparing with the caller's own id
     # only: never show it to, or send it in an API answer to, anyone else.
     client_id: str | None = None
+    # Stopped (the status already reads cancelled) but the worker is still ending the step under way and
+    # writing what it trained; the run directory settles when this turns False.
+    recording: bool = False
 
     @property
     def is_finished(self) -> bool:
-        return self.status in TERMINAL
+        """Nothing about this job changes any more: a final status, and its run directory written."""
+        return self.status in TERMINAL and not self.recording
 
 
 @dataclass
@@ -137,6 +152,13 @@ class _Job:
     estimate: CostEstimate | None = None
     time_limit_seconds: float | None = None
     timed_out: bool = False  # set (by the worker, under the lock) when the time limit stopped it
+    # Set by `cancel` / `shutdown` with the status: why it was stopped (recorded on disk with these words),
+    # while `recording` says the worker has not yet written what it trained.
+    stop_reason: str | None = None
+    recording: bool = False
+    # The run directory could not be written, so what it says is wrong or gone: this job's final snapshot is
+    # kept in memory for good (a tombstone) instead of being read back from disk.
+    disk_unreliable: bool = False
     # Progress and ETA: the work plan in estimated seconds (from the "started" event), the evaluations done,
     # and monotonic clock readings: when the job started, when the work started (data loaded) and when the
     # last event came, with the ETA computed then.
@@ -231,8 +253,13 @@ class _Job:
             started_at=self.started_at, finished_at=self.finished_at,
             estimate_seconds=self.estimate.total_seconds if self.estimate is not None else None,
             estimate_text=self.estimate.text if self.estimate is not None else "",
-            time_limit_seconds=self.time_limit_seconds, client_id=self.client_id,
+            time_limit_seconds=self.time_limit_seconds, client_id=self.client_id, recording=self.recording,
         )
+
+    @property
+    def settled(self) -> bool:
+        """A final status and nothing left for the worker to write."""
+        return self.status in TERMINAL and not self.recording
 
 
 _DISK_SNAPSHOTS: OrderedDict[tuple[str, float, float], JobSnapshot] = OrderedDict()
@@ -329,6 +356,9 @@ class JobManager:
         self._tombstones: OrderedDict[str, JobSnapshot] = OrderedDict()
         self._workers: dict[str, list[threading.Thread]] = {}
         self._closed = False
+        # Set by `shutdown`: read (without the lock) by the speed probe after each of its steps.
+        self._stopping = threading.Event()
+        self._probe_thread: threading.Thread | None = None
         self._retention_lock = threading.Lock()  # one pass at a time when several workers finish together
         self._apply_retention(keep=None)  # limits lowered since the last start take effect now
 
@@ -337,15 +367,31 @@ class JobManager:
     def time_this_host(self, device: str = "cpu") -> float | None:
         """Scale the estimate's cost table for `device` to this host with the start-up speed probe
         (`speed_probe.py`: eight real training steps, one to two seconds). Returns the factor, or None when the
-        probe failed, in which case the table stays as it was. The app runs this once, in a background
-        thread, at start-up; estimates made before it finishes use the table."""
+        probe failed or was stopped by `shutdown`, in which case the table stays as it was. The app runs this
+        once at start-up in the background (`start_speed_probe`); estimates made before it finishes use the
+        table."""
+        logger.info("speed probe on %s: timing a few training steps", device)
         try:
-            self.calibration, factor, seconds = probe(self.calibration, device)
+            self.calibration, factor, seconds = probe(self.calibration, device, should_stop=self._stopping.is_set)
+        except ProbeStopped as stopped:
+            logger.info("%s: the app is shutting down", stopped)
+            return None
         except Exception as error:  # a failed probe must not stop the app: the table still holds
             logger.warning("speed probe on %s failed (%s); estimates use the calibration table", device, error)
             return None
         logger.info("speed probe on %s: %.3f s per probe step, %.2f times the calibration table", device, seconds, factor)
         return factor
+
+    def start_speed_probe(self, device: str = "cpu") -> None:
+        """Run `time_this_host` in a background thread (the page is served meanwhile); `shutdown` stops it
+        within a probe step and joins it."""
+        with self._lock:
+            if self._closed or self._probe_thread is not None:
+                return
+            # Not a daemon: should anything skip `shutdown`, the interpreter still waits for it at exit
+            # instead of tearing torch down under it.
+            self._probe_thread = threading.Thread(target=self.time_this_host, args=(device,), name=PROBE_THREAD)
+            self._probe_thread.start()
 
     def estimate(self, config: TrainConfig) -> CostEstimate:
         """How long `config` should take here (what `submit` checks against `limits.max_job_minutes`). Raises
@@ -394,22 +440,16 @@ class JobManager:
             return [job.snapshot(self._queue_position(job.job_id)) for job in jobs]
 
     def cancel(self, job_id: str) -> bool:
-        """Stop a running job (within a step) or drop a queued one. False if it had already finished."""
+        """Drop a queued job, or stop a running one: it reads cancelled at once, and the worker stops after
+        the step under way and records what it trained (`JobSnapshot.recording` until then). True if this
+        job was queued or running (also when it was already being stopped); False if it had finished."""
         with self._lock:
             job = self._jobs.get(job_id)
             known_elsewhere = job is None and job_id in self._tombstones
+            if job is not None and job.recording:
+                return True
             if job is not None and job.status not in TERMINAL:
-                job.stop.set()
-                if job.status == JobStatus.QUEUED:
-                    self._queue.remove(job_id)
-                    job.status, job.error = JobStatus.CANCELLED, "cancelled before it started"
-                    job.message = _finished_message(job.status)
-                    job.finished_at = time.time()
-                    self._retire(job)
-                    self._touch_queue()
-                else:
-                    job.message = "Stopping…"
-                self._touch(job)
+                self._stop_job(job, STOP_REASON)
                 return True
         if job is None and not known_elsewhere:
             self._snapshot_from_disk(job_id)  # outside the lock; raises UnknownJobError for an unknown id
@@ -446,28 +486,71 @@ class JobManager:
 
         def settled() -> bool:
             job = self._jobs.get(job_id)
-            return job is None or job.status in TERMINAL or changed(job)
+            return job is None or job.settled or changed(job)
 
         with self._lock:
             self._changed.wait_for(settled, timeout)
         return self.snapshot(job_id)
 
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Cancel everything and stop the workers (running jobs record 'cancelled' with what they trained)."""
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """`begin_shutdown`, then `join` for up to `timeout` seconds; True when every thread has ended."""
+        self.begin_shutdown()
+        return self.join(timeout)
+
+    def begin_shutdown(self) -> None:
+        """Stop everything, without waiting: no new jobs; the speed probe stops after its step under way;
+        queued jobs are dropped; running jobs read cancelled at once, stop after their step under way and
+        record what they trained. Idempotent."""
         with self._lock:
             self._closed = True
-            for job_id in list(self._queue):
-                job = self._jobs[job_id]
-                job.status, job.error, job.finished_at = JobStatus.CANCELLED, "the app shut down", time.time()
-            self._queue.clear()
-            for job in self._jobs.values():
-                job.stop.set()
+            self._stopping.set()
+            for job in list(self._jobs.values()):
+                if job.status not in TERMINAL:
+                    self._stop_job(job, SHUTDOWN_REASON)
             self._changed.notify_all()
-            workers = [thread for threads in self._workers.values() for thread in threads]
-        for thread in workers:
-            thread.join(timeout)
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds in all for the speed probe and the workers to end (after
+        `begin_shutdown`). True when none is left: the process may exit with no thread inside torch."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads():
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        left = self.threads_left()
+        if left:
+            logger.warning("shutdown: still running after %.1f s: %s", timeout, ", ".join(left))
+        return not left
+
+    def threads_left(self) -> list[str]:
+        """Names of the background threads still running: PROBE_THREAD, or a worker ("cce-train-…"), which
+        after `begin_shutdown` is still stopping or recording its job. Only the probe's work is disposable:
+        a job left unrecorded reads as interrupted after the next start."""
+        return [thread.name for thread in self._threads() if thread.is_alive()]
+
+    def _threads(self) -> list[threading.Thread]:
+        with self._lock:
+            threads = [thread for threads in self._workers.values() for thread in threads]
+            return ([self._probe_thread] if self._probe_thread is not None else []) + threads
 
     # ------------------------------------------------------------ internals (call with the lock held)
+
+    def _stop_job(self, job: _Job, reason: str) -> None:
+        """Cancel `job` now, as far as anyone reading it can tell. A queued one is simply dropped; a running
+        one keeps `recording` until the worker has written what it trained, with the same reason."""
+        job.stop.set()
+        if job.status == JobStatus.RUNNING and job.timed_out:
+            return  # already stopping over its time limit: it ends timed out, as it was going to
+        job.status, job.error, job.finished_at = JobStatus.CANCELLED, reason, time.time()
+        if job.job_id in self._queue:
+            self._queue.remove(job.job_id)
+            job.error = "cancelled before it started" if reason == STOP_REASON else reason
+            job.message = _finished_message(job.status)
+            self._retire(job)
+            self._touch_queue()
+        else:
+            job.stop_reason, job.recording = reason, True
+            job.message = "Stopped: saving what it trained…"
+        self._touch(job)
 
     def _touch(self, job: _Job) -> None:
         job.version += 1
@@ -533,9 +616,9 @@ class JobManager:
         self._finished_order.append(job.job_id)
         while len(self._finished_order) > self.keep_finished:
             evicted = self._jobs.pop(self._finished_order.pop(0), None)
-            if evicted is not None and evicted.run_dir is None:
-                # Cancelled before it started: no run directory to read back, so keep its (small) final
-                # snapshot, in a bounded record, so its id still answers.
+            if evicted is not None and (evicted.run_dir is None or evicted.disk_unreliable):
+                # Cancelled before it started, or its run directory could not be written: nothing right to
+                # read back, so keep its (small) final snapshot, in a bounded record, so its id still answers.
                 self._tombstones[evicted.job_id] = evicted.snapshot(None)
                 while len(self._tombstones) > MAX_TOMBSTONES:
                     self._tombstones.popitem(last=False)
@@ -559,18 +642,24 @@ class JobManager:
                 self._touch(job)
             status, reason = self._run(job)
             # Before the job reads as finished, so that whoever waits for it sees the runs directory settled.
-            self._apply_retention(keep=job.job_id)
+            # Not while shutting down: the next start applies the limits anyway, and exiting should not wait.
+            if not self._stopping.is_set():
+                self._apply_retention(keep=job.job_id)
             with self._lock:
-                job.status, job.error, job.finished_at = status, reason, time.time()
+                job.status, job.error, job.recording = status, reason, False
+                job.finished_at = job.finished_at if job.stop_reason is not None else time.time()
                 job.message = _finished_message(status)
                 self._retire(job)
                 self._touch(job)
 
     def _run(self, job: _Job) -> tuple[JobStatus, str]:
-        """Train one job and write its run directory; never raises (a job's failure is its own)."""
+        """Train one job and write its run directory; never raises (a job's failure is its own). Returns the
+        final status and reason, which are what the run directory says too."""
         writer = None
         started = self._clock()
         deadline = None if job.time_limit_seconds is None else started + job.time_limit_seconds
+        run_dir = self.runs_dir / job.job_id
+        existed_before = run_dir.exists()  # never remove a folder this job did not create
 
         def should_stop() -> bool:
             # Checked by the engine every step: a Stop press, or the wall-clock limit (a wrong estimate).
@@ -599,6 +688,11 @@ class JobManager:
             status = JobStatus(result.status)
             if status == JobStatus.DIVERGED:
                 status = JobStatus.FAILED
+            elif job.stop_reason is not None:
+                # It read "cancelled" from the moment Stop was pressed, and stays so, with the same reason on
+                # disk; also when the last step under way happened to finish the run.
+                status = JobStatus.CANCELLED
+                result = dataclasses.replace(result, reason=job.stop_reason)
             elif status == JobStatus.CANCELLED and job.timed_out:
                 status = JobStatus.TIMED_OUT
                 result = dataclasses.replace(result, reason=self._timeout_reason(self._clock() - started, result))
@@ -606,15 +700,36 @@ class JobManager:
             return status, result.reason
         except Exception as error:  # noqa: BLE001 - isolation: any failure ends this job, not the app
             reason = str(error) if isinstance(error, (DataUnavailableError, ValueError)) else f"{type(error).__name__}: {error}"
-            if writer is not None:
-                try:
-                    writer.fail(reason)
-                except Exception as write_error:  # noqa: BLE001 - e.g. a full disk; the job still ends
-                    reason += f" (and its run directory could not be updated: {write_error})"
-            return JobStatus.FAILED, reason
+            return JobStatus.FAILED, self._record_failure(job, writer, run_dir if not existed_before else None, reason)
         finally:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+    def _record_failure(self, job: _Job, writer: RunWriter | None, own_dir: Path | None, reason: str) -> str:
+        """Make the run directory say 'failed', as the job will in memory; returns the reason to show. If the
+        directory cannot be written (a full disk, lost permissions), a run left reading "running" would be
+        listed as training for as long as the app runs: it is removed instead (rename, then delete, as
+        retention does), and the job's final snapshot stays in memory in its place."""
+        if writer is not None:
+            try:
+                writer.fail(reason)
+                return reason
+            except Exception as write_error:  # noqa: BLE001 - e.g. a full disk; the job still ends
+                reason += f" (and its run directory could not be updated: {write_error})"
+        with self._lock:
+            job.disk_unreliable = True
+        if own_dir is None or not own_dir.exists():
+            return reason
+        try:
+            remove_run(own_dir)
+        except OSError as remove_error:
+            logger.error("run %s could not be recorded as failed nor removed (%s); it reads as running until the "
+                         "app restarts, then as interrupted", job.job_id, remove_error)
+            return reason
+        with self._lock:
+            job.run_dir = None
+        logger.warning("run %s could not be written; its folder was removed: %s", job.job_id, reason)
+        return reason + "; its unfinished run folder was removed"
 
     def _timeout_reason(self, elapsed: float, result: RunResult) -> str:
         margin = round((self.limits.timeout_margin - 1) * 100)
@@ -629,7 +744,7 @@ class JobManager:
         if self.limits.keep_runs is None and self.limits.max_runs_mb is None:
             return
         with self._lock:
-            protected = {job_id for job_id, job in self._jobs.items() if job.status not in TERMINAL}
+            protected = {job_id for job_id, job in self._jobs.items() if not job.settled}
         if keep is not None:
             protected.add(keep)
         try:

@@ -1,3 +1,4 @@
+import os
 import threading
 import time
 
@@ -5,7 +6,7 @@ import pytest
 
 from cce_demo import jobs
 from cce_demo.budget import Limits, ModelCost, calibration
-from cce_demo.checkpoints import RunWriter, load_models, read_run
+from cce_demo.checkpoints import RunWriter, list_runs, load_models, read_run
 from cce_demo.config import preset
 from cce_demo.jobs import (
     MAX_STEP_POINTS, BudgetExceededError, ClientLimitError, JobManager, QueueFullError, UnknownJobError,
@@ -58,9 +59,11 @@ def test_cancel_while_running_stops_at_the_next_step(manager, long_config):
     job_id = manager.submit(long_config)
     wait_until(manager, job_id, lambda s: s.status == "running" and len(s.steps) > 0)
     assert manager.cancel(job_id)
-    step_at_cancel = manager.snapshot(job_id).steps[-1]["global_step"]
+    at_cancel = manager.snapshot(job_id)
+    assert at_cancel.status == "cancelled"  # at once, before the worker has reached the end of its step
+    step_at_cancel = at_cancel.steps[-1]["global_step"]
     snapshot = manager.wait(job_id, timeout=120)
-    assert snapshot.status == "cancelled", snapshot.error
+    assert snapshot.status == "cancelled" and snapshot.is_finished and not snapshot.recording, snapshot.error
     assert snapshot.steps[-1]["global_step"] <= step_at_cancel + 1
     record = read_run(manager.runs_dir / job_id)
     assert record.status == "cancelled"
@@ -406,3 +409,146 @@ def test_eta_before_the_data_is_loaded_is_the_estimate(manager, tiny_config):
     # Loading slower than estimated: the training and evaluation still lie ahead.
     assert job.eta_seconds(50.0 + 1e6) == pytest.approx(estimate.training_seconds + estimate.evaluation_seconds)
     assert job.snapshot(None).estimate_seconds == estimate.total_seconds
+
+
+# ---------------------------------------------------------------- stopping: at once, within a step, recorded
+
+
+class HeldStop:
+    """Wraps the engine's stop callback: once it answers True the worker is held there until `release`, so a
+    test sees the moment between Stop and the worker's recording without racing it."""
+
+    def __init__(self, monkeypatch):
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.niceness = None
+        real = jobs.train_paired
+
+        def training(config, on_event, should_stop, *args, **kwargs):
+            def held_stop():
+                self.niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+                stop = should_stop()
+                if stop and not self.released.is_set():
+                    self.held.set()
+                    self.released.wait(120)
+                return stop
+
+            return real(config, on_event, held_stop, *args, **kwargs)
+
+        monkeypatch.setattr(jobs, "train_paired", training)
+
+
+def test_stop_reads_cancelled_at_once_and_the_run_settles_when_recorded(tmp_path, long_config, monkeypatch):
+    held = HeldStop(monkeypatch)
+    manager = JobManager(tmp_path / "runs", allow_download=False, limits=Limits(max_jobs_per_client=1))
+    try:
+        job_id = manager.submit(long_config, client_id="visitor")
+        wait_until(manager, job_id, lambda s: s.status == "running" and len(s.steps) > 0)
+        assert manager.cancel(job_id)
+        assert held.held.wait(120)  # the worker has seen the stop and is held before it records anything
+        stopping = manager.snapshot(job_id)
+        assert stopping.status == "cancelled" and stopping.recording and not stopping.is_finished
+        assert stopping.error == "stopped by request" and manager.cancel(job_id)  # a second Stop is fine
+        assert read_run(manager.runs_dir / job_id).status == "running"  # not written yet: hence `recording`
+        assert manager.wait(job_id, timeout=0.01).recording  # wait() waits for the recording, not the status
+        # The visitor's slot is free at once: their next job queues behind the one being recorded.
+        follow_up = manager.submit(long_config.replace(epochs=1), client_id="visitor")
+        held.released.set()
+        settled = manager.wait(job_id, timeout=120)
+        assert settled.status == "cancelled" and settled.is_finished and not settled.recording
+        record = read_run(manager.runs_dir / job_id)
+        assert (record.status, record.metadata["reason"]) == ("cancelled", settled.error)  # disk agrees
+        assert set(load_models(record)) == {"ce", "cce"}  # what it trained is recorded
+        assert manager.wait(follow_up, timeout=120).status == "done"
+    finally:
+        held.released.set()
+        manager.shutdown()
+
+
+def test_the_worker_runs_niced(tmp_path, tiny_config, monkeypatch):
+    held = HeldStop(monkeypatch)
+    manager = JobManager(tmp_path / "runs", allow_download=False, worker_niceness=jobs.WORKER_NICENESS)
+    try:
+        assert manager.wait(manager.submit(tiny_config), timeout=120).status == "done"
+        # Read by the training thread itself; niceness only rises, so it is at least the configured value.
+        assert held.niceness >= jobs.WORKER_NICENESS
+    finally:
+        manager.shutdown()
+
+
+def test_shutdown_cancels_a_running_job_and_records_it(tmp_path, long_config):
+    manager = JobManager(tmp_path / "runs", allow_download=False, worker_niceness=0)
+    job_id = manager.submit(long_config)
+    queued = manager.submit(long_config)
+    wait_until(manager, job_id, lambda s: s.status == "running" and len(s.steps) > 0)
+    manager.begin_shutdown()
+    assert manager.snapshot(job_id).status == "cancelled" and manager.snapshot(queued).status == "cancelled"
+    assert manager.join(timeout=120) and manager.threads_left() == []
+    record = read_run(manager.runs_dir / job_id)
+    assert (record.status, record.metadata["reason"]) == ("cancelled", "the app shut down")
+    assert set(load_models(record)) == {"ce", "cce"}
+    assert not (manager.runs_dir / queued).exists()
+    with pytest.raises(RuntimeError, match="shut down"):
+        manager.submit(long_config)
+
+
+def _unwritable_finish(monkeypatch):
+    """The run folder cannot be written once training is over (a full disk): finish and fail both raise."""
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RunWriter, "finish", disk_full)
+    monkeypatch.setattr(RunWriter, "fail", disk_full)
+
+
+def test_a_run_that_cannot_be_recorded_is_not_left_running_on_disk(tmp_path, tiny_config, monkeypatch):
+    _unwritable_finish(monkeypatch)
+    manager = JobManager(tmp_path / "runs", allow_download=False, keep_finished=1, worker_niceness=0)
+    try:
+        job_id = manager.submit(tiny_config)
+        snapshot = manager.wait(job_id, timeout=120)
+        assert snapshot.status == "failed" and "No space left" in snapshot.error and "removed" in snapshot.error
+        assert snapshot.run_dir is None and not (manager.runs_dir / job_id).exists()
+        records, problems = list_runs([manager.runs_dir])
+        assert records == [] and problems == []  # nothing on disk says "running" (or anything else)
+        monkeypatch.undo()
+        manager.wait(manager.submit(tiny_config), timeout=120)  # evicts the failed job from memory...
+        assert job_id not in {job.job_id for job in manager.list_jobs()}
+        assert manager.snapshot(job_id).status == "failed"  # ...whose final snapshot still answers
+    finally:
+        manager.shutdown()
+
+
+def test_a_run_that_cannot_be_recorded_nor_removed_still_reads_failed(tmp_path, tiny_config, monkeypatch):
+    _unwritable_finish(monkeypatch)
+
+    def cannot_remove(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(jobs, "remove_run", cannot_remove)
+    manager = JobManager(tmp_path / "runs", allow_download=False, keep_finished=1, worker_niceness=0)
+    try:
+        job_id = manager.submit(tiny_config)
+        assert manager.wait(job_id, timeout=120).status == "failed"
+        monkeypatch.undo()
+        manager.wait(manager.submit(tiny_config), timeout=120)  # evicted: never read back from its folder
+        assert manager.snapshot(job_id).status == "failed"
+    finally:
+        manager.shutdown()
+
+
+def test_a_run_folder_that_cannot_be_created_leaves_nothing_behind(tmp_path, tiny_config, monkeypatch):
+    from cce_demo import checkpoints
+
+    def read_only(path, value):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(checkpoints, "write_json_atomic", read_only)
+    manager = JobManager(tmp_path / "runs", allow_download=False, worker_niceness=0)
+    try:
+        job_id = manager.submit(tiny_config)
+        snapshot = manager.wait(job_id, timeout=120)
+        assert snapshot.status == "failed" and "Permission denied" in snapshot.error
+        assert list(manager.runs_dir.iterdir()) == []  # no empty folder listed as an unreadable run
+    finally:
+        manager.shutdown()
