@@ -1,7 +1,9 @@
 """Bounded disk: remove the oldest runs of a runs directory beyond a count and/or a total size.
 
 Only valid run directories (a readable run.json whose run id is the folder's name) are counted and removed;
-anything else in the folder is left alone, since it is not ours to judge. Runs that are queued or running in
+anything else in the folder is left alone, since it is not ours to judge. Runs are ordered by when this
+server received them (`received_at`), never by a date an uploader could write: an imported run dated 2099
+must not count as the newest and push everyone else's runs out. Runs that are queued or running in
 this app (`protected_ids`) and runs another live process is writing are never removed. Shipped runs live in
 another directory, which is never passed here.
 """
@@ -22,6 +24,35 @@ MEGABYTE = 1_000_000
 # A run being removed is first renamed to a hidden name (list_runs skips names starting with "."), so a
 # reader never sees half a run; leftovers of an interrupted removal are finished off on the next pass.
 REMOVING_PREFIX = ".removing-"
+
+
+@dataclass(frozen=True)
+class DiskRules:
+    """The bounds of a runs directory (budget.Limits' keep_runs and max_runs_mb; None: no bound)."""
+
+    keep_runs: int | None = None
+    max_runs_mb: float | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.keep_runs is not None or self.max_runs_mb is not None
+
+    def room_for(self, runs: "list[RunOnDisk]", new_bytes: int) -> str | None:
+        """Why a new run of `new_bytes` cannot be added to `runs` and stay within the bounds once retention
+        has removed what it may (only unprotected runs), or None when it can. Pure."""
+        protected = [run for run in runs if run.protected]
+        if self.keep_runs is not None and len(protected) >= self.keep_runs:
+            return (f"the runs directory already holds {len(protected)} runs that are training (at most "
+                    f"{self.keep_runs} runs are kept here); try again when they have finished")
+        if self.max_runs_mb is not None:
+            limit = self.max_runs_mb * MEGABYTE
+            if new_bytes > limit:
+                return f"this run is {new_bytes / MEGABYTE:.1f} MB, more than the {self.max_runs_mb:g} MB kept for runs here"
+            held = sum(run.size_bytes for run in protected)
+            if held + new_bytes > limit:
+                return (f"this run ({new_bytes / MEGABYTE:.1f} MB) does not fit beside the runs that are training "
+                        f"({held / MEGABYTE:.1f} MB of the {self.max_runs_mb:g} MB kept for runs here)")
+        return None
 
 
 @dataclass(frozen=True)
@@ -46,12 +77,29 @@ def directory_size(path: Path) -> int:
     return total
 
 
-def _created(metadata: dict, path: Path) -> float:
-    """When the run was created: run.json's created_at, or the file's modification time if that is unreadable."""
+def _timestamp(text: object) -> float | None:
     try:
-        return datetime.datetime.strptime(metadata["created_at"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except (KeyError, TypeError, ValueError):
-        return (path / METADATA_FILE).stat().st_mtime
+        return datetime.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
+
+
+def received_at(metadata: dict, path: Path | None = None) -> float:
+    """When this server received the run: an import's `imported.imported_at` (written here by transfer.py,
+    which replaces whatever the upload said), else its `created_at` (written here by the trainer, so an
+    imported run's own created_at is never used), else run.json's modification time (0 without a path)."""
+    imported = metadata.get("imported")
+    stamp = _timestamp(imported.get("imported_at")) if isinstance(imported, dict) else _timestamp(metadata.get("created_at"))
+    if stamp is not None:
+        return stamp
+    try:
+        return (path / METADATA_FILE).stat().st_mtime if path is not None else 0.0
+    except OSError:
+        return 0.0
+
+
+def _created(metadata: dict, path: Path) -> float:
+    return received_at(metadata, path)
 
 
 def runs_on_disk(runs_dir: Path, protected_ids: Iterable[str] = ()) -> list[RunOnDisk]:
@@ -93,7 +141,9 @@ def choose_removals(runs: list[RunOnDisk], keep_runs: int | None, max_runs_mb: f
 
 
 def remove_run(path: Path) -> None:
-    """Hide the run under a temporary name in one rename, then delete it."""
+    """Hide the run under a temporary name in one rename, then delete it. The rename is atomic: readers see
+    the whole run or nothing, and a delete that fails half-way leaves only a hidden leftover that the next
+    retention pass finishes (never an empty folder that lists as an unreadable run)."""
     hidden = path.with_name(f"{REMOVING_PREFIX}{path.name}-{secrets.token_hex(3)}")
     os.rename(path, hidden)
     shutil.rmtree(hidden, ignore_errors=True)

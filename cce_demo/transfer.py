@@ -6,6 +6,11 @@ directory, bounds the unpacked size while it streams (a lying header cannot get 
 safetensors (nothing is ever unpickled), checks run.json and events.jsonl against what the app reads and the
 weights against the model the config names, and only then renames the validated directory into place. Every
 refusal is an `ImportRefused` naming the reason, and leaves nothing behind.
+
+An import obeys the same disk rules as a finished job (`retention.DiskRules`): one that could not fit is
+refused before anything is written, and retention runs right after it. Every number is range-checked (finite,
+probabilities in [0, 1], counts no larger than the test set, finite weights), and events.jsonl may hold only
+the event kinds the trainer writes, no more lines than a run of its config can produce.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import struct
 import tempfile
 import threading
 import time
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -31,12 +37,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .checkpoints import (
-    EVENTS_FILE, FILE_MODE, FORMAT_VERSION, METADATA_FILE, RUN_ID_PATTERN, RunCorruptError, read_events, read_run,
+    EVENTS_FILE, FILE_MODE, FORMAT_VERSION, METADATA_FILE, RUN_ID_PATTERN, RunCorruptError, read_run,
     weights_file_name, write_json_atomic,
 )
 from .config import TrainConfig
+from .data import SOURCE_MAX_PER_CLASS
 from .jobs import job_from_run_dir
+from .metrics import GROUP_NAMES
 from .models import build_model
+from .retention import DiskRules, apply_retention, runs_on_disk
 from .status import JobStatus
 
 CURVES_FILE = "curves.csv"
@@ -66,6 +75,13 @@ ACCEPTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 # "interrupted" (no process here trains it, and its models, if any, are from its last saved state).
 UNFINISHED_STATUSES = ("running", "queued")
 INTERRUPTED_REASON = "it was still training when it was exported; its models are from its last saved state"
+# The event kinds the trainer writes (engine.py); anything else in an upload is refused, not kept.
+EVENT_KINDS = frozenset({"status", "started", "step", "epoch", "seed_finished", "finished"})
+# Status lines of one run: the loading messages (a download reports its progress) and a few more per seed.
+MAX_STATUS_EVENTS = 400
+MAX_INTEGER_DIGITS = 13  # no count, step or seed of a real run comes near 10^12 (a 4,000-digit one broke SSE)
+MAX_MAGNITUDE = 1e12  # any float: losses, rates, throughputs
+TEST_SET_SIZE = {"cifar10": 10_000, "cifar100": 10_000}  # synthetic: synthetic_test_per_class x classes
 
 
 class ExportRefused(ValueError):
@@ -83,6 +99,7 @@ class ImportedRun:
     renamed: bool
     original_run_id: str
     status: str
+    removed: tuple[str, ...] = ()  # older runs retention removed to make room for it
 
     def to_dict(self) -> dict[str, Any]:
         """For the API: the run's id and what happened, without the server's paths."""
@@ -92,14 +109,43 @@ class ImportedRun:
 # ---------------------------------------------------------------- CSVs (pure)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A value as a CSV cell that no spreadsheet runs as a formula: text starting with = + - @ or a control
+    character gets a leading apostrophe (OWASP's advice for CSV injection); numbers stay numbers, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
         # repr-exact floats (csv writes str(), the shortest round-trip form); None (NaN in the run) stays empty.
-        writer.writerow(["" if value is None else value for value in row])
+        writer.writerow([spreadsheet_cell(value) for value in row])
     return buffer.getvalue()
+
+
+def iter_events(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """The event history, one line at a time (a long run's log is never held whole); a torn or garbled line
+    (a crash mid-append) is skipped, as `checkpoints.read_events` does."""
+    path = Path(run_dir) / EVENTS_FILE
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8", errors="replace") as file:
+        for line in file:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                yield event
 
 
 def curve_rows(events: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Any, ...]]:
@@ -171,10 +217,9 @@ def export_run(run_dir: str | os.PathLike, destination_dir: str | os.PathLike) -
             if not (run_dir / file_name).is_file():
                 raise ExportRefused(f"export: run {run_id!r} is missing its model file {file_name}")
             names.append(file_name)
-    events = read_events(run_dir)
-    derived = {
-        CURVES_FILE: curves_csv(events),
-        RECALL_FILE: recall_csv(last_evaluations(events, record.final), record.class_names, record.class_counts),
+    derived = {  # two streaming passes over the log
+        CURVES_FILE: curves_csv(iter_events(run_dir)),
+        RECALL_FILE: recall_csv(last_evaluations(iter_events(run_dir), record.final), record.class_names, record.class_counts),
     }
     destination_dir = Path(destination_dir)
     destination_dir.mkdir(parents=True, exist_ok=True)
@@ -326,9 +371,23 @@ def _reject_constant(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:  # 1e999 parses as inf
+        raise ValueError(f"{text[:30]} is out of range for a run's numbers")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ValueError(f"a {len(text)}-digit number is out of range for a run's numbers")
+    return int(text)
+
+
 def parse_json(text: str) -> Any:
-    """Strict JSON: NaN and Infinity (which Python would accept) are refused; the app writes them as null."""
-    return json.loads(text, parse_constant=_reject_constant)
+    """Strict JSON: NaN and Infinity (which Python would accept) are refused, the app writing them as null; so
+    are numbers no run produces (1e999, which Python reads as infinity, and integers of more than 13 digits)."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
 
 
 def _is_number(value: Any) -> bool:
@@ -344,8 +403,27 @@ def _numbers(values: Iterable[Any]) -> bool:
     return all(value is None or _is_number(value) for value in values)
 
 
-def _counts(values: Iterable[Any]) -> bool:
-    return all(_is_whole(value) and value >= 0 for value in values)
+def _counts(values: Iterable[Any], maximum: int | None = None) -> bool:
+    return all(_is_whole(value) and value >= 0 and (maximum is None or value <= maximum) for value in values)
+
+
+def _fraction(value: Any) -> bool:
+    """A probability or rate: a number in [0, 1], or None (a NaN written by the app)."""
+    return value is None or (_is_number(value) and 0.0 <= value <= 1.0)
+
+
+def _difference(value: Any) -> bool:
+    """A difference of two fractions: a number in [-1, 1]."""
+    return _is_number(value) and -1.0 <= value <= 1.0
+
+
+def _nonnegative(value: Any) -> bool:
+    return value is None or (_is_number(value) and 0.0 <= value <= MAX_MAGNITUDE)
+
+
+def test_set_size(config: TrainConfig) -> int:
+    """Images in the (balanced) test split a run of `config` is scored on."""
+    return TEST_SET_SIZE.get(config.dataset, config.synthetic_test_per_class * config.num_classes)
 
 
 def _require(condition: bool, where: str, problem: str) -> None:
@@ -353,42 +431,86 @@ def _require(condition: bool, where: str, problem: str) -> None:
         raise ImportRefused(f"import: {where}: {problem}")
 
 
-def check_evaluation(evaluation: Any, num_classes: int, where: str) -> None:
-    """One model's test evaluation, as the compare view and recall.csv read it."""
+def check_evaluation(evaluation: Any, num_classes: int, where: str, test_images: int | None = None) -> None:
+    """One model's test evaluation, as the compare view and recall.csv read it, every number in its range:
+    accuracies and recalls in [0, 1], a non-negative test loss, a complement entropy within [0, log(K − 1)],
+    and confusion counts that add up to at most the test set (`test_images`)."""
     _require(isinstance(evaluation, dict), where, "an evaluation must be an object")
-    for key in ("test_loss", "accuracy", "balanced_accuracy", "complement_entropy"):
-        _require(key in evaluation and (evaluation[key] is None or _is_number(evaluation[key])), where, f"{key} must be a number")
+    _require("test_loss" in evaluation and _nonnegative(evaluation["test_loss"]), where, "test_loss must be a number >= 0")
+    for key in ("accuracy", "balanced_accuracy"):
+        _require(key in evaluation and _fraction(evaluation[key]), where, f"{key} must be a number in [0, 1]")
+    entropy = evaluation.get("complement_entropy", "missing")
+    top = math.log(max(num_classes - 1, 1)) + 1e-6
+    _require(entropy is None or (_is_number(entropy) and 0.0 <= entropy <= top), where,
+             f"complement_entropy must be a number in [0, log(K - 1) = {top:.3f}]")
     recall = evaluation.get("per_class_recall")
-    _require(isinstance(recall, list) and len(recall) == num_classes and _numbers(recall),
-             where, f"per_class_recall must be {num_classes} numbers")
+    _require(isinstance(recall, list) and len(recall) == num_classes and all(_fraction(value) for value in recall),
+             where, f"per_class_recall must be {num_classes} numbers in [0, 1]")
     groups = evaluation.get("group_recall")
-    _require(isinstance(groups, dict) and _numbers(groups.values()),
-             where, "group_recall must map group names to numbers")
+    _require(isinstance(groups, dict) and set(groups) <= set(GROUP_NAMES) and all(_fraction(v) for v in groups.values()),
+             where, f"group_recall must map {', '.join(GROUP_NAMES)} to numbers in [0, 1]")
+    corrected = evaluation.get("prior_corrected")
+    _require(corrected is None or (
+        isinstance(corrected, dict) and _fraction(corrected.get("accuracy")) and _fraction(corrected.get("balanced_accuracy"))
+        and (corrected.get("tau") is None or _nonnegative(corrected.get("tau")))
+        and isinstance(corrected.get("per_class_recall", []), list) and len(corrected.get("per_class_recall", [])) <= num_classes
+        and all(_fraction(value) for value in corrected.get("per_class_recall", []))
+        and isinstance(corrected.get("group_recall", {}), dict) and all(_fraction(v) for v in corrected.get("group_recall", {}).values())
+    ), where, "prior_corrected must hold accuracies and recalls in [0, 1]")
+    _require(evaluation.get("num_images") is None or (_is_whole(evaluation["num_images"]) and 0 <= evaluation["num_images"]
+                                                      <= (test_images or MAX_MAGNITUDE)), where, "num_images must be a count of test images")
     matrix = evaluation.get("confusion_matrix")
     _require(isinstance(matrix, list) and len(matrix) == num_classes
-             and all(isinstance(row, list) and len(row) == num_classes and _counts(row) for row in matrix),
+             and all(isinstance(row, list) and len(row) == num_classes and _counts(row, test_images) for row in matrix),
              where, f"confusion_matrix must be {num_classes}x{num_classes} counts")
+    if test_images is not None:
+        _require(sum(sum(row) for row in matrix) <= test_images, where,
+                 f"confusion_matrix counts more images than the {test_images:,} of the test set")
 
 
-def check_evaluations(evaluations: Any, losses: Sequence[str], num_classes: int, where: str) -> None:
+def check_evaluations(evaluations: Any, losses: Sequence[str], num_classes: int, where: str, test_images: int | None = None) -> None:
     _require(isinstance(evaluations, dict) and set(evaluations) <= set(losses), where,
              f"evaluations must be keyed by the run's losses {list(losses)}")
     for loss, evaluation in evaluations.items():
-        check_evaluation(evaluation, num_classes, f"{where}, {loss}")
+        check_evaluation(evaluation, num_classes, f"{where}, {loss}", test_images)
+
+
+def _mcnemar(test: Any, test_images: int) -> bool:
+    return (isinstance(test, dict) and _counts((test.get("only_a_correct"), test.get("only_b_correct")), test_images)
+            and _is_number(test.get("p_value")) and _fraction(test.get("p_value")))
 
 
 def check_comparison(comparison: Any, config: TrainConfig, where: str) -> None:
-    """One paired comparison, as the verdict reads it."""
+    """One paired comparison, as the verdict and the per-class differences read it."""
+    test_images = test_set_size(config)
     _require(isinstance(comparison, dict), where, "a comparison must be an object")
     _require(comparison.get("seed") in config.seeds and _is_whole(comparison.get("seed")), where, "seed must be one of the run's seeds")
     _require(comparison.get("baseline") in config.losses and comparison.get("other") in config.losses, where,
              "baseline and other must be the run's losses")
-    test = comparison.get("mcnemar")
-    _require(isinstance(test, dict) and _is_whole(test.get("only_a_correct")) and _is_whole(test.get("only_b_correct"))
-             and _is_number(test.get("p_value")), where, "mcnemar must hold only_a_correct, only_b_correct and p_value")
-    _require(isinstance(comparison.get("per_class_mcnemar", []), list), where, "per_class_mcnemar must be a list")
+    _require(_mcnemar(comparison.get("mcnemar"), test_images), where,
+             f"mcnemar must hold only_a_correct and only_b_correct (counts up to {test_images:,}) and p_value in [0, 1]")
+    per_class = comparison.get("per_class_mcnemar", [])
+    _require(isinstance(per_class, list) and len(per_class) <= config.num_classes
+             and all(_mcnemar(test, test_images) for test in per_class), where,
+             f"per_class_mcnemar must be at most {config.num_classes} McNemar results")
     for key in ("accuracy_difference", "balanced_accuracy_difference"):
-        _require(_is_number(comparison.get(key)), where, f"{key} must be a number")
+        _require(_difference(comparison.get(key)), where, f"{key} must be a number in [-1, 1]")
+
+
+def check_summaries(summaries: Any, config: TrainConfig, where: str) -> None:
+    """Per non-baseline loss, the across-seed summary the verdict reads: differences, mean and interval, all
+    in [-1, 1]."""
+    _require(isinstance(summaries, dict) and set(summaries) <= set(config.losses), where,
+             "summaries must be keyed by the run's losses")
+    for loss, summary in summaries.items():
+        _require(isinstance(summary, dict), where, f"the summary of {loss} must be an object")
+        differences, interval = summary.get("differences", []), summary.get("interval")
+        _require(isinstance(differences, list) and len(differences) <= len(config.seeds)
+                 and all(_difference(value) for value in differences), where, f"{loss}: differences must be numbers in [-1, 1]")
+        _require(summary.get("mean") is None or _difference(summary.get("mean")), where, f"{loss}: mean must be in [-1, 1]")
+        _require(interval is None or (isinstance(interval, list) and len(interval) == 2
+                                      and all(_is_number(end) for end in interval)),
+                 where, f"{loss}: interval must be two numbers")
 
 
 def check_metadata(metadata: Any) -> TrainConfig:
@@ -420,8 +542,13 @@ def check_metadata(metadata: Any) -> TrainConfig:
              and all(isinstance(name, str) and 0 < len(name) <= MAX_CLASS_NAME_LENGTH for name in names),
              METADATA_FILE, f"class_names must be {num_classes} names of 1 to {MAX_CLASS_NAME_LENGTH} characters ({config.dataset})")
     counts = metadata.get("class_counts")
-    _require(isinstance(counts, list) and len(counts) == num_classes and _counts(counts),
-             METADATA_FILE, f"class_counts must be {num_classes} counts ({config.dataset})")
+    most = SOURCE_MAX_PER_CLASS.get(config.dataset, 0)
+    _require(isinstance(counts, list) and len(counts) == num_classes and _counts(counts, most) and sum(counts) > 0,
+             METADATA_FILE, f"class_counts must be {num_classes} counts of at most {most:,} ({config.dataset}'s training images per class)")
+    test_images = test_set_size(config)
+    for key, top in (("num_train", sum(counts)), ("num_test", test_images)):
+        _require(metadata.get(key) is None or (_is_whole(metadata[key]) and 0 < metadata[key] <= top), METADATA_FILE,
+                 f"{key} must be a whole number from 1 to {top:,}")
     seed_keys = [str(seed) for seed in config.seeds]  # JSON object keys
     weights = metadata.get("weights") or {}
     _require(isinstance(weights, dict), METADATA_FILE, "weights must be an object")
@@ -438,12 +565,12 @@ def check_metadata(metadata: Any) -> TrainConfig:
     _require(isinstance(evaluations, dict), METADATA_FILE, "final.evaluations must be an object")
     for seed, by_loss in evaluations.items():
         _require(seed in seed_keys, METADATA_FILE, f"final.evaluations name seed {seed!r}, not one of {list(config.seeds)}")
-        check_evaluations(by_loss, config.losses, num_classes, f"{METADATA_FILE}, final evaluation of seed {seed}")
+        check_evaluations(by_loss, config.losses, num_classes, f"{METADATA_FILE}, final evaluation of seed {seed}", test_images)
     comparisons = final.get("comparisons") or []
     _require(isinstance(comparisons, list), METADATA_FILE, "final.comparisons must be a list")
     for comparison in comparisons:
         check_comparison(comparison, config, f"{METADATA_FILE}, final comparisons")
-    _require(isinstance(final.get("summaries") or {}, dict), METADATA_FILE, "final.summaries must be an object")
+    check_summaries(final.get("summaries") or {}, config, f"{METADATA_FILE}, final summaries")
     return config
 
 
@@ -451,17 +578,30 @@ def expected_weight_files(metadata: Mapping[str, Any]) -> set[str]:
     return {file_name for by_seed in (metadata.get("weights") or {}).values() for file_name in by_seed.values()}
 
 
+def max_events(metadata: Mapping[str, Any], config: TrainConfig) -> dict[str, int]:
+    """How many events of each kind a run of this config can write: one step event per training step of each
+    seed (the steps follow from the training images and the batch size), one epoch event per epoch and seed,
+    one seed_finished per seed, one started and one finished, and a bounded number of status lines."""
+    num_train = sum(metadata["class_counts"])
+    steps = math.ceil(num_train / config.batch_size) * config.epochs * len(config.seeds)
+    return {"status": MAX_STATUS_EVENTS, "started": 1, "step": steps, "epoch": config.epochs * len(config.seeds),
+            "seed_finished": len(config.seeds), "finished": 1}
+
+
 def check_event(event: Any, metadata: Mapping[str, Any], config: TrainConfig, where: str) -> None:
-    """One event, for the fields the compare view's replay and curves.csv read. Unknown kinds are kept: the
-    replay ignores them."""
-    _require(isinstance(event, dict) and isinstance(event.get("kind"), str), where, "an event must be an object with a kind")
+    """One event, for the fields the compare view's replay and curves.csv read. Only the trainer's own kinds
+    are accepted (an unknown kind was kept and replayed for nothing: an amplifier)."""
+    _require(isinstance(event, dict) and event.get("kind") in EVENT_KINDS, where,
+             f"an event must be an object whose kind is one of {', '.join(sorted(EVENT_KINDS))}")
     kind, losses = event["kind"], set(config.losses)
     if kind == "status":
-        _require(isinstance(event.get("message"), str), where, "a status event needs a message")
+        _require(isinstance(event.get("message"), str) and len(event["message"]) <= 1000, where,
+                 "a status event needs a message of at most 1,000 characters")
     elif kind == "started":
         _require(event.get("class_names") == metadata["class_names"] and event.get("class_counts") == metadata["class_counts"],
                  where, f"class names and counts differ from {METADATA_FILE}'s")
-        _require(_is_whole(event.get("total_steps")) and event["total_steps"] >= 0, where, "total_steps must be a whole number")
+        _require(_is_whole(event.get("total_steps")) and 0 <= event["total_steps"] <= max_events(metadata, config)["step"],
+                 where, "total_steps must be a whole number no larger than the config's training steps")
         _require(isinstance(event.get("device", ""), str), where, "device must be text")
     elif kind == "step":
         for key in ("seed", "step", "global_step"):
@@ -476,23 +616,29 @@ def check_event(event: Any, metadata: Mapping[str, Any], config: TrainConfig, wh
         _require(event.get("seed") in config.seeds and _is_whole(event.get("seed")), where, "seed must be one of the run's seeds")
         _require(_is_whole(event.get("epoch")) and _is_whole(event.get("global_step")), where,
                  "epoch and global_step must be whole numbers")
-        check_evaluations(event.get("evaluations"), config.losses, config.num_classes, where)
+        _require(1 <= event["epoch"] <= config.epochs, where, f"epoch must be from 1 to {config.epochs}")
+        check_evaluations(event.get("evaluations"), config.losses, config.num_classes, where, test_set_size(config))
     elif kind == "seed_finished":
         _require(isinstance(event.get("comparisons"), list), where, "comparisons must be a list")
         for comparison in event["comparisons"]:
             check_comparison(comparison, config, where)
     elif kind == "finished":
-        _require(isinstance(event.get("summaries"), dict), where, "summaries must be an object")
+        check_summaries(event.get("summaries"), config, where)
 
 
 def check_events_file(path: Path, metadata: Mapping[str, Any], config: TrainConfig) -> None:
-    """Every line is a valid event, except that a torn last line (a crash mid-append) is tolerated, as
+    """Every line is a valid event, read one line at a time, and no kind occurs more often than a run of this
+    config can write it (`max_events`), except that a torn last line (a crash mid-append) is tolerated, as
     `read_events` skips it."""
+    allowed = max_events(metadata, config)
+    seen: dict[str, int] = dict.fromkeys(allowed, 0)
+    total = sum(allowed.values())
     with open(path, "rb") as file:
         number = 0
         while line := file.readline(MAX_EVENT_LINE_BYTES + 1):
             number += 1
             where = f"{EVENTS_FILE} line {number}"
+            _require(number <= total, where, f"a run of this config writes at most {total:,} events")
             _require(len(line) <= MAX_EVENT_LINE_BYTES, where, f"longer than {_mebibytes(MAX_EVENT_LINE_BYTES)}")
             try:
                 event = parse_json(line.decode("utf-8"))
@@ -501,6 +647,9 @@ def check_events_file(path: Path, metadata: Mapping[str, Any], config: TrainConf
                     return  # a torn last line (a crash mid-append); a file that is nothing but one is refused
                 raise ImportRefused(f"import: {where} is not valid JSON ({error})") from error
             check_event(event, metadata, config, where)
+            seen[event["kind"]] += 1
+            _require(seen[event["kind"]] <= allowed[event["kind"]], where,
+                     f"more {event['kind']} events than a run of this config writes ({allowed[event['kind']]:,})")
 
 
 # ---------------------------------------------------------------- import: weights
@@ -526,6 +675,9 @@ def check_weights(path: Path, config: TrainConfig, num_classes: int) -> None:
             raise ImportRefused(
                 f"import: {path.name}: {key} is {got.dtype} {tuple(got.shape)}; {described} needs {tensor.dtype} {tuple(tensor.shape)}"
             )
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise ImportRefused(f"import: {path.name}: {key} holds NaN or infinite weights")
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
@@ -580,7 +732,10 @@ def remove_stale_staging(runs_dir: Path, now: float | None = None) -> None:
             continue  # removed meanwhile by another import
 
 
-def import_run(zip_path: str | os.PathLike, runs_dir: str | os.PathLike, *, other_roots: Iterable[str | os.PathLike] = ()) -> ImportedRun:
+def import_run(
+    zip_path: str | os.PathLike, runs_dir: str | os.PathLike, *, other_roots: Iterable[str | os.PathLike] = (),
+    rules: DiskRules = DiskRules(), protected_ids: Iterable[str] = (),
+) -> ImportedRun:
     """Import an exported run's zip as a new run directory in `runs_dir`, readable by `read_run` and
     `load_models`. Ids present in `runs_dir` or in any of `other_roots` (e.g. the shipped runs, which the
     app lists beside yours) count as taken; a taken id becomes `<id>-imported-<n>`.
@@ -589,6 +744,10 @@ def import_run(zip_path: str | os.PathLike, runs_dir: str | os.PathLike, *, othe
     validated whole, and renamed into place; any refusal removes it. run.json is rewritten with the final
     id, without the exporting process's owner, with an `imported` note, and a run exported while still
     "running" becomes "interrupted". The weights' own safetensors metadata keeps the original id.
+
+    `rules` bound the runs directory as they bound finished jobs: an upload that could not fit beside the
+    `protected_ids` (runs that are training) is refused before anything is written, and retention runs as
+    soon as the run is in place (the new run, received now, counts as the newest).
 
     Raises `ImportRefused` for any upload that is not such a run; an `OSError` only for a failure to write
     to `runs_dir` (e.g. a full disk)."""
@@ -610,9 +769,15 @@ def import_run(zip_path: str | os.PathLike, runs_dir: str | os.PathLike, *, othe
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, NotImplementedError) as error:
         raise ImportRefused(f"import: the file is not a zip archive ({error})") from error
+    protected = set(protected_ids)
     with archive:
         infos = archive.infolist()
         check_entries(infos)
+        if rules.bounded:
+            kept_bytes = sum(info.file_size for info in infos if info.filename not in DERIVED_FILES)
+            problem = rules.room_for(runs_on_disk(runs_dir, protected), kept_bytes)
+            if problem:
+                raise ImportRefused(f"import: {problem}")
         runs_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(runs_dir)
         staging = Path(tempfile.mkdtemp(dir=runs_dir, prefix=STAGING_PREFIX))
@@ -642,7 +807,40 @@ def import_run(zip_path: str | os.PathLike, runs_dir: str | os.PathLike, *, othe
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    return ImportedRun(run_id, runs_dir / run_id, run_id != original, original, status)
+    removed: list[str] = []
+    if rules.bounded:
+        removed = apply_retention(runs_dir, rules.keep_runs, rules.max_runs_mb, protected | {run_id})
+    return ImportedRun(run_id, runs_dir / run_id, run_id != original, original, status, tuple(removed))
+
+
+def prune_exports(directory: str | os.PathLike, max_age_seconds: float, keep: int, now: float | None = None) -> list[str]:
+    """Remove export zips (and temporary files of interrupted exports) older than `max_age_seconds`, and all but
+    the newest `keep`: a download is fetched within seconds, and Gradio serves its own copy of it. Returns
+    the names removed."""
+    directory = Path(directory)
+    now = time.time() if now is None else now
+    entries = []
+    for path in directory.glob("*.zip") if directory.is_dir() else ():
+        try:
+            entries.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    for path in directory.glob(".*.tmp") if directory.is_dir() else ():
+        try:
+            if now - path.stat().st_mtime > max_age_seconds:
+                path.unlink(missing_ok=True)
+        except OSError:
+            continue
+    entries.sort(reverse=True)
+    removed = []
+    for index, (stamp, path) in enumerate(entries):
+        if index >= keep or now - stamp > max_age_seconds:
+            try:
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+            except OSError:
+                continue
+    return removed
 
 
 def _read_metadata(path: Path) -> tuple[dict[str, Any], TrainConfig]:
