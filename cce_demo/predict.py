@@ -21,6 +21,13 @@ from .checkpoints import RunRecord, load_models
 from .data import IMAGE_SIZE, NORMALISATION, to_model_input
 
 MAX_UPLOAD_PIXELS = 25_000_000  # 25 megapixels: a large photo passes, a decompression bomb does not
+# At most this many pixels are ever decoded. What the models see is 32x32, so a large JPEG is decoded at 1/2,
+# 1/4 or 1/8 of its size (`Image.draft`, in the decoder, at a fraction of the cost); the other formats cannot
+# decode scaled and are refused above it. 4 MP (2048x2048) keeps the preview sharp and a decode in tens of ms.
+MAX_DECODED_PIXELS = 4_200_000
+# What the Classify tab promises (its label, the API's docs): Pillow's format ids. Nothing else is even
+# identified: TIFF, DDS, JPEG 2000, PCX, SGI, ... have decoders that a public upload has no reason to reach.
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 TOP_K = 5
 MODEL_CACHE_SIZE = 8  # runs whose models stay loaded
@@ -37,9 +44,24 @@ class PreparedImage:
     notes: tuple[str, ...]  # what was done to get there (mode conversion, upscaling…)
 
 
+def decoded_size(width: int, height: int, image_format: str | None) -> tuple[int, int] | None:
+    """The size an upload is decoded at: itself when it is at most MAX_DECODED_PIXELS, a JPEG's smallest
+    1/2, 1/4 or 1/8 scale still at least 32 pixels a side that fits, else None (refused). Pure."""
+    if width * height <= MAX_DECODED_PIXELS:
+        return width, height
+    if image_format != "JPEG":
+        return None
+    for scale in (2, 4, 8):
+        scaled = (-(-width // scale), -(-height // scale))  # the decoder rounds up
+        if scaled[0] * scaled[1] <= MAX_DECODED_PIXELS and min(scaled) >= IMAGE_SIZE:
+            return scaled
+    return None
+
+
 def open_upload(source: str | os.PathLike | bytes) -> Image.Image:
-    """Decode an untrusted upload fully, refusing empty, non-image, truncated and oversized files with a
-    clear message (never a stack trace)."""
+    """Decode an untrusted upload, refusing empty, non-image, truncated and oversized files and formats the
+    app does not name with a clear message (never a stack trace). Never decodes more than
+    MAX_DECODED_PIXELS: a large JPEG is decoded scaled down (`decoded_size`)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -58,13 +80,22 @@ def open_upload(source: str | os.PathLike | bytes) -> Image.Image:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its own limit; treat that as the refusal it should be.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             width, height = image.size
             if width * height > MAX_UPLOAD_PIXELS:
                 raise InvalidImageError(
                     f"The image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
                     f"the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels."
                 )
+            target = decoded_size(width, height, image.format)
+            if target is None:
+                raise InvalidImageError(
+                    f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); a {image.format} is "
+                    f"decoded up to {MAX_DECODED_PIXELS / 1e6:.0f} megapixels (a JPEG up to "
+                    f"{MAX_UPLOAD_PIXELS / 1e6:.0f}). The models see 32x32 pixels: a smaller copy works as well."
+                )
+            if target != (width, height):
+                image.draft(image.mode, target)  # JPEG: the decoder itself scales by 1/2, 1/4 or 1/8
             image.seek(0)  # animated formats: the first frame
             image.load()  # decode now, so truncation is caught here
     except InvalidImageError:
@@ -74,7 +105,7 @@ def open_upload(source: str | os.PathLike | bytes) -> Image.Image:
             f"The image is too large to decode safely: the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels."
         ) from error
     except UnidentifiedImageError as error:
-        raise InvalidImageError("This file is not an image Pillow can read (is it really a PNG or JPEG?).") from error
+        raise InvalidImageError("This file is not an image in a format the app reads (PNG, JPEG, WebP, GIF or BMP).") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InvalidImageError(f"The image is damaged or truncated and cannot be decoded ({error}).") from error
     return image

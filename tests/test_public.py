@@ -61,8 +61,8 @@ def test_one_job_per_visitor_by_address(client, other_client, public_app):
         with pytest.raises(AppError, match="You already have 1 job queued or running"):
             client.predict(LONG_BUT_ALLOWED, api_name="/start_comparison")
         second = other_client.predict(LONG_BUT_ALLOWED, api_name="/start_comparison")
-        assert manager.snapshot(first["job_id"]).client_id == "api:127.0.0.1"
-        assert manager.snapshot(second["job_id"]).client_id == "api:203.0.113.7"
+        assert manager.snapshot(first["job_id"]).client_id == "address:127.0.0.1"
+        assert manager.snapshot(second["job_id"]).client_id == "address:203.0.113.7"
         assert len(manager.active_jobs()) == 2
     finally:
         cancel_all(manager)

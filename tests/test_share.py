@@ -36,7 +36,7 @@ def ctx(tmp_path):
 
 def load(ctx, **query):
     request = types.SimpleNamespace(query_params=query)
-    return handlers.on_load(ctx, None, 0.8, "quick", "cifar10", "exp", 10, request=request)
+    return handlers.on_load(ctx, None, None, 0.8, "quick", "cifar10", "exp", 10, request=request)
 
 
 def test_a_query_fills_the_form_and_starts_nothing(ctx):
@@ -97,12 +97,13 @@ def test_download_and_upload_in_the_runs_tab(ctx):
     exported = runs.on_export_run(ctx, [SHIPPED_RUN])[ui.run_zip]
     path = exported.value["path"] if isinstance(exported.value, dict) else exported.value
     assert zipfile.ZipFile(path).namelist().count("recall.csv") == 1
-    imported = runs.on_import_run(ctx, str(path))
+    visitor = load(ctx)[ui.visitor]
+    imported = runs.on_import_run(ctx, str(path), visitor)
     new_id = imported[ui.run_choice].value[0]
     assert new_id.startswith(f"{SHIPPED_RUN}-imported-")  # the shipped run's id is taken
     assert new_id in imported[ui.transfer_note] and imported[ui.run_choice].value == [new_id]
     assert imported[ui.classify_run].value == new_id
-    refused = runs.on_import_run(ctx, str(CAT))
+    refused = runs.on_import_run(ctx, str(CAT), visitor)
     assert "zip" in refused[ui.transfer_note] and ui.run_choice not in refused
 
 

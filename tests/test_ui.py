@@ -238,13 +238,15 @@ def ctx(finished, tmp_path):
     live.shutdown()
 
 
-def load(ctx, memory=None):
-    return handlers.on_load(ctx, memory, 0.8, "quick", "cifar10", "exp", 10)
+def load(ctx, memory=None, visitor=None):
+    """A page load: `memory` is what the browser sends from its localStorage, `visitor` the session's state."""
+    return handlers.on_load(ctx, memory, visitor, 0.8, "quick", "cifar10", "exp", 10)
 
 
-def start(ctx, memory_json, **changes):
+def start(ctx, page, **changes):
+    """Start pressed on a loaded page (its session's visitor, as the server holds it)."""
     form = form_values(**{"epochs": 300, "seeds": "0", **changes})
-    return handlers.on_start(ctx, memory_json, 0.8, *form.values())
+    return handlers.on_start(ctx, page[ctx.ui.visitor], 0.8, *form.values())
 
 
 def test_load_gives_the_browser_an_id_and_shows_the_shipped_run(ctx, finished):
@@ -252,7 +254,8 @@ def test_load_gives_the_browser_an_id_and_shows_the_shipped_run(ctx, finished):
     updates = load(ctx)
     ui = ctx.ui
     memory = BrowserMemory.from_json(updates[ui.memory])
-    assert memory.client_id and memory.job_id is None
+    assert memory.token and memory.job_id is None
+    assert ctx.app.signer.verify(memory.token) == updates[ui.visitor]
     assert updates[ui.view] == ViewRef("run", snapshot.job_id, "Shipped run")
     assert updates[ui.start].interactive is True and updates[ui.stop].interactive is False
     assert "Over 2 seeds" in updates[ui.verdict] and "next run: CIFAR-10, ratio 10" in updates[ui.counts_chart]
@@ -261,30 +264,31 @@ def test_load_gives_the_browser_an_id_and_shows_the_shipped_run(ctx, finished):
 
 def test_start_makes_one_job_per_browser_and_stop_reaches_it(ctx):
     ui, manager = ctx.ui, ctx.app.manager
-    memory_json = load(ctx)[ui.memory]
-    first = start(ctx, memory_json)
+    page = load(ctx)
+    first = start(ctx, page)
     job_id = first[ui.view].id
     assert first[ui.start].interactive is False and first[ui.stop].interactive is True
     assert BrowserMemory.from_json(first[ui.memory]).job_id == job_id
-    again = start(ctx, memory_json)  # a second click, even with the memory from before the first answer
+    again = start(ctx, page)  # a second click, even with the memory from before the first answer
     assert again[ui.view].id == job_id and len(manager.list_jobs()) == 1
-    reloaded = load(ctx, memory_json)  # a reload re-attaches, with Stop enabled
+    reloaded = load(ctx, page[ui.memory])  # a reload (a new session) re-attaches by the signed token
     assert reloaded[ui.view] == ViewRef("job", job_id, "Your run") and reloaded[ui.stop].interactive is True
-    stopped = handlers.on_stop(ctx, reloaded[ui.memory], reloaded[ui.view])
+    visitor = reloaded[ui.visitor]
+    stopped = handlers.on_stop(ctx, visitor, reloaded[ui.view])
     assert stopped[ui.stop].interactive is False
     assert manager.wait(job_id, timeout=30).status == JobStatus.CANCELLED
-    tick = handlers.on_tick(ctx, reloaded[ui.view], reloaded[ui.drawn], reloaded[ui.memory], 0.8)
+    tick = handlers.on_tick(ctx, reloaded[ui.view], reloaded[ui.drawn], visitor, 0.8)
     assert tick[ui.start].interactive is True and "cancelled" in tick[ui.status]
-    assert handlers.on_tick(ctx, reloaded[ui.view], tick[ui.drawn], reloaded[ui.memory], 0.8) == {}  # nothing new
+    assert handlers.on_tick(ctx, reloaded[ui.view], tick[ui.drawn], visitor, 0.8) == {}  # nothing new
 
 
 def test_simultaneous_starts_from_one_browser_make_one_job(ctx):
-    memory_json = load(ctx)[ctx.ui.memory]
+    page = load(ctx)
     barrier, results = threading.Barrier(4), []
 
     def click():
         barrier.wait()
-        results.append(start(ctx, memory_json)[ctx.ui.view].id)
+        results.append(start(ctx, page)[ctx.ui.view].id)
 
     threads = [threading.Thread(target=click) for _ in range(4)]
     for thread in threads:
@@ -297,21 +301,30 @@ def test_simultaneous_starts_from_one_browser_make_one_job(ctx):
 
 def test_a_second_browser_watches_but_cannot_stop(ctx):
     ui = ctx.ui
-    mine = load(ctx)[ui.memory]
+    mine = load(ctx)
     job_id = start(ctx, mine)[ui.view].id
     other = load(ctx)
     assert other[ui.view].id == job_id and "another browser" in other[ui.view].title
-    assert other[ui.stop].interactive is False
+    assert other[ui.stop].interactive is False and "only while your own run" in other[ui.stop].value
     with pytest.raises(gr.Error, match="no queued or running job"):
-        handlers.on_stop(ctx, other[ui.memory], other[ui.view])
+        handlers.on_stop(ctx, other[ui.visitor], other[ui.view])
+    # The other browser claims the job in its localStorage, with a forged visitor id: it is still not its job.
+    forged = {"visitor": "v1." + "0" * 32 + "." + "f" * 64, "job_id": job_id}
+    claimed = load(ctx, forged)
+    assert claimed[ui.visitor] != mine[ui.visitor] and claimed[ui.stop].interactive is False
+    with pytest.raises(gr.Error, match="no queued or running job"):
+        handlers.on_stop(ctx, claimed[ui.visitor], claimed[ui.view])
+    with pytest.raises(gr.Error, match="reload the page"):  # a session that never loaded the page
+        handlers.on_stop(ctx, None, claimed[ui.view])
+    assert not ctx.app.manager.snapshot(job_id).is_finished
     ctx.app.manager.cancel(job_id)
 
 
 def test_invalid_settings_are_refused_with_one_log_line(ctx, caplog):
-    memory_json = load(ctx)[ctx.ui.memory]
+    page = load(ctx)
     with caplog.at_level(logging.WARNING, logger="cce_demo.ui"):
         with pytest.raises(gr.Error, match="epochs") as raised:
-            start(ctx, memory_json, epochs=-1)
+            start(ctx, page, epochs=-1)
     assert raised.value.print_exception is False  # Gradio prints no traceback
     assert len(caplog.records) == 1 and caplog.records[0].exc_info is None and "epochs" in caplog.records[0].getMessage()
     assert ctx.app.manager.list_jobs() == []
@@ -322,7 +335,7 @@ def test_repeat_queues_the_shown_settings_with_three_seeds(ctx, finished):
     loaded = load(ctx)
     shown = dataclasses.replace(loaded[ui.view])
     one = ViewRef("run", shown.id, shown.title)
-    updates = handlers.on_repeat(ctx, loaded[ui.memory], one, 0.8, "quick", "cifar10", "exp", 10)
+    updates = handlers.on_repeat(ctx, loaded[ui.visitor], one, 0.8, "quick", "cifar10", "exp", 10)
     job = ctx.app.manager.snapshot(updates[ui.view].id)
     assert job.config.seeds == (0, 1, 2) and job.config.dataset == "synthetic"
     ctx.app.manager.cancel(job.job_id)
@@ -409,32 +422,32 @@ def test_runs_overlay_two_runs(ctx, finished):
     overlay = runs.on_runs_selected(ctx, [job_id, snapshot.job_id])
     assert "A · CE" in overlay[ui.overlay_accuracy] and "B · CCE" in overlay[ui.overlay_accuracy]
     assert "A · CE" in overlay[ui.overlay_recall] and "hatch" in overlay[ui.overlay_recall]
-    opened = runs.on_open_run(ctx, [snapshot.job_id], load(ctx)[ui.memory], 0.8, "quick", "cifar10", "exp", 10)
+    opened = runs.on_open_run(ctx, [snapshot.job_id], load(ctx)[ui.visitor], 0.8, "quick", "cifar10", "exp", 10)
     assert opened[ui.view].kind == "run" and opened[ui.tabs].selected == "compare"
     with pytest.raises(gr.Error, match="exactly one"):
         runs.on_open_run(ctx, [job_id, snapshot.job_id], None, 0.8, "quick", "cifar10", "exp", 10)
     with pytest.raises(gr.Error, match="Shipped runs cannot be deleted"):
-        runs.on_delete_run(ctx, [snapshot.job_id])
+        runs.on_delete_run(ctx, [snapshot.job_id], None)
 
 
 def test_drawn_and_memory_are_typed_and_json_at_the_edge():
-    memory = BrowserMemory.from_json({"client_id": "abc", "job_id": None})
-    assert memory == BrowserMemory("abc", None) and memory.to_json() == {"client_id": "abc", "job_id": None}
+    memory = BrowserMemory.from_json({"visitor": "abc", "job_id": None})
+    assert memory == BrowserMemory("abc", None) and memory.to_json() == {"visitor": "abc", "job_id": None}
     assert BrowserMemory.from_json("old-job-id").job_id == "old-job-id" and BrowserMemory.from_json(7) == BrowserMemory()
-    assert BrowserMemory().with_client().client_id
+    assert BrowserMemory.from_json({"client_id": "from-an-older-app"}).token is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         Drawn().version = 3
 
 
 def test_tick_redraws_the_verdict_when_the_job_starts_running(ctx):
     ui, manager = ctx.ui, ctx.app.manager
-    first = start(ctx, load(ctx)[ui.memory])
+    first = start(ctx, load(ctx))
     job_id = first[ui.view].id
     snapshot = manager.wait_for_change(job_id, -1, timeout=30)
     while snapshot.status != JobStatus.RUNNING:
         snapshot = manager.wait_for_change(job_id, snapshot.version, timeout=30)
     drawn = dataclasses.replace(first[ui.drawn], status="queued", epochs=len(snapshot.epochs), version=snapshot.version - 1)
-    tick = handlers.on_tick(ctx, first[ui.view], drawn, first[ui.memory], 0.8)
+    tick = handlers.on_tick(ctx, first[ui.view], drawn, first[ui.visitor], 0.8)
     assert "running" in tick[ui.verdict] and tick[ui.drawn].status == "running"
     manager.cancel(job_id)
 

@@ -7,8 +7,9 @@ message naming the parameter and what it expects, never with Gradio's generic "h
 
 Who is asking: an API call is identified by the client address as Gradio reports it (`request.client.host`,
 which uvicorn takes from X-Forwarded-For only when the connection comes from an address in
-FORWARDED_ALLOW_IPS, by default 127.0.0.1 and ::1); the per-visitor job limit counts jobs per address.
-Browser clicks use the page's own client id instead (handlers.py).
+FORWARDED_ALLOW_IPS, by default 127.0.0.1 and ::1; identity.py); the per-visitor job limit counts jobs per
+address, browser and API alike. In public mode (a Space) /cancel_job stops only the caller's own jobs, and
+/classify, /import_run and /export_run are rate-limited per address (admission.py).
 """
 from __future__ import annotations
 
@@ -24,8 +25,10 @@ from ..jobs import JobSnapshot, UnknownJobError
 from ..transfer import ExportRefused, ImportRefused
 from .catalog import runs_records
 from .classify import classify_file
+from .admission import RefusedError
 from .context import UiContext
 from .errors import user_error
+from .identity import address_key, address_of
 from .settings import config_from_request
 
 MAX_SHOWN = 40  # characters of a refused value echoed back in a message
@@ -85,10 +88,8 @@ def in_upload_cache(path: str) -> bool:
 
 
 def client_of(request: gr.Request | None) -> str | None:
-    """The visitor behind an API call: "api:<address>", or None when there is no request (a trusted caller)."""
-    client = getattr(request, "client", None) if request is not None else None
-    host = getattr(client, "host", None)
-    return f"api:{host}" if host else None
+    """The visitor behind an API call: its address key, or None when there is no request (a trusted caller)."""
+    return address_key(request) if request is not None else None
 
 
 def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
@@ -127,12 +128,17 @@ def job_status(ctx: UiContext, job_id: Any) -> dict:
         raise user_error(short(str(error)), "api status") from None
 
 
-def cancel_job(ctx: UiContext, job_id: Any) -> dict:
+def cancel_job(ctx: UiContext, job_id: Any, caller: str | None = None) -> dict:
+    """Cancel a job. In public mode only the caller's own (submitted from its address); `caller` None is a
+    trusted caller."""
     try:
         job_id = check_id(job_id, "job_id", "job")
+        snapshot = ctx.app.manager.snapshot(job_id)
+        if ctx.app.public and caller is not None and not snapshot.is_finished and snapshot.client_id != caller:
+            raise PermissionError(f"job_id: job {job_id!r} was started by another visitor; only they can stop it")
         ctx.app.manager.cancel(job_id)
         return job_summary(ctx.app.manager.snapshot(job_id))
-    except (UnknownJobError, ValueError) as error:
+    except (UnknownJobError, ValueError, PermissionError) as error:
         raise user_error(short(str(error)), "api cancel") from None
 
 
@@ -140,12 +146,13 @@ def list_runs(ctx: UiContext) -> list:
     return runs_records(ctx.app.catalog, ctx.app.catalog.records()[0])
 
 
-def classify(ctx: UiContext, file_path: Any, run_id: Any) -> dict:
-    """Classify a local image file (a path this server trusts) with a run's models."""
+def classify(ctx: UiContext, file_path: Any, run_id: Any, address: str = "") -> dict:
+    """Classify a local image file (a path this server trusts) with a run's models; one at a time per address."""
     try:
         check_id(run_id, "run_id")
-        record, _, prepared, predictions = classify_file(ctx, file_path, run_id)
-    except (ValueError, RunCorruptError) as error:
+        with ctx.app.admission.running(address, "classify"):
+            record, _, prepared, predictions = classify_file(ctx, file_path, run_id)
+    except (ValueError, RunCorruptError, RefusedError) as error:
         raise user_error(short(str(error)), "api classify") from None
     return {
         "run_id": record.run_id, "notes": list(prepared.notes),
@@ -153,28 +160,28 @@ def classify(ctx: UiContext, file_path: Any, run_id: Any) -> dict:
     }
 
 
-def export_run(ctx: UiContext, run_id: Any) -> Path:
+def export_run(ctx: UiContext, run_id: Any, address: str = "") -> Path:
     """The run's zip (run.json, events.jsonl, weights, curves.csv, recall.csv), written to the app's exports
     directory; shipped runs too."""
     from .runs import export_zip
 
     try:
-        return export_zip(ctx, check_id(run_id, "run_id"))
-    except (ValueError, RunCorruptError) as error:  # ExportRefused is a ValueError
+        return export_zip(ctx, check_id(run_id, "run_id"), address)
+    except (ValueError, RunCorruptError, RefusedError) as error:  # ExportRefused is a ValueError
         raise user_error(short(str(error)), "api export") from None
 
 
-def import_run(ctx: UiContext, zip_path: str) -> dict:
+def import_run(ctx: UiContext, zip_path: str, address: str = "", owner: str | None = None) -> dict:
     """Import a run zip (a path this server trusts) into the runs directory: {run_id, original_run_id,
     renamed, status}."""
     from .runs import import_zip
 
     try:
-        return import_zip(ctx, zip_path).to_dict()
-    except (ImportRefused, ExportRefused, ValueError) as error:
+        return import_zip(ctx, zip_path, address, owner).to_dict()
+    except (ImportRefused, ExportRefused, ValueError, RefusedError) as error:
         raise user_error(short(str(error)), "api import") from None
     except OSError as error:
-        raise user_error(f"import: could not write the run here ({error.strerror or error})", "api import") from None
+        raise user_error(f"import: could not write the run here ({error.strerror or type(error).__name__})", "api import") from None
 
 
 def register_api(ctx: UiContext) -> None:
@@ -190,35 +197,35 @@ def register_api(ctx: UiContext) -> None:
         """Status, progress, ETA and latest metrics of a job (or of a finished run by its id)."""
         return job_status(ctx, job_id)
 
-    def api_cancel_job(job_id: str) -> dict:
-        """Cancel a queued or running job."""
-        return cancel_job(ctx, job_id)
+    def api_cancel_job(job_id: str, request: gr.Request) -> dict:
+        """Cancel a queued or running job (on a public deployment: one you started)."""
+        return cancel_job(ctx, job_id, client_of(request))
 
     def api_list_runs() -> list:
         """Every run on disk (yours and shipped): status, partial or not, balanced accuracy, differences to CE."""
         return list_runs(ctx)
 
-    def api_classify(file: FileData, run_id: str) -> dict:
+    def api_classify(file: FileData, run_id: str, request: gr.Request) -> dict:
         """Classify an image (`handle_file(path)`) with the models of the run `run_id`: each model's top 5."""
         try:
             path = check_file(file, "file", "an image (PNG, JPEG, WebP, GIF or BMP)")
         except ValueError as error:
             raise user_error(short(str(error)), "api classify") from None
-        return classify(ctx, path, run_id)
+        return classify(ctx, path, run_id, address_of(request))
 
-    def api_export_run(run_id: str) -> FileData:
+    def api_export_run(run_id: str, request: gr.Request) -> FileData:
         """A run as one zip: run.json, events.jsonl, the models' weights (safetensors) and the training curves and
         per-class recall as CSV. Import it elsewhere with /import_run."""
-        return FileData(path=str(export_run(ctx, run_id)))
+        return FileData(path=str(export_run(ctx, run_id, address_of(request))))
 
-    def api_import_run(file: FileData) -> dict:
+    def api_import_run(file: FileData, request: gr.Request) -> dict:
         """Import a run zip exported by this app (`handle_file(path)`): {run_id, original_run_id, renamed, status}.
         A taken id gets `-imported-<n>`."""
         try:
             path = check_file(file, "file", "a run zip")
         except ValueError as error:
             raise user_error(short(str(error)), "api import") from None
-        return import_run(ctx, path)
+        return import_run(ctx, path, address_of(request), client_of(request))
 
     gr.api(api_start_comparison, api_name="start_comparison")
     gr.api(api_job_status, api_name="job_status", concurrency_limit=None)

@@ -10,10 +10,12 @@ from typing import Any
 import pandas as pd
 
 from ..checkpoints import EVENTS_FILE, RUN_ID_PATTERN, RunRecord, list_runs, read_run
-from ..metrics import format_percent
+from ..retention import received_at
 from ..status import PARTIAL, JobStatus
+from .charts import finite
 from .evidence import points
 from .names import display_name, short_name
+from .views import percent_cell
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,11 @@ class RunCatalog:
     shipped_dirs: tuple[Path, ...] = ()
 
     def records(self) -> tuple[list[RunRecord], list[str]]:
-        return list_runs([self.runs_dir, *self.shipped_dirs])
+        """Every readable run, newest first by when this server received it (an upload's own date is not
+        trusted), and one message per unreadable directory."""
+        records, problems = list_runs([self.runs_dir, *self.shipped_dirs])
+        records.sort(key=lambda record: received_at(record.metadata), reverse=True)
+        return records, problems
 
     def find(self, run_id: str) -> RunRecord:
         if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
@@ -36,10 +42,12 @@ class RunCatalog:
         return record.run_dir.parent.resolve() != self.runs_dir.resolve()
 
     def default_run(self, records: list[RunRecord] | None = None) -> RunRecord | None:
-        """The newest finished run with weights, shipped runs first (so the app is useful at first open)."""
+        """The newest finished run with weights, shipped runs first (so the app is useful at first open), then
+        runs trained here; an uploaded run never becomes every visitor's first view."""
         if records is None:
             records, _ = self.records()
-        usable = [record for record in records if record.has_weights and record.status == JobStatus.DONE]
+        usable = [record for record in records if record.has_weights and record.status == JobStatus.DONE
+                  and not record.metadata.get("imported")]
         shipped = [record for record in usable if self.is_shipped(record)]
         return (shipped or usable or [None])[0]
 
@@ -101,15 +109,20 @@ def _differences(record: RunRecord) -> tuple[dict[str, float], dict[str, float],
     balanced: dict[str, list[float]] = {}
     tail: dict[str, list[float]] = {}
     for comparison in comparisons:
-        other, baseline, seed = comparison["other"], comparison["baseline"], str(comparison["seed"])
-        balanced.setdefault(other, []).append(100 * comparison["balanced_accuracy_difference"])
+        if not isinstance(comparison, dict):
+            continue
+        other, baseline, seed = comparison.get("other"), comparison.get("baseline"), str(comparison.get("seed"))
+        difference = finite(comparison.get("balanced_accuracy_difference"))
+        if difference is None:  # a diverged or damaged run: no number, no crash
+            continue
+        balanced.setdefault(other, []).append(100 * difference)
         by_loss = evaluations.get(seed) or {}
         try:
             mine = by_loss[other]["group_recall"]["tail"]
             base = by_loss[baseline]["group_recall"]["tail"]
         except (KeyError, TypeError):
             continue
-        if isinstance(mine, (int, float)) and isinstance(base, (int, float)):
+        if finite(mine) is not None and finite(base) is not None:
             tail.setdefault(other, []).append(100 * (mine - base))
     seeds = max((len(values) for values in balanced.values()), default=0)
     return ({loss: sum(v) / len(v) for loss, v in balanced.items()}, {loss: sum(v) / len(v) for loss, v in tail.items()}, seeds)
@@ -119,7 +132,8 @@ def run_row(catalog: RunCatalog, record: RunRecord) -> RunRow:
     config = record.config
     evaluations = record.final.get("evaluations") or {}
     first_seed = next(iter(evaluations.values()), {})
-    scores = ", ".join(f"{short_name(loss)} {format_percent(value.get('balanced_accuracy'))}" for loss, value in first_seed.items())
+    scores = ", ".join(f"{short_name(loss)} {percent_cell(value.get('balanced_accuracy') if isinstance(value, dict) else None)}"
+                       for loss, value in first_seed.items())
     balanced, tail, seeds = _differences(record)
     suffix = f" ({seeds} seeds)" if seeds > 1 else ""
     try:
@@ -141,11 +155,22 @@ TABLE_COLUMNS = ["run", "status", "source", "data", "model", "epochs", "seeds", 
                  "Δ balanced accuracy vs CE (points)", "Δ tail recall vs CE (points)", "created"]
 
 
+def readable_rows(catalog: RunCatalog, records: list[RunRecord]) -> list[tuple[RunRecord, RunRow]]:
+    """Each run with its row; a run whose row cannot be built (a malformed run.json) is left out, never
+    fatal for the list (the run list's problems name unreadable directories)."""
+    rows = []
+    for record in records:
+        try:
+            rows.append((record, run_row(catalog, record)))
+        except (KeyError, TypeError, ValueError, AttributeError, OSError):
+            continue
+    return rows
+
+
 def runs_table(catalog: RunCatalog, records: list[RunRecord]) -> pd.DataFrame:
     """The Runs tab's table (human-readable: partial runs say how far they got)."""
     rows = []
-    for record in records:
-        row = run_row(catalog, record)
+    for record, row in readable_rows(catalog, records):
         rows.append([row.run_id, row.status_text(), row.source, row.data, row.model, row.epochs, row.seeds, row.scores,
                      row.balanced_difference or "—", row.tail_difference or "—", row.created])
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -154,8 +179,7 @@ def runs_table(catalog: RunCatalog, records: list[RunRecord]) -> pd.DataFrame:
 def runs_records(catalog: RunCatalog, records: list[RunRecord]) -> list[dict[str, Any]]:
     """The same runs for the API: the table's columns plus machine-readable fields."""
     result = []
-    for record in records:
-        row = run_row(catalog, record)
+    for record, row in readable_rows(catalog, records):
         result.append({
             "run": row.run_id, "status": str(row.status), "source": row.source, "data": row.data, "model": row.model,
             "epochs": row.epochs, "seeds": row.seeds, "balanced accuracy % (first seed)": row.scores,

@@ -10,10 +10,11 @@ The functions know nothing about runs or losses; `views.py` turns a snapshot int
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 # The page-wide CSS of these charts and cards, injected once by the layout (gr.HTML applies a <style> it
 # holds to the whole page, which also works when a test launches the app without launch(css=...)).
@@ -86,9 +87,18 @@ def escape(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def finite(value: Any) -> float | None:
+    """A plottable number, or None (a gap) for None, NaN, ±inf and anything that is not a number: a diverged
+    run's metrics are drawn as missing, never raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def percent_text(value: float | None) -> str:
     """A fraction as a percentage for bar labels: whole numbers, one decimal below 1 % (so 0.3 % is not "0")."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    value = finite(value)
+    if value is None:
         return "n/a"
     return f"{100 * value:.1f}" if 0 < value < 0.01 else f"{100 * value:.0f}"
 
@@ -206,6 +216,7 @@ def line_chart(
 ) -> str:
     """Lines over a shared x axis that ends at the data. `x_integer`: whole-number ticks only (epochs)."""
     head = f'<div class="cc-title">{escape(title)}</div>' + (f'<div class="cc-sub">{escape(subtitle)}</div>' if subtitle else "")
+    lines = [dataclasses.replace(line, points=[(x, finite(y)) for x, y in line.points if finite(x) is not None]) for line in lines]
     drawn = [line for line in lines if any(y is not None for _, y in line.points)]
     if not drawn:
         return f'<div class="cc-chart">{head}{placeholder(empty_text, height)}</div>'
@@ -378,8 +389,8 @@ def bar_rows(
         cells.append(f'<div class="cc-label">{escape(row.name)}{detail}</div>')
         bar_parts = []
         for position, series in enumerate(bars):
-            value = series.values[index] if index < len(series.values) else None
-            known = value is not None and not (isinstance(value, float) and math.isnan(value))
+            value = finite(series.values[index]) if index < len(series.values) else None
+            known = value is not None
             width = 0.0 if not known else max(0.0, min(1.0, value / maximum)) * 100 if maximum > 0 else 0.0
             zero = mark_zero and known and value == 0
             hatch = ' class="hatch"' if series.hatched else ""

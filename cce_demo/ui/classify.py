@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import gradio as gr
 from PIL import Image
 
 from ..checkpoints import RunCorruptError, RunRecord
 from ..predict import InvalidImageError, PreparedImage, classify_prepared, open_upload, prepare_image, to_rgb
 from .charts import Bars, RowLabel, bar_rows, escape
 from .context import UiContext, Update
+from .admission import RefusedError
 from .errors import note_user_error
+from .identity import address_of
 from .evidence import MEASURED_PRIOR_CORRECTION
 from .names import colour, display_name
 from .views import head_to_tail
@@ -139,15 +142,16 @@ def cleared(ctx: UiContext, message: str = "", error: bool = False) -> Update:
     return {ui.upload_preview: None, ui.seen: None, ui.classify_note: note, ui.predictions: "", ui.class_lean: ""}
 
 
-def on_classify(ctx: UiContext, file_path: Any, run_id: Any, correct_prior: bool) -> Update:
-    """Classify the upload (on upload, on an example, on a run or toggle change, or on the button)."""
+def on_classify(ctx: UiContext, file_path: Any, run_id: Any, correct_prior: bool, request: gr.Request = None) -> Update:
+    """Classify the upload (on upload, on an example, on a run or toggle change, or on the button); one at a
+    time per visitor address in public mode."""
     if not file_path:
         return cleared(ctx, "Upload an image or pick an example: it is classified as soon as it arrives.")
     try:
-        record, image, prepared, predictions = classify_file(ctx, file_path, run_id, correct_prior)
-    except (ValueError, RunCorruptError) as error:
-        note_user_error(str(error), "classify")
-        return cleared(ctx, str(error), error=True)
+        with ctx.app.admission.running(address_of(request), "classify"):
+            record, image, prepared, predictions = classify_file(ctx, file_path, run_id, correct_prior)
+    except (ValueError, RunCorruptError, RefusedError) as error:
+        return cleared(ctx, note_user_error(str(error), "classify"), error=True)
     ui = ctx.ui
     notes = "The models see this 32×32 image (centre square, resized)."
     if prepared.notes:

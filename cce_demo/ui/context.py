@@ -11,9 +11,13 @@ from typing import Any
 
 from ..jobs import JobManager
 from ..predict import ModelCache
+from .admission import Admission, SlidingWindow
 from .catalog import RunCatalog
+from .identity import VisitorSigner, public_mode
 from .layout import Layout
 from .ownership import JobOwners
+
+IMPORTS_PER_HOUR = 5  # run uploads per visitor address on a Space (each may add up to 64 MB to the disk)
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,16 @@ class AppContext:
     owners: JobOwners = field(default_factory=JobOwners)
     results_dir: Path | None = None  # the result grids of the Results tab (results/<grid>/results.json)
     exports_dir: Path | None = None  # where run zips are written for download (None: a folder in the temp dir)
+    # Public mode (a Space, SPACE_ID set): owner checks on Stop and Delete, per-visitor rate limits and quotas.
+    # Locally the owner of the machine may do everything.
+    public: bool = field(default_factory=public_mode)
+    signer: VisitorSigner = field(default_factory=VisitorSigner)  # its secret exists in this process only
+    admission: Admission | None = None  # per-visitor limits; None: built from `public`
+    import_quota: SlidingWindow = field(default_factory=lambda: SlidingWindow(IMPORTS_PER_HOUR, 3600.0))
+
+    def __post_init__(self) -> None:
+        if self.admission is None:
+            object.__setattr__(self, "admission", Admission(enabled=self.public))
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ Each handler is `def on_x(ctx: UiContext, *inputs) -> Update`: it returns a dict
 changes (components left out keep what they show). Expected user errors are raised as `user_error(...)`.
 
 The UI <-> worker contract (docs/design.md, "UI and worker"): handlers never train; they submit configs to
-the `JobManager`, read immutable `JobSnapshot`s and cancel. A browser owns at most one queued or running job
-(`JobOwners`), remembered in its `BrowserMemory`, so Start cannot make a second one and Stop always reaches it.
+the `JobManager`, read immutable `JobSnapshot`s and cancel. Who is asking is the `Visitor` the server issued
+on page load and holds in a `gr.State` (identity.py), never anything the browser sends. A visitor owns at
+most one queued or running job (`JobOwners`), so Start cannot make a second one and Stop always reaches it;
+the manager also caps jobs per address (`identity.address_key`), which a visitor cannot multiply.
 """
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from datetime import datetime
 from typing import Any
@@ -22,9 +25,11 @@ from ..data import planned_class_counts
 from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
 from ..status import JobStatus
 from . import share
+from .charts import escape
 from .context import UiContext, Update
 from .errors import user_error
 from .evidence import preset_note
+from .identity import Visitor, address_key
 from .names import display_name
 from .settings import class_names_for, config_from_form
 from .state import BrowserMemory, Controls, Drawn, ViewRef
@@ -37,9 +42,13 @@ from .views import (
 REPEAT_SEEDS = (0, 1, 2)
 TITLE_YOURS = "Your run"
 TITLE_OTHER = "A run from another browser (watching; only its browser can stop it)"
+NOT_LOADED = "This page has not finished loading, or its session has expired: reload the page."
 TITLE_SHIPPED = "Shipped run"
 TITLE_RUN = "Run"
 _SKIP = object()  # "leave the class-count chart as it is"
+log = logging.getLogger("cce_demo.ui")
+_LOGGED_FAILURES: set[tuple[str, str]] = set()  # (run, view) already logged: a tick must not log every second
+MAX_LOGGED_FAILURES = 1000
 
 
 # ---------------------------------------------------------------- reading state
@@ -64,21 +73,20 @@ def is_active(ctx: UiContext, job_id: str) -> bool:
         return False
 
 
-def controls_for(ctx: UiContext, memory: BrowserMemory) -> Controls:
-    """This browser's queued or running job, if any (from the ownership table, else its memory)."""
-    for job_id in (ctx.app.owners.job_of(memory.client_id), memory.job_id):
-        if job_id and is_active(ctx, job_id):
-            owner = ctx.app.owners.owner_of(job_id)
-            if owner in (None, memory.client_id):
-                return Controls(job_id)
-    return Controls(None)
+def controls_for(ctx: UiContext, visitor: Visitor | None) -> Controls:
+    """This visitor's queued or running job, if any (from the server's ownership table only)."""
+    job_id = ctx.app.owners.job_of(visitor.id if visitor else None)
+    return Controls(job_id if job_id and is_active(ctx, job_id) else None)
 
 
 def control_updates(ctx: UiContext, controls: Controls) -> Update:
+    """The buttons; a disabled one says why on its label."""
     ui = ctx.ui
     return {
-        ui.start: gr.Button(value="Start training" if controls.start_enabled else "Training…", interactive=controls.start_enabled),
-        ui.stop: gr.Button(value="Stop your run" if controls.stop_enabled else "Stop", interactive=controls.stop_enabled),
+        ui.start: gr.Button(value="Start training" if controls.start_enabled else "Training… (one run at a time per browser)",
+                            interactive=controls.start_enabled),
+        ui.stop: gr.Button(value="Stop your run" if controls.stop_enabled else "Stop (only while your own run trains)",
+                           interactive=controls.stop_enabled),
     }
 
 
@@ -171,6 +179,26 @@ def repeat_update(ctx: UiContext, snapshot: JobSnapshot | None, controls: Contro
 # ---------------------------------------------------------------- drawing a view
 
 
+def cannot_draw(what: str) -> str:
+    return (f'<div class="cc-card">The {escape(what)} cannot be drawn for this run: some of its numbers are missing or '
+            "not finite (a diverged run, or a damaged run file). The rest of the page works as usual.</div>")
+
+
+def safely(snapshot: JobSnapshot | None, what: str, fallback: Any, draw: Any, *args: Any, **kwargs: Any) -> Any:
+    """`draw(*args)`, or `fallback` when it raises: one view that cannot be drawn shows a message in its place,
+    and the page, the timer and the other views go on. Logged as one line, once per run and view."""
+    try:
+        return draw(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 - any malformed snapshot: a message in place, never a broken page
+        key = (snapshot.job_id if snapshot is not None else "", what)
+        if key not in _LOGGED_FAILURES:
+            if len(_LOGGED_FAILURES) >= MAX_LOGGED_FAILURES:
+                _LOGGED_FAILURES.clear()
+            _LOGGED_FAILURES.add(key)
+            log.warning("cannot draw the %s of %s: %s: %s", what, key[0] or "no run", type(error).__name__, error)
+        return fallback
+
+
 def render(
     ctx: UiContext, view: ViewRef | None, snapshot: JobSnapshot | None, controls: Controls, *, smoothing: float,
     epoch_views: bool = True, next_counts: Any = _SKIP,
@@ -179,39 +207,52 @@ def render(
     step (status, progress, training loss) is sent; the rest changes once per epoch."""
     ui = ctx.ui
     title = view.title if view else ""
-    updates: Update = {ui.status: status_html(snapshot, title), ui.loss_chart: loss_chart(snapshot, smoothing)}
+    updates: Update = {
+        ui.status: safely(snapshot, "status", cannot_draw("status line"), status_html, snapshot, title),
+        ui.loss_chart: safely(snapshot, "loss chart", cannot_draw("training-loss chart"), loss_chart, snapshot, smoothing),
+    }
     if epoch_views:
         updates.update({
-            ui.verdict: verdict_html(snapshot, title),
-            ui.repeat: repeat_update(ctx, snapshot, controls),
-            ui.recall_chart: recall_chart(snapshot),
-            ui.test_loss_chart: epoch_chart(snapshot, "test_loss", "Test cross entropy per epoch"),
-            ui.accuracy_chart: epoch_chart(snapshot, "balanced_accuracy", "Test balanced accuracy per epoch", as_percent=True),
-            ui.groups: groups_table(snapshot),
-            ui.confusion: confusion_html(snapshot),
+            ui.verdict: safely(snapshot, "verdict", cannot_draw("verdict"), verdict_html, snapshot, title),
+            ui.repeat: safely(snapshot, "repeat button", gr.Button(visible=False), repeat_update, ctx, snapshot, controls),
+            ui.recall_chart: safely(snapshot, "recall chart", cannot_draw("per-class recall chart"), recall_chart, snapshot),
+            ui.test_loss_chart: safely(snapshot, "test loss chart", cannot_draw("test-loss chart"), epoch_chart, snapshot,
+                                       "test_loss", "Test cross entropy per epoch"),
+            ui.accuracy_chart: safely(snapshot, "accuracy chart", cannot_draw("accuracy chart"), epoch_chart, snapshot,
+                                      "balanced_accuracy", "Test balanced accuracy per epoch", as_percent=True),
+            ui.groups: safely(snapshot, "group table", groups_table(None), groups_table, snapshot),
+            ui.confusion: safely(snapshot, "confusion matrices", cannot_draw("confusion matrices"), confusion_html, snapshot),
         })
     if next_counts is not _SKIP:
-        updates[ui.counts_chart] = counts_chart(next_counts, shown_run_counts(snapshot))
+        updates[ui.counts_chart] = safely(snapshot, "class counts", cannot_draw("class-count chart"),
+                                          lambda: counts_chart(next_counts, shown_run_counts(snapshot)))
     return updates
 
 
+def memory_for(ctx: UiContext, visitor: Visitor, remembered_job: str | None = None) -> BrowserMemory:
+    """What the browser keeps: its signed visitor token and its latest job (the server's record first)."""
+    return BrowserMemory(ctx.app.signer.token_for(visitor), ctx.app.owners.job_of(visitor.id) or remembered_job)
+
+
 def show(
-    ctx: UiContext, view: ViewRef | None, memory: BrowserMemory, smoothing: float, next_counts: Any = _SKIP,
+    ctx: UiContext, view: ViewRef | None, visitor: Visitor, smoothing: float, next_counts: Any = _SKIP,
+    remembered_job: str | None = None,
 ) -> Update:
     """Switch the compare view to `view`: state, every view component and the buttons."""
     snapshot = snapshot_for(ctx, view)
-    controls = controls_for(ctx, memory)
+    controls = controls_for(ctx, visitor)
     drawn = Drawn(snapshot.version if snapshot else -1, len(snapshot.epochs) if snapshot else -1,
                   snapshot.is_finished if snapshot else True, controls, str(snapshot.status) if snapshot else "")
     return {
-        ctx.ui.view: view, ctx.ui.drawn: drawn, ctx.ui.memory: memory.to_json(),
+        ctx.ui.view: view, ctx.ui.drawn: drawn, ctx.ui.visitor: visitor,
+        ctx.ui.memory: memory_for(ctx, visitor, remembered_job).to_json(),
         **render(ctx, view, snapshot, controls, smoothing=smoothing, next_counts=next_counts),
         **control_updates(ctx, controls),
     }
 
 
-def title_for(ctx: UiContext, run_id: str, memory: BrowserMemory) -> str:
-    if run_id in (memory.job_id, ctx.app.owners.job_of(memory.client_id)):
+def title_for(ctx: UiContext, run_id: str, visitor: Visitor | None) -> str:
+    if visitor is not None and ctx.app.owners.owns(visitor.id, run_id):
         return TITLE_YOURS
     try:
         record = ctx.app.catalog.find(run_id)
@@ -220,20 +261,20 @@ def title_for(ctx: UiContext, run_id: str, memory: BrowserMemory) -> str:
     return TITLE_SHIPPED if ctx.app.catalog.is_shipped(record) else TITLE_RUN
 
 
-def view_of_run(ctx: UiContext, run_id: str, memory: BrowserMemory) -> ViewRef:
+def view_of_run(ctx: UiContext, run_id: str, visitor: Visitor | None) -> ViewRef:
     """A run of this app's manager is viewed as a job (live updates); a shipped run as a run."""
     try:
         record = ctx.app.catalog.find(run_id)
     except (ValueError, RunCorruptError):
-        return ViewRef("job", run_id, title_for(ctx, run_id, memory))
+        return ViewRef("job", run_id, title_for(ctx, run_id, visitor))
     kind = "run" if ctx.app.catalog.is_shipped(record) else "job"
-    return ViewRef(kind, run_id, title_for(ctx, run_id, memory))
+    return ViewRef(kind, run_id, title_for(ctx, run_id, visitor))
 
 
 # ---------------------------------------------------------------- handlers
 
 
-def linked_run(ctx: UiContext, run_id: str | None, memory: BrowserMemory) -> tuple[ViewRef | None, str | None]:
+def linked_run(ctx: UiContext, run_id: str | None, visitor: Visitor) -> tuple[ViewRef | None, str | None]:
     """The run a link asks to open (`?run=<id>`), or why it cannot be opened."""
     if run_id is None:
         return None, None
@@ -241,25 +282,27 @@ def linked_run(ctx: UiContext, run_id: str | None, memory: BrowserMemory) -> tup
         ctx.app.catalog.find(run_id)
     except (ValueError, RunCorruptError):
         return None, f"run={run_id!r}: no such run here"
-    return view_of_run(ctx, run_id, memory), None
+    return view_of_run(ctx, run_id, visitor), None
 
 
-def on_load(ctx: UiContext, memory_json: Any, smoothing: float, preset_name: str, dataset: str, profile: str, ratio: Any,
-            request: gr.Request = None) -> Update:
-    """Give the browser an id, re-attach it to its job (after a reload or an app restart), else show a job that
-    is running (a second browser watches instead of starting another by accident), else the default run.
-    A link's query (share.py) fills the form and may open a run; it never starts a job."""
-    memory = BrowserMemory.from_json(memory_json).with_client()
+def on_load(ctx: UiContext, memory_json: Any, visitor: Visitor | None, smoothing: float, preset_name: str, dataset: str,
+            profile: str, ratio: Any, request: gr.Request = None) -> Update:
+    """Recognise the visitor by its signed token (or issue a new one) and hold it in the session, re-attach it to
+    its job after a reload, else show its last run, else a job that is running (a second browser watches
+    instead of starting another by accident), else the default run. A link's query (share.py) fills the form
+    and may open a run; it never starts a job."""
+    memory = BrowserMemory.from_json(memory_json)
+    if not isinstance(visitor, Visitor):
+        visitor, _ = ctx.app.signer.recognise(memory.token)
     manager, owners = ctx.app.manager, ctx.app.owners
     query = share.query_of(request)
-    if owners.job_of(memory.client_id) is None and memory.job_id and is_active(ctx, memory.job_id):
-        owners.adopt(memory.client_id, memory.job_id)
     view = None
-    own = owners.job_of(memory.client_id) or memory.job_id
+    own = owners.job_of(visitor.id)
     if own and snapshot_for(ctx, ViewRef("job", own, TITLE_YOURS)) is not None:
         view = ViewRef("job", own, TITLE_YOURS)
-        memory = BrowserMemory(memory.client_id, own)
-    linked, run_problem = linked_run(ctx, query.run_id, memory)
+    elif memory.job_id and snapshot_for(ctx, view_of_run(ctx, memory.job_id, visitor)) is not None:
+        view = view_of_run(ctx, memory.job_id, visitor)  # its last run, read only: a job id proves nothing
+    linked, run_problem = linked_run(ctx, query.run_id, visitor)
     if linked is not None:
         view = linked
     if view is None:
@@ -269,13 +312,13 @@ def on_load(ctx: UiContext, memory_json: Any, smoothing: float, preset_name: str
     if view is None:
         record = ctx.app.catalog.default_run()
         if record is not None:
-            view = view_of_run(ctx, record.run_id, memory)
+            view = view_of_run(ctx, record.run_id, visitor)
     if query.has_settings:
         config = query.config
         counts = next_run_counts(query.preset or "quick", config.dataset, config.profile, config.imbalance_ratio)
     else:
         counts = next_run_counts(preset_name, dataset, profile, ratio)
-    updates = show(ctx, view, memory, smoothing, counts)
+    updates = show(ctx, view, visitor, smoothing, counts, remembered_job=memory.job_id)
     updates.update(share.form_updates(ctx, query))
     if ctx.ui.estimate not in updates:
         try:
@@ -295,10 +338,21 @@ def submit(ctx: UiContext, config: TrainConfig, client_id: str) -> str:
     return manager.submit(config)
 
 
-def start_job(ctx: UiContext, memory: BrowserMemory, config: TrainConfig, smoothing: float, next_counts: Any) -> Update:
-    """Queue `config` for this browser, or point at the job it already has."""
+def require_visitor(visitor: Any, where: str) -> Visitor:
+    """The session's visitor, or a refusal: a request from a session that never loaded the page (a forged
+    queue join) has none."""
+    if not isinstance(visitor, Visitor):
+        raise user_error(NOT_LOADED, where)
+    return visitor
+
+
+def start_job(ctx: UiContext, visitor: Visitor, config: TrainConfig, smoothing: float, next_counts: Any,
+              request: gr.Request | None) -> Update:
+    """Queue `config` for this visitor, or point at the job it already has. The manager counts it against the
+    caller's address (its per-visitor cap), the ownership table against the visitor."""
+    client = address_key(request)
     try:
-        job_id, started = ctx.app.owners.start(memory.client_id, lambda: submit(ctx, config, memory.client_id),
+        job_id, started = ctx.app.owners.start(visitor.id, lambda: submit(ctx, config, client),
                                                lambda job: is_active(ctx, job))
     except (ValueError, RuntimeError) as error:  # invalid settings, a full queue, a budget refusal
         raise user_error(str(error), "start") from None
@@ -307,31 +361,33 @@ def start_job(ctx: UiContext, memory: BrowserMemory, config: TrainConfig, smooth
         gr.Info("Your run is still training; stop it before starting another. The page shows it again.")
     elif snapshot.queue_position and any(other.status == JobStatus.RUNNING for other in ctx.app.manager.active_jobs()):
         gr.Info(f"Another job is training; yours waits its turn (position {snapshot.queue_position}).")
-    return show(ctx, ViewRef("job", job_id, TITLE_YOURS), BrowserMemory(memory.client_id, job_id), smoothing, next_counts)
+    return show(ctx, ViewRef("job", job_id, TITLE_YOURS), visitor, smoothing, next_counts)
 
 
-def on_start(ctx: UiContext, memory_json: Any, smoothing: float, *form: Any) -> Update:
-    memory = BrowserMemory.from_json(memory_json).with_client()
+def on_start(ctx: UiContext, visitor: Visitor | None, smoothing: float, *form: Any, request: gr.Request = None) -> Update:
+    visitor = require_visitor(visitor, "start")
     try:
         config = config_from_form(*form)
     except ValueError as error:
         raise user_error(str(error), "start") from None
-    return start_job(ctx, memory, config, smoothing, next_run_counts(*form[:4]))
+    return start_job(ctx, visitor, config, smoothing, next_run_counts(*form[:4]), request)
 
 
-def on_repeat(ctx: UiContext, memory_json: Any, view: ViewRef | None, smoothing: float, *counts_form: Any) -> Update:
+def on_repeat(ctx: UiContext, visitor: Visitor | None, view: ViewRef | None, smoothing: float, *counts_form: Any,
+              request: gr.Request = None) -> Update:
     """Queue the shown run's settings again with seeds 0, 1, 2."""
-    memory = BrowserMemory.from_json(memory_json).with_client()
+    visitor = require_visitor(visitor, "repeat")
     snapshot = snapshot_for(ctx, view)
     if snapshot is None:
         raise user_error("There is no run shown to repeat.", "repeat")
-    return start_job(ctx, memory, snapshot.config.replace(seeds=REPEAT_SEEDS), smoothing, next_run_counts(*counts_form))
+    return start_job(ctx, visitor, snapshot.config.replace(seeds=REPEAT_SEEDS), smoothing, next_run_counts(*counts_form),
+                     request)
 
 
-def on_stop(ctx: UiContext, memory_json: Any, view: ViewRef | None) -> Update:
-    """Stop this browser's queued or running job (whatever the page shows)."""
-    memory = BrowserMemory.from_json(memory_json)
-    own = controls_for(ctx, memory).own_active_job
+def on_stop(ctx: UiContext, visitor: Visitor | None, view: ViewRef | None) -> Update:
+    """Stop this visitor's queued or running job (whatever the page shows); nobody else's."""
+    visitor = require_visitor(visitor, "stop")
+    own = controls_for(ctx, visitor).own_active_job
     if own is None:
         raise user_error("This browser has no queued or running job to stop.", "stop")
     try:
@@ -341,17 +397,16 @@ def on_stop(ctx: UiContext, memory_json: Any, view: ViewRef | None) -> Update:
         raise user_error(str(error), "stop") from None
     updates: Update = {ctx.ui.stop: gr.Button(value="Stopping…", interactive=False)}
     if view is not None and view.id == own:
-        updates[ctx.ui.status] = status_html(snapshot, view.title)
+        updates[ctx.ui.status] = safely(snapshot, "status", cannot_draw("status line"), status_html, snapshot, view.title)
     return updates
 
 
-def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, memory_json: Any, smoothing: float) -> Update:
-    """Every second: redraw what changed in a live job; keep the buttons in step with this browser's job."""
-    memory = BrowserMemory.from_json(memory_json)
-    if drawn is None or memory.client_id is None:
+def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: Visitor | None, smoothing: float) -> Update:
+    """Every second: redraw what changed in a live job; keep the buttons in step with this visitor's job."""
+    if drawn is None or not isinstance(visitor, Visitor):
         return {}  # the page has not finished loading
     updates: Update = {}
-    controls = controls_for(ctx, memory)
+    controls = controls_for(ctx, visitor)
     if controls != drawn.controls:
         updates.update(control_updates(ctx, controls))
         drawn = Drawn(drawn.version, drawn.epochs, drawn.finished, controls, drawn.status)
@@ -359,7 +414,7 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, memory_js
     if view is None or view.kind != "job" or drawn.finished:
         if updates and view is not None:  # the buttons changed: the repeat button follows Start
             snapshot = snapshot_for(ctx, view)
-            updates[ctx.ui.repeat] = repeat_update(ctx, snapshot, controls)
+            updates[ctx.ui.repeat] = safely(snapshot, "repeat button", gr.Button(visible=False), repeat_update, ctx, snapshot, controls)
         return updates
     try:
         snapshot = ctx.app.manager.snapshot(view.id)
@@ -367,7 +422,7 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, memory_js
         return updates
     if snapshot.version == drawn.version:
         if snapshot.status == JobStatus.RUNNING:  # unchanged: only the status line (its ETA)
-            updates[ctx.ui.status] = status_html(snapshot, view.title)
+            updates[ctx.ui.status] = safely(snapshot, "status", cannot_draw("status line"), status_html, snapshot, view.title)
         return updates
     epoch_views = len(snapshot.epochs) != drawn.epochs or snapshot.is_finished or str(snapshot.status) != drawn.status
     updates.update(render(ctx, view, snapshot, controls, smoothing=smoothing, epoch_views=epoch_views))
@@ -402,4 +457,5 @@ def on_settings(ctx: UiContext, view: ViewRef | None, preset_name: str, dataset:
 
 
 def on_smoothing(ctx: UiContext, view: ViewRef | None, smoothing: float) -> Update:
-    return {ctx.ui.loss_chart: loss_chart(snapshot_for(ctx, view), smoothing)}
+    snapshot = snapshot_for(ctx, view)
+    return {ctx.ui.loss_chart: safely(snapshot, "loss chart", cannot_draw("training-loss chart"), loss_chart, snapshot, smoothing)}

@@ -9,17 +9,18 @@ import gradio as gr
 
 from ..config import DATASETS, LOSS_NAMES, MODEL_NAMES, PRESETS, PROFILES
 from .about import ABOUT
-from .charts import STYLE
+from .charts import STYLE, escape
 from .evidence import preset_note
 from .names import display_name
-from .results import load_result_sets, results_html
+from .results import load_result_sets, result_set_html, results_html
 from .verdict import VERDICT_STYLE
 from .views import DEFAULT_SMOOTHING
 
 DEFAULT_PRESET = "quick"
 REFRESH_SECONDS = 1.0
-# The browser's memory survives app restarts only with a fixed secret (BrowserState encrypts with it); it
-# guards nothing secret: a client id and a job id.
+# BrowserState's own "secret" is sent to every browser in /config, so it protects nothing and is not relied
+# on: what the browser keeps is a visitor token the server signs and checks (identity.py) and a job id that
+# only chooses what to show.
 BROWSER_STORAGE_KEY = "cce_demo_browser"
 BROWSER_SECRET = "cce_demo_browser_memory"
 OVERLAY_HINT = '<div class="cc-sub">Select two or more runs above to overlay their curves and per-class recall.</div>'
@@ -91,6 +92,8 @@ class Layout:
     view: gr.State  # ViewRef | None
     drawn: gr.State  # Drawn
     memory: gr.BrowserState  # BrowserMemory as JSON
+    visitor: gr.State  # identity.Visitor | None: set by the server on load, never by a request
+    delete_note: gr.HTML  # why Delete is not available for the selected run
     timer: gr.Timer
 
     @property
@@ -212,6 +215,7 @@ def build_layout(examples_dir: Path | None = None, results_dir: Path | None = No
                 open_button = gr.Button("Open in compare view", elem_id="open-run")
                 delete_button = gr.Button("Delete run", variant="stop", elem_id="delete-run")
                 refresh_button = gr.Button("Refresh", elem_id="refresh-runs")
+            delete_note = gr.HTML(elem_id="delete-note")
             with gr.Row():
                 download_button = gr.Button("Download run (.zip)", elem_id="download-run")
                 upload_button = gr.UploadButton("Upload run (.zip)", file_types=[".zip"], file_count="single",
@@ -223,7 +227,7 @@ def build_layout(examples_dir: Path | None = None, results_dir: Path | None = No
             overlay_recall = gr.HTML(elem_id="overlay-recall")
 
         with gr.Tab("Results", id="results"):
-            gr.HTML(results_html(*load_result_sets(results_dir)), elem_id="results")
+            gr.HTML(results_tab_html(results_dir), elem_id="results")
 
         with gr.Tab("About", id="about"):
             gr.Markdown(ABOUT + "\n" + SAVE_PNG_HINT)
@@ -231,6 +235,7 @@ def build_layout(examples_dir: Path | None = None, results_dir: Path | None = No
     view = gr.State(None)
     drawn = gr.State(None)
     memory = gr.BrowserState(None, storage_key=BROWSER_STORAGE_KEY, secret=BROWSER_SECRET)
+    visitor = gr.State(None)
     timer = gr.Timer(REFRESH_SECONDS)
     return Layout(
         tabs=tabs, link_note=link_note, preset=preset, preset_note=note, dataset=dataset, profile=profile, ratio=ratio, losses=losses,
@@ -244,5 +249,23 @@ def build_layout(examples_dir: Path | None = None, results_dir: Path | None = No
         runs_problems=runs_problems, run_choice=run_choice, open_button=open_button, delete_button=delete_button,
         refresh_button=refresh_button, download_button=download_button, upload_button=upload_button, run_zip=run_zip,
         transfer_note=transfer_note, overlay_accuracy=overlay_accuracy, overlay_recall=overlay_recall, view=view,
-        drawn=drawn, memory=memory, timer=timer,
+        drawn=drawn, memory=memory, visitor=visitor, delete_note=delete_note, timer=timer,
     )
+
+
+def results_tab_html(results_dir: Path | None) -> str:
+    """The Results tab, built once at start-up: a grid file that cannot be drawn (a missing key, a wrong type)
+    is listed as unreadable instead of stopping the app."""
+    sets, problems = load_result_sets(results_dir)
+    drawable = []
+    for result in sets:
+        try:
+            result_set_html(result)
+        except Exception as error:  # noqa: BLE001 - any malformed grid: listed, never fatal
+            problems.append(f"{result.name}: cannot be drawn ({type(error).__name__}: {str(error)[:200]})")
+            continue
+        drawable.append(result)
+    html = results_html(drawable, problems)
+    if not drawable and problems:  # results_html lists problems only beside a drawable grid
+        html += "".join(f'<div class="cc-sub">Unreadable: {escape(problem)}</div>' for problem in problems)
+    return html

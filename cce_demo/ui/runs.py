@@ -1,10 +1,13 @@
 """Handlers of the Runs tab: the table of runs on disk, open or delete one, overlay two or more, and download
 or upload a run as one zip (cce_demo/transfer.py; the API's /export_run and /import_run use the same two
 functions, `export_zip` and `import_zip`).
+
+In public mode (a Space) a visitor deletes only the runs it trained or uploaded, and uploads obey the disk
+rules (retention and the MB limit, `retention.DiskRules`) and a per-visitor quota; locally the owner of the
+machine may delete any run of the writable runs directory.
 """
 from __future__ import annotations
 
-import shutil
 import string
 import tempfile
 from pathlib import Path
@@ -14,21 +17,27 @@ import gradio as gr
 
 from ..checkpoints import RunCorruptError, RunRecord
 from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
+from ..retention import DiskRules, remove_run
 from ..status import JobStatus
-from ..transfer import ExportRefused, ImportedRun, ImportRefused, export_run, import_run
+from ..transfer import ExportRefused, ImportedRun, ImportRefused, export_run, import_run, prune_exports
+from .admission import RefusedError
 from .catalog import runs_table
 from .charts import Bars, Line, RowLabel, bar_rows, escape, line_chart
 from .classify import run_choices
 from .context import UiContext, Update
-from .errors import note_user_error, user_error
-from .handlers import next_run_counts, show, view_of_run
+from .errors import note_user_error, user_error, without_paths
+from .handlers import NOT_LOADED, next_run_counts, require_visitor, show, view_of_run
+from .identity import Visitor, address_of
 from .layout import OVERLAY_HINT
 from .names import RUN_COLOURS, short_name
 from .settings import scale_text
-from .state import BrowserMemory
 from .views import head_to_tail
 
 MAX_OVERLAID = len(RUN_COLOURS)
+EXPORT_MAX_AGE_SECONDS = 900  # a download is fetched within seconds; Gradio serves its own copy meanwhile
+EXPORT_KEEP = 8
+NOT_YOURS = ("Only the browser that trained or uploaded a run can delete it here; runs are removed on their own "
+             "once enough newer ones exist.")
 
 
 def on_refresh_runs(ctx: UiContext, select: str | None = None) -> Update:
@@ -41,7 +50,7 @@ def on_refresh_runs(ctx: UiContext, select: str | None = None) -> Update:
     with_weights = run_choices(records)
     default = catalog.default_run(records)
     chosen = select if select in with_weights else (default.run_id if default else (with_weights[0] if with_weights else None))
-    message = ("**Unreadable run directories:** " + "; ".join(problems)) if problems else ""
+    message = ("**Unreadable run directories:** " + "; ".join(without_paths(problem) for problem in problems)) if problems else ""
     return {
         ui.runs_frame: frame, ui.run_choice: gr.Dropdown(choices=ids), ui.runs_problems: message,
         ui.classify_run: gr.Dropdown(choices=with_weights, value=chosen),
@@ -62,26 +71,36 @@ def find(ctx: UiContext, run_id: str) -> RunRecord:
         raise user_error(str(error), "runs") from None
 
 
-def on_open_run(ctx: UiContext, selected: Any, memory_json: Any, smoothing: float, *counts_form: Any) -> Update:
+def on_open_run(ctx: UiContext, selected: Any, visitor: Visitor | None, smoothing: float, *counts_form: Any) -> Update:
     run_id = one_selected(selected, "open")
     find(ctx, run_id)
-    memory = BrowserMemory.from_json(memory_json).with_client()
-    updates = show(ctx, view_of_run(ctx, run_id, memory), memory, smoothing, next_run_counts(*counts_form))
+    visitor = require_visitor(visitor, "open")
+    updates = show(ctx, view_of_run(ctx, run_id, visitor), visitor, smoothing, next_run_counts(*counts_form))
     updates[ctx.ui.tabs] = gr.Tabs(selected="compare")
     return updates
 
 
-def on_delete_run(ctx: UiContext, selected: Any) -> Update:
+def delete_refusal(ctx: UiContext, record: RunRecord, visitor: Visitor | None) -> str | None:
+    """Why this visitor may not delete the run, or None."""
+    if ctx.app.catalog.is_shipped(record):
+        return "Shipped runs cannot be deleted; only runs you trained here."
+    if record.status in (JobStatus.RUNNING, JobStatus.QUEUED):
+        return "This run is still training; stop it first."
+    if ctx.app.public and not (visitor is not None and ctx.app.owners.owns(visitor.id, record.run_id)):
+        return NOT_YOURS
+    return None
+
+
+def on_delete_run(ctx: UiContext, selected: Any, visitor: Visitor | None) -> Update:
     run_id = one_selected(selected, "delete")
     record = find(ctx, run_id)
-    if ctx.app.catalog.is_shipped(record):
-        raise user_error("Shipped runs cannot be deleted; only runs you trained here.", "delete")
-    if record.status in (JobStatus.RUNNING, JobStatus.QUEUED):
-        raise user_error("This run is still training; stop it first.", "delete")
+    refusal = delete_refusal(ctx, record, visitor)
+    if refusal:
+        raise user_error(refusal, "delete")
     try:
-        shutil.rmtree(record.run_dir)
+        remove_run(record.run_dir)  # one rename hides it, then it is removed (retention's own way)
     except OSError as error:
-        raise user_error(f"Could not delete {run_id}: {error}", "delete") from None
+        raise user_error(f"Could not delete {run_id} ({error.strerror or type(error).__name__}).", "delete") from None
     gr.Info(f"Deleted run {run_id}.")
     updates = on_refresh_runs(ctx)
     updates[ctx.ui.run_choice] = gr.Dropdown(choices=updates[ctx.ui.run_choice].choices, value=[])
@@ -150,12 +169,26 @@ def overlay_recall(snapshots: Sequence[tuple[str, JobSnapshot]]) -> str:
                     label_heading="class · training images")
 
 
-def on_runs_selected(ctx: UiContext, selected: Any) -> Update:
-    """Overlay the selected runs once two or more are selected."""
+def delete_controls(ctx: UiContext, chosen: Sequence[str], visitor: Visitor | None) -> Update:
+    """Delete is available for exactly one selected run this visitor may delete; otherwise a note says why."""
+    ui = ctx.ui
+    reason = ""
+    if len(chosen) == 1:
+        try:
+            reason = delete_refusal(ctx, ctx.app.catalog.find(chosen[0]), visitor) or ""
+        except (ValueError, RunCorruptError):
+            reason = "This run cannot be read."
+    note = f'<div class="cc-sub">Delete is not available: {escape(reason)}</div>' if reason else ""
+    return {ui.delete_button: gr.Button(interactive=len(chosen) <= 1 and not reason), ui.delete_note: note}
+
+
+def on_runs_selected(ctx: UiContext, selected: Any, visitor: Visitor | None = None) -> Update:
+    """Overlay the selected runs once two or more are selected; say whether the selected run can be deleted."""
     ui = ctx.ui
     chosen = [run for run in (selected or []) if run][:MAX_OVERLAID]
+    controls = delete_controls(ctx, chosen, visitor)
     if len(chosen) < 2:
-        return {ui.overlay_accuracy: OVERLAY_HINT, ui.overlay_recall: ""}
+        return {ui.overlay_accuracy: OVERLAY_HINT, ui.overlay_recall: "", **controls}
     snapshots = []
     for letter, run_id in zip(string.ascii_uppercase, chosen):
         snapshot = snapshot_of_run(ctx, run_id)
@@ -166,7 +199,7 @@ def on_runs_selected(ctx: UiContext, selected: Any) -> Update:
         f"{escape(str(snapshot.status))}</div>" for (letter, snapshot), hue in zip(snapshots, RUN_COLOURS)
     )
     return {ui.overlay_accuracy: overlay_accuracy(snapshots) + f'<div class="cc-card" style="margin-top:6px;font-size:13px">{key}</div>',
-            ui.overlay_recall: overlay_recall(snapshots)}
+            ui.overlay_recall: overlay_recall(snapshots), **controls}
 
 
 # ---------------------------------------------------------------- download and upload a run
@@ -176,42 +209,66 @@ def exports_dir(ctx: UiContext) -> Path:
     return ctx.app.exports_dir or Path(tempfile.gettempdir()) / "cce_demo_exports"
 
 
-def export_zip(ctx: UiContext, run_id: str) -> Path:
-    """Write the run's zip for download; raises ValueError (ExportRefused) or RunCorruptError for people."""
+def export_zip(ctx: UiContext, run_id: str, address: str) -> Path:
+    """Write the run's zip for download; raises ValueError (ExportRefused) or RunCorruptError for people, and
+    RefusedError while this address has another export or import running."""
     record = ctx.app.catalog.find(run_id)
     if record.status in (JobStatus.RUNNING, JobStatus.QUEUED):
         raise ExportRefused(f"export: run {run_id!r} is still training; download it when it has finished")
-    return export_run(record.run_dir, exports_dir(ctx))
+    with ctx.app.admission.running(address, "transfer"):
+        directory = exports_dir(ctx)
+        prune_exports(directory, EXPORT_MAX_AGE_SECONDS, EXPORT_KEEP)  # the exports folder does not grow
+        return export_run(record.run_dir, directory)
 
 
-def import_zip(ctx: UiContext, zip_path: str) -> ImportedRun:
-    """Import an uploaded run zip into the writable runs directory (ids of shipped runs count as taken)."""
+def disk_rules(ctx: UiContext) -> DiskRules:
+    limits = ctx.app.manager.limits
+    return DiskRules(limits.keep_runs, limits.max_runs_mb)
+
+
+def import_zip(ctx: UiContext, zip_path: str, address: str, owner: str | None) -> ImportedRun:
+    """Import an uploaded run zip into the writable runs directory (ids of shipped runs count as taken), under
+    the disk rules, the per-visitor quota (public mode) and one transfer at a time per address. The run is
+    recorded as `owner`'s (a visitor id, or an API caller's address key)."""
     if not isinstance(zip_path, str) or not zip_path.lower().endswith(".zip"):
         raise ImportRefused("import: expected a .zip file exported by this app (Download run)")
     catalog = ctx.app.catalog
-    return import_run(zip_path, catalog.runs_dir, other_roots=catalog.shipped_dirs)
+    with ctx.app.admission.running(address, "transfer"):
+        if ctx.app.public and not ctx.app.import_quota.allow(address):
+            limit = ctx.app.import_quota.limit
+            raise ImportRefused(f"import: you have uploaded {limit} runs within the hour (limit {limit} per visitor); "
+                                "try again later")
+        protected = {job.job_id for job in ctx.app.manager.active_jobs()}
+        imported = import_run(zip_path, catalog.runs_dir, other_roots=catalog.shipped_dirs, rules=disk_rules(ctx),
+                              protected_ids=protected)
+    if owner:
+        ctx.app.owners.record(imported.run_id, owner)
+    return imported
 
 
-def on_export_run(ctx: UiContext, selected: Any) -> Update:
+def on_export_run(ctx: UiContext, selected: Any, request: gr.Request = None) -> Update:
     """Download run: the selected run's zip in the file box (its link downloads it)."""
     run_id = one_selected(selected, "download")
     try:
-        path = export_zip(ctx, run_id)
-    except (ValueError, RunCorruptError) as error:
+        path = export_zip(ctx, run_id, address_of(request))
+    except (ValueError, RunCorruptError, RefusedError) as error:
         raise user_error(str(error), "export") from None
     return {ctx.ui.run_zip: gr.File(value=str(path), visible=True)}
 
 
-def on_import_run(ctx: UiContext, upload: Any) -> Update:
+def on_import_run(ctx: UiContext, upload: Any, visitor: Visitor | None, request: gr.Request = None) -> Update:
     """Upload run: import the zip, then list it, select it and offer it to Classify."""
     path = upload if isinstance(upload, str) else getattr(upload, "name", None)
+    if not isinstance(visitor, Visitor):
+        message = note_user_error(NOT_LOADED, "import")
+        return {ctx.ui.transfer_note: f'<div class="cc-card" style="color:#b91c1c;border-color:#b91c1c">{escape(message)}</div>'}
     try:
-        imported = import_zip(ctx, path)
-    except ValueError as error:  # ImportRefused names the reason
-        note_user_error(str(error), "import")
-        return {ctx.ui.transfer_note: f'<div class="cc-card" style="color:#b91c1c;border-color:#b91c1c">{escape(str(error))}</div>'}
+        imported = import_zip(ctx, path, address_of(request), visitor.id)
+    except (ValueError, RefusedError) as error:  # ImportRefused names the reason
+        message = note_user_error(str(error), "import")
+        return {ctx.ui.transfer_note: f'<div class="cc-card" style="color:#b91c1c;border-color:#b91c1c">{escape(message)}</div>'}
     except OSError as error:
-        raise user_error(f"import: could not write the run here ({error.strerror or error})", "import") from None
+        raise user_error(f"import: could not write the run here ({error.strerror or type(error).__name__})", "import") from None
     renamed = f" (its id {imported.original_run_id} was taken here)" if imported.renamed else ""
     updates = on_refresh_runs(ctx, select=imported.run_id)
     updates[ctx.ui.run_choice] = gr.Dropdown(choices=updates[ctx.ui.run_choice].choices, value=[imported.run_id],

@@ -6,7 +6,6 @@ across reloads in `gr.BrowserState`, which must hold JSON: it is converted at th
 """
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,24 +50,21 @@ class Drawn:
 
 @dataclass(frozen=True)
 class BrowserMemory:
-    """Kept in the browser's localStorage: an id for this browser and its latest job."""
+    """Kept in the browser's localStorage: the signed token of its visitor id (identity.py) and its latest job.
+    Only a hint: the token is checked by the server on every load, and the job id only chooses what to show."""
 
-    client_id: str | None = None
+    token: str | None = None
     job_id: str | None = None
 
     @classmethod
     def from_json(cls, value: Any) -> "BrowserMemory":
-        """Tolerant of anything the browser sends back (an older app stored a bare job id)."""
+        """Tolerant of anything the browser sends back (an older app stored a bare job id, or a "client_id")."""
         if isinstance(value, str):
             return cls(None, value or None)
         if not isinstance(value, dict):
             return cls()
-        client, job = value.get("client_id"), value.get("job_id")
-        return cls(client if isinstance(client, str) and client else None, job if isinstance(job, str) and job else None)
+        token, job = value.get("visitor"), value.get("job_id")
+        return cls(token if isinstance(token, str) and token else None, job if isinstance(job, str) and job else None)
 
     def to_json(self) -> dict[str, str | None]:
-        return {"client_id": self.client_id, "job_id": self.job_id}
-
-    def with_client(self) -> "BrowserMemory":
-        """This memory with a client id (a new random one the first time a browser opens the app)."""
-        return self if self.client_id else BrowserMemory(uuid.uuid4().hex, self.job_id)
+        return {"visitor": self.token, "job_id": self.job_id}

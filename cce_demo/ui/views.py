@@ -13,9 +13,9 @@ import pandas as pd
 
 from ..config import TrainConfig
 from ..jobs import JobSnapshot
-from ..metrics import GROUP_NAMES, class_groups, format_percent, summarise_differences
+from ..metrics import GROUP_NAMES, class_groups, summarise_differences
 from ..status import PARTIAL, JobStatus
-from .charts import Bars, Diffs, Line, RowLabel, Separator, bar_rows, escape, line_chart, progress_bar
+from .charts import Bars, Diffs, Line, RowLabel, Separator, bar_rows, escape, finite, line_chart, progress_bar
 from .names import colour, display_name, short_name
 
 DEFAULT_SMOOTHING = 0.8
@@ -358,18 +358,33 @@ def counts_chart(next_run: CountsSeries | None, shown_run: CountsSeries | None) 
 # ---------------------------------------------------------------- table and matrices
 
 
+def percent_cell(value: Any) -> str:
+    """A fraction as a table cell in %: "n/a" for None, NaN, ±inf or anything else (a diverged run)."""
+    number = finite(value)
+    return "n/a" if number is None else f"{100 * number:.1f}"
+
+
+def number_cell(value: Any, digits: int = 3) -> str:
+    number = finite(value)
+    return "n/a" if number is None else f"{number:.{digits}f}"
+
+
+GROUP_COLUMNS = ["loss", "accuracy %", "balanced accuracy %", "head %", "medium %", "tail %", "test complement entropy"]
+
+
 def groups_table(snapshot: JobSnapshot | None) -> pd.DataFrame:
-    columns = ["loss", "accuracy %", "balanced accuracy %", "head %", "medium %", "tail %", "test complement entropy"]
     if snapshot is None:
-        return pd.DataFrame([], columns=columns)
+        return pd.DataFrame([], columns=GROUP_COLUMNS)
     rows = []
     for loss, evaluation in snapshot.latest.items():
-        groups = evaluation["group_recall"]
+        evaluation = evaluation if isinstance(evaluation, Mapping) else {}
+        groups = evaluation.get("group_recall")
+        groups = groups if isinstance(groups, Mapping) else {}
         rows.append([
-            display_name(loss), format_percent(evaluation["accuracy"]), format_percent(evaluation["balanced_accuracy"]),
-            *[format_percent(groups.get(name)) for name in GROUP_NAMES], f"{evaluation['complement_entropy']:.3f}",
+            display_name(loss), percent_cell(evaluation.get("accuracy")), percent_cell(evaluation.get("balanced_accuracy")),
+            *[percent_cell(groups.get(name)) for name in GROUP_NAMES], number_cell(evaluation.get("complement_entropy")),
         ])
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 
 def confusion_html(snapshot: JobSnapshot | None) -> str:
@@ -390,10 +405,12 @@ def confusion_html(snapshot: JobSnapshot | None) -> str:
         parts += [f'<td style="padding:2px 4px">{html.escape(name)}</td>' for name in short]
         parts.append("</tr>")
         for row_index, row in enumerate(matrix):
+            row = [int(finite(value) or 0) for value in row]  # a count that is missing draws as 0
             total = max(1, sum(row))
-            parts.append(f'<tr><td style="padding:2px 4px;white-space:nowrap">{html.escape(row_labels[row_index])}</td>')
+            label = row_labels[row_index] if row_index < len(row_labels) else str(row_index)
+            parts.append(f'<tr><td style="padding:2px 4px;white-space:nowrap">{html.escape(label)}</td>')
             for value in row:
-                alpha = value / total
+                alpha = max(0.0, min(1.0, value / total))
                 text_colour = "#fff" if alpha > 0.55 else "inherit"
                 parts.append(f'<td style="padding:2px 4px;text-align:right;color:{text_colour};'
                              f'background:rgba({rgb[0]},{rgb[1]},{rgb[2]},{alpha:.2f})">{value}</td>')

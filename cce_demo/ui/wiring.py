@@ -10,11 +10,28 @@ from typing import Any, Callable
 import gradio as gr
 
 from . import classify, handlers, runs, share
+from .admission import Admission, guard_queue
 from .api import register_api
 from .context import AppContext, UiContext
 from .layout import build_layout
 
 PAGE_TITLE = "CCE vs CE on long-tailed CIFAR"
+# Gradio's cache of uploads and served files: every 5 minutes, remove what is older than 15 (an upload is
+# used within seconds). Without it any client could park files there without calling an endpoint.
+DELETE_CACHE = (300, 900)
+
+
+class GuardedBlocks(gr.Blocks):
+    """Blocks whose event queue applies the per-visitor limits (admission.py) wherever it is (re)created:
+    `queue()` builds a new one, and app.py calls it after the app is built."""
+
+    admission: Admission | None = None
+
+    def queue(self, *args: Any, **kwargs: Any) -> "GuardedBlocks":
+        result = super().queue(*args, **kwargs)
+        if self.admission is not None:
+            guard_queue(self._queue, self.admission)
+        return result
 
 
 def bind(ctx: UiContext, handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,10 +56,12 @@ def bind(ctx: UiContext, handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_app(app: AppContext) -> gr.Blocks:
-    with gr.Blocks(title=PAGE_TITLE) as demo:
+    with GuardedBlocks(title=PAGE_TITLE, delete_cache=DELETE_CACHE) as demo:
         ctx = UiContext(app, build_layout(app.examples_dir, app.results_dir))
         connect(demo, ctx)
         register_api(ctx)
+    demo.admission = app.admission
+    guard_queue(demo._queue, app.admission)  # the queue Blocks made for itself, in case queue() is not called
     return demo
 
 
@@ -51,15 +70,15 @@ def connect(demo: gr.Blocks, ctx: UiContext) -> None:
     private: dict[str, Any] = {"api_visibility": "private"}
     quiet: dict[str, Any] = {**private, "show_progress": "hidden"}
     counts_form = [ui.preset, ui.dataset, ui.profile, ui.ratio]
-    view_switch = [ui.view, ui.drawn, ui.memory, *ui.view_outputs, ui.start, ui.stop]
+    view_switch = [ui.view, ui.drawn, ui.memory, ui.visitor, *ui.view_outputs, ui.start, ui.stop]
     refresh_runs = bind(ctx, runs.on_refresh_runs)
 
     # Page lifecycle: load (re-attach to this browser's job; a link's query fills the form or opens a run), then
     # the 1 s timer redraws live jobs.
     load_outputs = [*view_switch, *ui.form, ui.preset_note, ui.estimate, ui.link_note]
-    demo.load(bind(ctx, handlers.on_load), [ui.memory, ui.smoothing, *counts_form], load_outputs, **quiet).then(
+    demo.load(bind(ctx, handlers.on_load), [ui.memory, ui.visitor, ui.smoothing, *counts_form], load_outputs, **quiet).then(
         refresh_runs, None, ui.runs_outputs, **quiet)
-    ui.timer.tick(bind(ctx, handlers.on_tick), [ui.view, ui.drawn, ui.memory, ui.smoothing],
+    ui.timer.tick(bind(ctx, handlers.on_tick), [ui.view, ui.drawn, ui.visitor, ui.smoothing],
                   [ui.drawn, *ui.view_outputs, ui.start, ui.stop, *ui.runs_outputs], concurrency_limit=None, **quiet)
 
     # Train & compare. The preset fills the form only when the person picks one (`input`): a link that sets a
@@ -67,11 +86,11 @@ def connect(demo: gr.Blocks, ctx: UiContext) -> None:
     ui.preset.input(bind(ctx, handlers.on_preset), [ui.preset, ui.view], [ui.preset_note, *ui.form[1:], ui.counts_chart], **quiet)
     for widget in (ui.dataset, ui.profile, ui.ratio):
         widget.change(bind(ctx, handlers.on_settings), [ui.view, *counts_form], ui.counts_chart, **quiet)
-    ui.start.click(bind(ctx, handlers.on_start), [ui.memory, ui.smoothing, *ui.form], view_switch, **quiet).then(
+    ui.start.click(bind(ctx, handlers.on_start), [ui.visitor, ui.smoothing, *ui.form], view_switch, **quiet).then(
         refresh_runs, None, ui.runs_outputs, **quiet)
-    ui.repeat.click(bind(ctx, handlers.on_repeat), [ui.memory, ui.view, ui.smoothing, *counts_form], view_switch, **quiet).then(
+    ui.repeat.click(bind(ctx, handlers.on_repeat), [ui.visitor, ui.view, ui.smoothing, *counts_form], view_switch, **quiet).then(
         refresh_runs, None, ui.runs_outputs, **quiet)
-    ui.stop.click(bind(ctx, handlers.on_stop), [ui.memory, ui.view], [ui.stop, ui.status], **quiet)
+    ui.stop.click(bind(ctx, handlers.on_stop), [ui.visitor, ui.view], [ui.stop, ui.status], **quiet)
     gr.on([widget.change for widget in ui.form], bind(ctx, share.on_estimate), ui.form, ui.estimate,
           trigger_mode="always_last", **quiet)
     ui.link_settings.click(bind(ctx, share.on_link_settings), [ui.share_link, *ui.form], ui.share_link,
@@ -89,11 +108,12 @@ def connect(demo: gr.Blocks, ctx: UiContext) -> None:
 
     # Runs
     ui.refresh_button.click(refresh_runs, None, ui.runs_outputs, **quiet)
-    ui.open_button.click(bind(ctx, runs.on_open_run), [ui.run_choice, ui.memory, ui.smoothing, *counts_form],
+    ui.open_button.click(bind(ctx, runs.on_open_run), [ui.run_choice, ui.visitor, ui.smoothing, *counts_form],
                          [*view_switch, ui.tabs], **quiet)
-    ui.delete_button.click(bind(ctx, runs.on_delete_run), ui.run_choice, ui.runs_outputs, **quiet)
+    ui.delete_button.click(bind(ctx, runs.on_delete_run), [ui.run_choice, ui.visitor], ui.runs_outputs, **quiet)
     ui.download_button.click(bind(ctx, runs.on_export_run), ui.run_choice, ui.run_zip, concurrency_limit=2,
                              concurrency_id="transfer", **quiet)
-    ui.upload_button.upload(bind(ctx, runs.on_import_run), ui.upload_button, [*ui.runs_outputs, ui.transfer_note],
+    ui.upload_button.upload(bind(ctx, runs.on_import_run), [ui.upload_button, ui.visitor], [*ui.runs_outputs, ui.transfer_note],
                             concurrency_limit=2, concurrency_id="transfer", **private)
-    ui.run_choice.change(bind(ctx, runs.on_runs_selected), ui.run_choice, [ui.overlay_accuracy, ui.overlay_recall], **quiet)
+    ui.run_choice.change(bind(ctx, runs.on_runs_selected), [ui.run_choice, ui.visitor],
+                         [ui.overlay_accuracy, ui.overlay_recall, ui.delete_button, ui.delete_note], **quiet)
