@@ -1,36 +1,91 @@
 """Start the cce_demo web app: `python app.py` (port 7860; host from GRADIO_SERVER_NAME, default 127.0.0.1).
 
-Environment: CCE_RUNS_DIR (writable runs, default ./runs), CCE_DATA_DIR (CIFAR, default ./data),
+Environment: CCE_RUNS_DIR (writable runs; default /data/runs where persistent storage is mounted at /data, as
+on a Hugging Face Space that has it turned on, else ./runs), CCE_DATA_DIR (CIFAR, default ./data),
 CCE_SHIPPED_DIR (read-only pretrained runs, default ./checkpoints), CCE_MAX_QUEUE (default 8),
 CCE_MAX_CONCURRENT (jobs at once per device, default 1), CCE_RESULTS_DIR (the Results tab's grids, default
 ./results). Public limits (cce_demo/budget.py, `Limits.from_environment`): CCE_MAX_JOB_MINUTES,
 CCE_MAX_JOBS_PER_CLIENT, CCE_KEEP_RUNS, CCE_MAX_RUNS_MB (unset: none locally, safe defaults on a Space); an
 invalid value stops the app at start-up with a message naming the variable. CCE_SPEED_PROBE=0 skips the
 start-up speed probe (cce_demo/speed_probe.py) that scales the job-time estimate to this host.
+
+SIGINT and SIGTERM stop the app cleanly whenever they come: the server closes, the speed probe and the
+running jobs stop within a step (the jobs record what they trained), their threads are joined, exit 0.
 """
 from __future__ import annotations
 
 import os
+import signal
 
 # Offline and private by default: no analytics, no hub calls. Set before gradio is imported.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+
+class StopSignal:
+    """SIGINT and SIGTERM, caught: the handler only notes the signal and writes a byte to a pipe, and the main
+    thread, blocked reading that pipe, then shuts down in order. Python's default SIGINT handler raises
+    KeyboardInterrupt wherever the main thread happens to be (a traceback and exit 1 when it lands in start-up),
+    SIGTERM's default kills the process in the middle of everything, and a process that exits while a thread
+    is inside torch can abort in native code (exit 139). The handler takes no lock, so it cannot deadlock
+    against the code it interrupts (a `threading.Event` could); a pipe also remembers a signal that came
+    before anyone waited."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._read_end, self._write_end = os.pipe()
+        os.set_blocking(self._write_end, False)  # a burst of signals must never block the handler
+        self.received: int | None = None
+
+    def install(self) -> None:
+        for number in self.SIGNALS:
+            signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame: object) -> None:
+        if self.received is None:
+            self.received = number
+        try:
+            os.write(self._write_end, b"!")
+        except OSError:  # the pipe is full: a stop is already pending
+            pass
+
+    @property
+    def requested(self) -> bool:
+        return self.received is not None
+
+    def wait(self) -> str:
+        """Block until a signal has come; returns its name."""
+        os.read(self._read_end, 1)  # retried by Python after each handler (PEP 475) until the byte is there
+        return signal.Signals(self.received).name if self.received is not None else "a stop request"
+
+
+STOP = StopSignal()
+if __name__ == "__main__":
+    # First thing, before the seconds of importing torch and gradio: a stop during start-up is a stop too.
+    STOP.install()
+
 import logging  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Callable, Mapping  # noqa: E402
 
 from PIL import Image  # noqa: E402
 
 from cce_demo.budget import Limits  # noqa: E402
 from cce_demo.data import default_data_dir  # noqa: E402
-from cce_demo.jobs import JobManager  # noqa: E402
+from cce_demo.jobs import PROBE_THREAD, JobManager  # noqa: E402
 from cce_demo.predict import MAX_UPLOAD_PIXELS, ModelCache  # noqa: E402
 from cce_demo.ui import AppContext, RunCatalog, build_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
+# Where Hugging Face Spaces mount persistent storage once it is turned on (Settings -> Persistent storage).
+PERSISTENT_STORAGE = Path("/data")
+# `docker stop` waits 10 s before it kills; leave the server its own few seconds to close within that.
+SHUTDOWN_SECONDS = 7.0
 QUEUE_SIZE = 64  # Gradio's request queue (all events), distinct from the training-job queue
 # Gradio's one upload cap, for images and run zips alike. Images are refused above MAX_UPLOAD_BYTES (20 MB) by
 # cce_demo.predict anyway; run zips need more: a run this app can train within its time limits is 1-5 MB, a
@@ -39,19 +94,81 @@ QUEUE_SIZE = 64  # Gradio's request queue (all events), distinct from the traini
 MAX_FILE_BYTES = 64 * 2**20
 
 
-def writable_runs_dir() -> Path:
-    """CCE_RUNS_DIR, or ./runs; if that cannot be written (a read-only deployment), a temporary directory."""
-    wanted = Path(os.environ.get("CCE_RUNS_DIR") or ROOT / "runs")
+@dataclass(frozen=True)
+class RunsLocation:
+    """Where the app keeps its runs, and whether they survive a restart of the app (or of its container)."""
+
+    path: Path
+    survives_restart: bool
+    description: str  # one sentence for the server log and the public-mode panel
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, Path) or not self.path.is_absolute():
+            raise ValueError(f"path: expected an absolute Path, got {self.path!r}")
+        if not self.description:
+            raise ValueError("description: expected a sentence, got an empty string")
+
+
+def is_mount_point(path: Path) -> bool:
+    """Whether `path` is where a file system is mounted: a Space's persistent storage, a Docker volume. A bind
+    mount from the same file system is not seen by os.path.ismount, so /proc/self/mountinfo is asked too.
+    A mere folder of that name (the Docker image creates an empty /data, owned by the app's user, so that a
+    volume mounted there is writable) is not persistent storage."""
+    if os.path.ismount(path):
+        return True
     try:
-        wanted.mkdir(parents=True, exist_ok=True)
-        probe = wanted / ".write-test"
+        mount_points = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if len(line.split()) > 4}
+    except OSError:
+        return False
+    return str(path) in mount_points
+
+
+def _writable(folder: Path) -> str | None:
+    """None if the app can create `folder` and write in it, else why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
         probe.write_text("ok")
         probe.unlink()
-        return wanted
+        return None
     except OSError as error:
+        return str(error)
+
+
+def choose_runs_location(
+    environ: Mapping[str, str] = os.environ,
+    persistent_storage: Path = PERSISTENT_STORAGE,
+    default: Path = ROOT / "runs",
+    is_mounted: Callable[[Path], bool] = is_mount_point,
+) -> RunsLocation:
+    """CCE_RUNS_DIR if set; else /data/runs where persistent storage is mounted at /data and writable; else
+    ./runs. A folder that cannot be written is replaced by a temporary one (lost on restart), with a warning.
+    On a Space (SPACE_ID set) only persistent storage survives a restart: the container's disk is fresh each
+    time. Off a Space, a folder on this machine's disk does."""
+    on_space = bool(environ.get("SPACE_ID"))
+    storage_mounted = is_mounted(persistent_storage)
+    explicit = environ.get("CCE_RUNS_DIR")
+    if explicit:
+        wanted = Path(explicit).absolute()
+    elif storage_mounted and _writable(persistent_storage / "runs") is None:
+        wanted = persistent_storage / "runs"
+    else:
+        wanted = default.absolute()
+    problem = _writable(wanted)
+    if problem is not None:
         fallback = Path(tempfile.mkdtemp(prefix="cce_demo_runs_"))
-        logging.warning("runs directory %s is not writable (%s); using %s (lost on restart)", wanted, error, fallback)
-        return fallback
+        logging.getLogger("cce_demo").warning("runs directory %s is not writable (%s); using %s", wanted, problem, fallback)
+        return RunsLocation(fallback, False, f"Runs are kept in a temporary folder, {fallback}, because {wanted} cannot "
+                                             "be written: they are lost when the app restarts.")
+    on_storage = storage_mounted and wanted.is_relative_to(persistent_storage)
+    if on_storage:
+        return RunsLocation(wanted, True, f"Runs are kept in {wanted}, on the persistent storage mounted at "
+                                          f"{persistent_storage}: they survive restarts (the retention limits still apply).")
+    if on_space:
+        return RunsLocation(wanted, False, f"Runs are kept in {wanted}, inside this Space's container, which a restart "
+                                           "wipes: download the runs you want to keep, or turn on the Space's persistent "
+                                           f"storage (runs then go to {persistent_storage / 'runs'}).")
+    return RunsLocation(wanted, True, f"Runs are kept in {wanted}, on this machine's disk: they survive restarts.")
 
 
 def limits_from_environment() -> Limits:
@@ -65,8 +182,10 @@ def limits_from_environment() -> Limits:
 def create_app():
     # Uploads are decoded by us with this limit; Pillow's own limit guards every other decode too.
     Image.MAX_IMAGE_PIXELS = MAX_UPLOAD_PIXELS
+    runs = choose_runs_location()
+    logging.getLogger("cce_demo").info("%s", runs.description)
     manager = JobManager(
-        writable_runs_dir(),
+        runs.path,
         data_dir=default_data_dir(),
         max_queue=int(os.environ.get("CCE_MAX_QUEUE", "8")),
         max_concurrent=int(os.environ.get("CCE_MAX_CONCURRENT", "1")),
@@ -74,8 +193,9 @@ def create_app():
     )
     if os.environ.get("CCE_SPEED_PROBE", "1") != "0":
         # Hosts differ several-fold in speed; about a second of real steps, off the start-up path, fixes the
-        # estimate's scale for this one. Its own thread: the page is served meanwhile.
-        threading.Thread(target=manager.time_this_host, name="speed-probe", daemon=True).start()
+        # estimate's scale for this one. Its own thread (the page is served meanwhile), which the manager's
+        # shutdown stops and joins.
+        manager.start_speed_probe()
     shipped = Path(os.environ.get("CCE_SHIPPED_DIR") or ROOT / "checkpoints")
     results = Path(os.environ.get("CCE_RESULTS_DIR") or ROOT / "results")
     context = AppContext(manager, RunCatalog(manager.runs_dir, (shipped,)), ModelCache(), ROOT / "examples",
@@ -83,24 +203,58 @@ def create_app():
     return build_app(context), manager
 
 
-def main() -> None:
+def exit_status(threads_left: list[str], logger: logging.Logger) -> int:
+    """0 when nothing was lost: every thread ended, or only the start-up speed probe is left (its few steps are
+    disposable; a first step can take seconds on a busy host, importing parts of torch). 1 when a job could
+    not record what it trained in time: it reads as interrupted after the next start."""
+    jobs_left = [name for name in threads_left if name != PROBE_THREAD]
+    if jobs_left:
+        logger.error("stopped before %s had recorded its job; that run reads as interrupted after the next start",
+                     ", ".join(jobs_left))
+        return 1
+    if threads_left:
+        logger.info("stopped; the speed probe was abandoned mid-step")
+    else:
+        logger.info("stopped cleanly")
+    return 0
+
+
+def main() -> int:
     # The app's own INFO lines (the speed probe's factor, runs removed to stay within the limits) belong in
     # the server log; libraries stay at WARNING (httpx would log every request).
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("cce_demo").setLevel(logging.INFO)
+    logger = logging.getLogger("cce_demo")
+    logger.setLevel(logging.INFO)
+    STOP.install()  # again, for `python -c "import app; app.main()"`: harmless when already installed
     demo, manager = create_app()
     try:
-        demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=4).launch(
-            server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-            server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-            ssr_mode=False,
-            max_file_size=MAX_FILE_BYTES,
-            footer_links=["api", "gradio"],
-            show_error=False,
-        )
+        if not STOP.requested:  # a stop during start-up: never open the port
+            demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=4).launch(
+                server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                ssr_mode=False,
+                max_file_size=MAX_FILE_BYTES,
+                footer_links=["api", "gradio"],
+                show_error=False,
+                prevent_thread_lock=True,  # the main thread waits for the stop signal instead of Gradio's loop
+            )
+        logger.info("%s: stopping the server, the speed probe and the jobs", STOP.wait())
     finally:
-        manager.shutdown()
+        # The probe and the jobs are told first (each stops after its step under way), the server closes
+        # meanwhile (no new requests), then their threads are joined, all within docker stop's 10 s.
+        stop_started = time.monotonic()
+        manager.begin_shutdown()
+        demo.close(verbose=False)
+        manager.join(max(0.0, SHUTDOWN_SECONDS - (time.monotonic() - stop_started)))
+    left = manager.threads_left()
+    status = exit_status(left, logger)
+    if left:
+        # A thread is still inside torch: a normal interpreter exit would run torch's static destructors under
+        # it and abort ("terminate called without an active exception", exit 139). Leave without them.
+        logging.shutdown()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""Where the app keeps its runs (app.choose_runs_location): CCE_RUNS_DIR, else persistent storage mounted at
+/data (a Space with persistent storage, a Docker volume), else ./runs; and whether they survive a restart."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT))
+import app  # noqa: E402
+
+
+def mounted(path: Path) -> bool:
+    return True
+
+
+def not_mounted(path: Path) -> bool:
+    return False
+
+
+@pytest.fixture
+def storage(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    return folder
+
+
+def test_persistent_storage_is_the_default_when_mounted(tmp_path, storage):
+    for environ in ({}, {"SPACE_ID": "someone/cce-demo"}):
+        location = app.choose_runs_location(environ, storage, tmp_path / "app" / "runs", mounted)
+        assert location.path == storage / "runs" and location.path.is_dir() and location.survives_restart
+        assert "persistent storage" in location.description and "retention limits still apply" in location.description
+
+
+def test_cce_runs_dir_overrides_persistent_storage(tmp_path, storage):
+    chosen = tmp_path / "elsewhere"
+    location = app.choose_runs_location({"CCE_RUNS_DIR": str(chosen)}, storage, tmp_path / "app" / "runs", mounted)
+    assert location.path == chosen and location.survives_restart  # a folder on this machine's disk
+    on_space = app.choose_runs_location({"CCE_RUNS_DIR": str(chosen), "SPACE_ID": "x/y"}, storage, tmp_path / "r", mounted)
+    assert on_space.path == chosen and not on_space.survives_restart  # outside /data a Space forgets it
+    inside = app.choose_runs_location({"CCE_RUNS_DIR": str(storage / "mine"), "SPACE_ID": "x/y"}, storage, tmp_path / "r", mounted)
+    assert inside.path == storage / "mine" and inside.survives_restart
+
+
+def test_a_folder_named_data_is_not_persistent_storage(tmp_path, storage):
+    # The Docker image creates an empty /data for volumes to inherit its owner; without a volume it is just
+    # the container's disk, so the runs stay in ./runs.
+    default = tmp_path / "app" / "runs"
+    location = app.choose_runs_location({}, storage, default, not_mounted)
+    assert location.path == default and location.survives_restart and not (storage / "runs").exists()
+    on_space = app.choose_runs_location({"SPACE_ID": "x/y"}, storage, default, not_mounted)
+    assert on_space.path == default and not on_space.survives_restart
+    assert "turn on the Space's persistent storage" in on_space.description and "download" in on_space.description
+
+
+def test_storage_that_cannot_be_written_is_passed_over(tmp_path):
+    blocked = tmp_path / "data"
+    blocked.write_text("a file where the storage folder should be")  # mkdir data/runs fails, as unwritable
+    default = tmp_path / "app" / "runs"
+    location = app.choose_runs_location({}, blocked, default, mounted)
+    assert location.path == default and location.path.is_dir()
+
+
+def test_an_unwritable_runs_folder_falls_back_to_a_temporary_one(tmp_path, storage):
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    location = app.choose_runs_location({"CCE_RUNS_DIR": str(blocked / "runs")}, storage, tmp_path / "r", not_mounted)
+    assert location.path != blocked / "runs" and location.path.is_dir() and not location.survives_restart
+    assert "lost when the app restarts" in location.description
+
+
+def test_runs_location_is_validated(tmp_path):
+    with pytest.raises(ValueError, match="absolute"):
+        app.RunsLocation(Path("runs"), True, "a sentence")
+    with pytest.raises(ValueError, match="description"):
+        app.RunsLocation(tmp_path, True, "")
+
+
+def test_mount_points_are_recognised(tmp_path):
+    assert app.is_mount_point(Path("/"))
+    assert not app.is_mount_point(tmp_path)  # a plain folder
