@@ -640,7 +640,9 @@ class JobManager:
                 job.status, job.started_at, job.message = JobStatus.RUNNING, time.time(), "Starting…"
                 job.started_clock = time.monotonic()
                 self._touch(job)
+            logger.info("job %s started on %s", job.job_id, device)
             status, reason = self._run(job)
+            logger.info("job %s ended %s%s", job.job_id, status.value, f": {reason}" if reason else "")
             # Before the job reads as finished, so that whoever waits for it sees the runs directory settled.
             # Not while shutting down: the next start applies the limits anyway, and exiting should not wait.
             if not self._stopping.is_set():
