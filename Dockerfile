@@ -1,16 +1,18 @@
 # CPU-only image of the cce_demo Gradio app.
 #
 #   docker build -t cce-demo .
-#   docker run --rm -p 7860:7860 \
-#       -v cce-runs:/home/user/app/runs -v cce-data:/home/user/app/data cce-demo
+#   docker run --rm -p 127.0.0.1:7860:7860 -v cce-storage:/data -v cce-cifar:/home/user/app/data cce-demo
 #
-# Then open http://localhost:7860. Writable state lives in two directories (named volumes keep it
-# across restarts; without them it is lost with the container):
-#   /home/user/app/runs  CCE_RUNS_DIR: training runs started from the UI
+# Then open http://127.0.0.1:7860 (the -p form publishes on this machine only). Writable state:
+#   /data                persistent storage, as a Hugging Face Space mounts it: when a volume is mounted here
+#                        the app keeps its runs in /data/runs, so they survive restarts. Without a volume the
+#                        runs go to /home/user/app/runs, inside the container.
 #   /home/user/app/data  CCE_DATA_DIR: CIFAR-10/100 (torchvision downloads it there on the first real-data run;
 #                        HF_HUB_OFFLINE only concerns the Hugging Face Hub, not that download)
-# Both are created owned by uid 1000 here, so a fresh named volume mounted on them inherits that owner and
-# is writable by the app. For a bind mount, make the host folder writable by uid 1000.
+# CCE_RUNS_DIR is deliberately not set here: it would override the choice of /data/runs (set it with -e to
+# choose another folder). These folders are created owned by uid 1000, so a fresh named volume mounted on
+# them inherits that owner and is writable by the app. For a bind mount, make the host folder writable by
+# uid 1000.
 # The code, the shipped pretrained runs (checkpoints/) and the example images belong to root: the app
 # (uid 1000) can read them but not change them.
 #
@@ -45,13 +47,12 @@ ENV PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
     HF_HUB_DISABLE_TELEMETRY=1 \
     HOME=/home/user \
-    CCE_RUNS_DIR=/home/user/app/runs \
     CCE_DATA_DIR=/home/user/app/data
 
 # Non-root user with uid 1000 (the Hugging Face Spaces convention) and its writable state directories.
 RUN useradd -m -u 1000 user \
-    && mkdir -p /home/user/app/runs /home/user/app/data \
-    && chown -R user:user /home/user/app
+    && mkdir -p /home/user/app/runs /home/user/app/data /data \
+    && chown -R user:user /home/user/app /data
 
 WORKDIR /home/user/app
 
@@ -85,9 +86,10 @@ EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=10s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/' % os.environ.get('GRADIO_SERVER_PORT', '7860'), timeout=8)"]
 
-# `python app.py` runs as PID 1, and PID 1 gets no default action for SIGTERM: `docker stop` would wait its
-# 10 s and kill the app (exit 137) without a shutdown. SIGINT raises KeyboardInterrupt instead: Gradio closes
-# the server, then the job manager cancels running jobs (they keep what they trained) and the app exits 0.
+# `python app.py` runs as PID 1, which gets no default action for any signal: the app handles SIGINT and
+# SIGTERM itself, whenever they come (also during start-up and the speed probe). It closes the server, stops
+# the speed probe and the running jobs within a step (they keep what they trained), joins those threads and
+# exits 0. SIGINT, so that the same stop works for `docker stop` and for Ctrl-C in `docker run -it`.
 STOPSIGNAL SIGINT
 
 USER user

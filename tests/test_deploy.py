@@ -446,9 +446,14 @@ def test_environment_and_writable_state_directories(instructions):
     for key, value in expected.items():
         assert env.get(key) == value, f"ENV {key} should be {value!r}, is {env.get(key)!r}"
     setup = " ".join(arguments for _, arguments in instructions_named(instructions, "RUN"))
-    for key in ("CCE_RUNS_DIR", "CCE_DATA_DIR"):
-        assert env.get(key, "").startswith("/"), f"ENV {key} should be an absolute path"
-        assert re.search(rf"mkdir\b[^&;|]*\s{re.escape(env[key])}\b", setup), f"{env[key]} is not created"
+    assert env.get("CCE_DATA_DIR", "").startswith("/"), "ENV CCE_DATA_DIR should be an absolute path"
+    # CCE_RUNS_DIR would override the app's own choice of /data/runs when a volume is mounted at /data.
+    assert "CCE_RUNS_DIR" not in env, "ENV CCE_RUNS_DIR must not be set: runs go to /data/runs when /data is a volume"
+    workdir = instructions_named(instructions, "WORKDIR")[-1][1]
+    for folder in (env["CCE_DATA_DIR"], f"{workdir}/runs", "/data"):
+        assert re.search(rf"mkdir\b[^&;|]*\s{re.escape(folder)}(?=\s|$)", setup), f"{folder} is not created"
+    # A fresh named volume mounted on a folder inherits its owner: /data must belong to the app's user.
+    assert re.search(r"chown\b[^&;|]*\buser(:user)?\b[^&;|]*\s/data(?=\s|$)", setup), "/data is not chowned to the user"
     assert re.search(r"chown\b[^&;|]*\buser\b", setup), "the state directories are not chowned to the user"
 
 
