@@ -29,6 +29,7 @@ from . import __version__
 from .config import TrainConfig
 from .engine import Event, RunResult
 from .heads import prepare_for_loss
+from .provenance import environment
 from .status import JobStatus
 from .models import build_model
 
@@ -159,6 +160,8 @@ class RunWriter:
             "created_at": _now(),
             "finished_at": None,
             "versions": package_versions(),
+            # CPU model, threads, torch/torchvision, deterministic settings: what a bit-for-bit replay needs.
+            "environment": environment(config.device),
             "owner": {"token": PROCESS_TOKEN, "pid": os.getpid(), "start_time": _process_start_time(os.getpid())},
             "class_names": None,
             "class_counts": None,
@@ -173,6 +176,7 @@ class RunWriter:
             self.metadata.update(
                 class_names=list(event.class_names), class_counts=list(event.class_counts), device=event.device,
                 num_train=event.num_train, num_test=event.num_test, data_source=event.data_source,
+                data=dict(getattr(event, "data", {}) or {}),
             )
             self._write_metadata()
         if event.kind in FLUSH_KINDS:

@@ -10,7 +10,7 @@ import functools
 import os
 import threading
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import TrainConfig
+from .provenance import npz_provenance, synthetic_provenance, torchvision_provenance
 
 IMAGE_SIZE = 32
 CROP_PADDING = 4  # random crop with 4-pixel zero padding, as in the CIFAR ResNet / LDAM-DRW recipes
@@ -73,6 +74,8 @@ class Dataset:
     train: ImageSplit  # the full (balanced) training split; the long tail is cut by `long_tail_subset`
     test: ImageSplit  # the official balanced test split, never subsampled
     source: str  # where it came from, for the run metadata
+    # Which copy of the data (named from the files' hashes) and the hashes: `cce_demo/provenance.py`.
+    provenance: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -294,7 +297,8 @@ def _from_npz(name: str, train_file: Path, test_file: Path) -> Dataset:
         splits.append(ImageSplit(images, labels))
     if not class_names:
         class_names = CIFAR10_CLASSES if name == "cifar10" else tuple(str(index) for index in range(100))
-    return Dataset(name, class_names, splits[0], splits[1], source=f"npz:{train_file.parent}")
+    return Dataset(name, class_names, splits[0], splits[1], source=f"npz:{train_file.parent}",
+                   provenance=npz_provenance(name, train_file, test_file))
 
 
 def _from_torchvision(name: str, root: Path) -> Dataset:
@@ -305,7 +309,10 @@ def _from_torchvision(name: str, root: Path) -> Dataset:
     for train in (True, False):
         source = dataset_class(root=str(root), train=train, download=False)
         splits.append(ImageSplit(torch.from_numpy(source.data), torch.as_tensor(source.targets, dtype=torch.int64)))
-    return Dataset(name, tuple(source.classes), splits[0], splits[1], source=f"torchvision:{root}")
+    folder = root / dataset_class.base_folder
+    files = [(file_name, md5) for file_name, md5 in (*dataset_class.train_list, *dataset_class.test_list)]
+    return Dataset(name, tuple(source.classes), splits[0], splits[1], source=f"torchvision:{root}",
+                   provenance=torchvision_provenance(name, folder, files))
 
 
 @functools.lru_cache(maxsize=4)
@@ -327,7 +334,8 @@ def synthetic_dataset(num_classes: int = 10, train_per_class: int = 100, test_pe
         return ImageSplit(pixels, labels)
 
     names = tuple(f"class {index}" for index in range(num_classes))
-    return Dataset("synthetic", names, draw(train_per_class), draw(test_per_class), source="synthetic")
+    return Dataset("synthetic", names, draw(train_per_class), draw(test_per_class), source="synthetic",
+                   provenance=synthetic_provenance())
 
 
 # ---------------------------------------------------------------- batches

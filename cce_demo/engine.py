@@ -107,6 +107,8 @@ class RunStarted(Event):
     steps_per_epoch: int
     total_steps: int  # over all seeds
     data_source: str
+    # The data copy and its files' hashes (provenance.py); absent from events written before issue 19.
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -388,6 +390,7 @@ def train_paired(
         config=config.to_dict(), class_names=dataset.class_names, class_counts=class_counts,
         num_train=len(train_split), num_test=len(test_split), device=str(device),
         steps_per_epoch=steps_per_epoch, total_steps=total_steps * len(config.seeds), data_source=dataset.source,
+        data=dict(dataset.provenance),
     ))
     for seed_index, seed in enumerate(config.seeds):
         try:

@@ -176,6 +176,78 @@ def summarise_differences(differences: Sequence[float]) -> SeedSummary:
     return SeedSummary(values, mean, (mean - half_width, mean + half_width))
 
 
+def clip_interval(low: float, high: float, bounds: tuple[float, float]) -> tuple[float, float, bool]:
+    """A t-interval cut to the values the quantity can take (an accuracy lies in [0, 1]); the flag says
+    whether it was cut. The t-interval is symmetric and unbounded, so with few seeds near 0 or 1 it can reach
+    past them; the cut part holds no possible value."""
+    clipped_low, clipped_high = max(low, bounds[0]), min(high, bounds[1])
+    return clipped_low, clipped_high, (clipped_low, clipped_high) != (low, high)
+
+
+# ---------------------------------------------------------------- paired t-test and Holm's correction
+
+# Lentz's continued fraction for the incomplete beta function: stop when a step changes the value by less
+# than this relative amount; a denominator below TINY is replaced by it (Numerical Recipes, sec. 6.4).
+BETA_FRACTION_TOLERANCE = 1e-14
+BETA_FRACTION_TINY = 1e-300
+BETA_FRACTION_MAX_TERMS = 10_000
+
+
+def regularised_incomplete_beta(x: float, a: float, b: float) -> float:
+    """I_x(a, b) by its continued fraction (Numerical Recipes eq. 6.4.5), using the symmetry
+    I_x(a, b) = 1 - I_(1-x)(b, a) where the fraction converges slowly."""
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"x: must be in [0, 1], got {x}")
+    if x in (0.0, 1.0):
+        return x
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - regularised_incomplete_beta(1.0 - x, b, a)
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > BETA_FRACTION_TINY else BETA_FRACTION_TINY)
+    fraction = d
+    for m in range(1, BETA_FRACTION_MAX_TERMS):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > BETA_FRACTION_TINY else BETA_FRACTION_TINY)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > BETA_FRACTION_TINY else BETA_FRACTION_TINY
+            step = c * d
+            fraction *= step
+        if abs(step - 1.0) < BETA_FRACTION_TOLERANCE:
+            break
+    return math.exp(log_front) * fraction / a
+
+
+def paired_t_p_value(differences: Sequence[float]) -> float | None:
+    """Two-sided p-value of the one-sample t-test of mean zero on paired differences (one per seed):
+    t = mean / (sd / sqrt(n)), df = n - 1, p = I_(df / (df + t^2))(df / 2, 1 / 2). None with one seed."""
+    values = [float(value) for value in differences]
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
+    if variance == 0.0:
+        return 1.0 if mean == 0.0 else 0.0
+    t = mean / math.sqrt(variance / len(values))
+    df = len(values) - 1
+    return regularised_incomplete_beta(df / (df + t * t), df / 2, 0.5)
+
+
+def holm(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str, float | bool]]:
+    """Holm's step-down correction (Holm 1979) over a family of m tests: sorted p_(1) <= ... <= p_(m), the
+    adjusted p_(i) = max over j <= i of min(1, (m - j + 1) p_(j)); a test survives when its adjusted p is
+    below alpha. Controls the family-wise error rate at alpha."""
+    ordered = sorted(p_values.items(), key=lambda item: item[1])
+    m = len(ordered)
+    result, running = {}, 0.0
+    for rank, (name, p) in enumerate(ordered):
+        running = max(running, min(1.0, (m - rank) * p))
+        result[name] = {"p_value": p, "adjusted_p": running, "survives": running < alpha}
+    return result
+
+
 # ---------------------------------------------------------------- formatting (CLI and UI share these)
 
 

@@ -93,3 +93,53 @@ def test_many_medium_few_by_training_count():
     # CIFAR-100-LT ratio 100 ends at 5 images; the thresholds are > 100, 20-100, < 20.
     assert count_groups([500, 101, 100, 20, 19, 5]) == {"many": [0, 1], "medium": [2, 3], "few": [4, 5]}
     assert count_groups([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50])["few"] == []
+
+
+# ---------------------------------------------------------------- t-test p-values and Holm (issue 19)
+
+from cce_demo.metrics import clip_interval, holm, paired_t_p_value, regularised_incomplete_beta  # noqa: E402
+
+
+def t_two_sided_p_by_integration(t, df, steps=20000):
+    """2 * P(T > |t|) by Simpson's rule on the Student-t density, substituting u = atan(x) to reach infinity."""
+    constant = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    low, high = math.atan(abs(t)), math.pi / 2
+
+    def integrand(u):
+        x = math.tan(u)
+        if u >= high:  # the limit x -> infinity: density * sec^2 ~ x^(1 - df), a constant only for df = 1
+            return constant * df if df == 1 else 0.0
+        return constant * (1 + x * x / df) ** (-(df + 1) / 2) / math.cos(u) ** 2
+
+    width = (high - low) / steps
+    total = integrand(low) + integrand(high)
+    total += sum((4 if index % 2 else 2) * integrand(low + index * width) for index in range(1, steps))
+    return 2 * total * width / 3
+
+
+@pytest.mark.parametrize("values", [[0.01, 0.02, 0.015], [-0.02, 0.01, 0.005], [0.1, -0.3], [0.01, 0.012, 0.008, 0.02, 0.0]])
+def test_paired_t_p_value_against_the_density(values):
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    expected = t_two_sided_p_by_integration(mean / (sd / math.sqrt(n)), n - 1)
+    assert paired_t_p_value(values) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert paired_t_p_value([0.5]) is None
+
+
+def test_incomplete_beta_known_values():
+    assert regularised_incomplete_beta(0.5, 2.0, 2.0) == pytest.approx(0.5)
+    assert regularised_incomplete_beta(0.3, 1.0, 1.0) == pytest.approx(0.3)  # uniform
+    assert regularised_incomplete_beta(0.2, 2.0, 1.0) == pytest.approx(0.04)  # x^2
+
+
+def test_holm_step_down_by_hand():
+    # m = 4: 0.01 * 4 = 0.04, 0.02 * 3 = 0.06, 0.03 * 2 = 0.06 (monotone), 0.5 * 1 = 0.5
+    result = holm({"a": 0.02, "b": 0.01, "c": 0.5, "d": 0.03})
+    assert [round(result[k]["adjusted_p"], 10) for k in "bacd"] == [0.04, 0.06, 0.5, 0.06]
+    assert [result[k]["survives"] for k in "bacd"] == [True, False, False, False]
+
+
+def test_clip_interval():
+    assert clip_interval(-0.1, 0.3, (0.0, 1.0)) == (0.0, 0.3, True)
+    assert clip_interval(0.1, 0.3, (0.0, 1.0)) == (0.1, 0.3, False)

@@ -30,6 +30,21 @@ def test_tiny_grid_writes_tables_and_resumes(tmp_path):
     assert "prior_corrected" in table and len(table["per_class_recall"]["ce"]) == 10
     assert "python -m cce_demo.reproduce" in results["command"]
     assert "| ce |" in (output / "results.md").read_text()
+    # Format 2: per-seed data, McNemar's b and c, Holm, the data copy, the environment, threads in the command.
+    assert results["format_version"] == 2 and "--threads" in results["command"]
+    assert [cell["seed"] for cell in table["per_seed"]] == [0, 1]
+    test = table["per_seed"][0]["losses"]["cce"]["mcnemar"]
+    assert isinstance(test["b_only_baseline_correct"], int) and isinstance(test["c_only_this_loss_correct"], int)
+    assert table["multiplicity"]["comparisons"] == 1 and "cce" in table["multiplicity"]["results"]
+    assert results["data"]["copy"] == "synthetic (generated)" and table["subset_seed"] == 0
+    assert "torchvision" in results["hardware"] and "deterministic" in results["hardware"]
+    record = read_run(output / "runs" / "synthetic-exp-r100-seed0")
+    assert record.metadata["environment"]["torch_threads"] >= 1 and record.metadata["data"]["copy"] == "synthetic (generated)"
+
+    # --tables-only rewrites the tables from the finished cells without training.
+    (output / "results.json").unlink()
+    assert reproduce.main([*TINY, "--output-dir", str(output), "--tables-only"]) == 0
+    assert json.loads((output / "results.json").read_text())["cells_done"] == 2
 
     # Resume: finished cells are skipped (their files stay as they were); an unfinished one is redone.
     seed0, seed1 = output / "runs" / "synthetic-exp-r100-seed0", output / "runs" / "synthetic-exp-r100-seed1"
@@ -57,7 +72,7 @@ def test_data_dir_is_not_recorded_in_the_command():
 def test_named_grid_is_valid(name):
     grid = load_grid_file(named_grid_path(name))
     assert grid.preset in reproduce.PRESETS and grid.name == name
-    assert {"ce", "cce", "cce_reference", "logit_adjusted", "focal"} <= set(grid.losses) and len(grid.seeds) >= 3
+    assert {"ce", "cce", "cce_reference", "logit_adjusted", "focal", "ldam_drw", "ce_drw"} <= set(grid.losses) and len(grid.seeds) >= 3
     assert len(grid.cells()) == len(grid.seeds) * len(grid.imbalance_ratios)
 
 
@@ -127,3 +142,19 @@ def test_torchrun_two_ranks_share_the_cells(tmp_path):
     assert results["command"].startswith("torchrun")
     # Each rank trained one cell: both run directories exist and are finished.
     assert all(read_run(output / "runs" / f"synthetic-exp-r100-seed{seed}").status == "done" for seed in (0, 1))
+
+
+def test_format_1_files_are_still_read_and_their_score_intervals_clipped(tmp_path):
+    table = {"baseline": "ce", "versus_baseline": {"cce": {}}, "per_class_recall": {"ce": [{"mean": 0.02, "low": -0.05, "high": 0.09, "seeds": 3}]},
+             "losses": {"ce": {"rank_tail": {"mean": 0.02, "low": -0.05, "high": 0.09, "seeds": 3}}}, "prior_corrected": {}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"format_version": 1, "tables": [table], "config": {"subset_seed": 4}}))
+    results = reproduce.read_results(path)
+    entry = results["tables"][0]["losses"]["ce"]["rank_tail"]
+    assert entry["low"] == 0.0 and entry["clipped"] is True and entry["high"] == 0.09
+    assert results["tables"][0]["per_class_recall"]["ce"][0]["low"] == 0.0
+    assert results["tables"][0]["multiplicity"]["results"] is None and results["tables"][0]["subset_seed"] == 4
+    assert results["data"]["copy"] == "CIFAR-10 (JPEG q75 copy)" and "declared" in results["data"]["how"]
+    path.write_text(json.dumps({"format_version": 3, "tables": []}))
+    with pytest.raises(ValueError, match="format"):
+        reproduce.read_results(path)

@@ -2,17 +2,20 @@
 `python -m cce_demo.reproduce`) as charts and plain words. Pure functions of the files; no job, no state."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..reproduce import interval_text
+from ..provenance import data_copy_text
+from ..reproduce import (
+    CLIPPED_MARK, HOLM_MARK, READABLE_RESULTS_FORMATS, REPLAY_CONDITIONS, interval_text, multiplicity_note, read_results,
+    reproduce_command, seeds_note,
+)
 from .charts import Bars, Diffs, RowLabel, bar_rows, escape
 from .names import colour, display_name, short_name
 
 RESULTS_FILE = "results.json"
-SUPPORTED_FORMAT = 1
+SUPPORTED_FORMATS = READABLE_RESULTS_FORMATS
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,7 @@ def load_result_sets(results_root: Path | None) -> tuple[list[ResultSet], list[s
         return sets, problems
     for path in sorted(results_root.glob(f"*/{RESULTS_FILE}")):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("format_version") != SUPPORTED_FORMAT or not isinstance(data.get("tables"), list):
-                raise ValueError(f"not a results file of format {SUPPORTED_FORMAT}")
+            data = read_results(path)  # format 1 or 2 (json.JSONDecodeError is a ValueError)
         except (OSError, ValueError) as error:
             problems.append(f"{path.parent.name}: {error}")
             continue
@@ -52,7 +53,8 @@ def _interval_points(entry: dict[str, Any] | None) -> tuple[float, float] | None
 
 
 def _with_interval(entry: dict[str, Any] | None, signed: bool = False) -> str:
-    return interval_text(entry, signed, empty="n/a", interval=" [{low}, {high}]").replace("-", "−")
+    text = interval_text(entry, signed, empty="n/a", interval=" [{low}, {high}]").replace("-", "−")
+    return text + CLIPPED_MARK if entry and entry.get("clipped") else text
 
 
 def _signed(points: float) -> str:
@@ -97,10 +99,17 @@ def hardware_text(data: dict[str, Any]) -> str:
     return text + f"; {data.get('cells_done')} cells in {hours:.1f} h of cell time"
 
 
+def holm_survivors(table: dict[str, Any]) -> set[str]:
+    results = (table.get("multiplicity") or {}).get("results") or {}
+    return {loss for loss, entry in results.items() if entry["survives"]}
+
+
 def summary_html(data: dict[str, Any], table: dict[str, Any]) -> str:
     """What the evidence shows at this scale, in plain words."""
     baseline = table["baseline"]
-    items = [f"<li><span style='font-weight:600'>Balanced accuracy:</span> {escape(difference_words(entry['balanced_accuracy'], loss, baseline))}.</li>"
+    survivors = holm_survivors(table)
+    items = [f"<li><span style='font-weight:600'>Balanced accuracy:</span> {escape(difference_words(entry['balanced_accuracy'], loss, baseline))}"
+             f"{escape(' ' + HOLM_MARK) if loss in survivors else ''}.</li>"
              for loss, entry in table["versus_baseline"].items()]
     tails = [f"{short_name(loss)} {_with_interval(entry['rank_tail'], signed=True)}" for loss, entry in table["versus_baseline"].items()]
     if tails:
@@ -114,6 +123,8 @@ def summary_html(data: dict[str, Any], table: dict[str, Any]) -> str:
             f"training (logits − log prior, no retraining) moves its balanced accuracy from {_points(plain):.1f} % to "
             f"{_points(corrected):.1f} %. A training-time loss has to beat that to be worth its cost.</li>"
         )
+    items.append(f"<li>{escape(seeds_note(table))}</li>")
+    items.append(f"<li>{escape(multiplicity_note(table))}</li>")
     return f'<ul style="margin:4px 0 8px 18px;padding:0">{"".join(items)}</ul>'
 
 
@@ -169,7 +180,9 @@ def result_set_html(result: ResultSet) -> str:
         parts.append(
             '<div class="cc-card" style="margin:8px 0">'
             f'<div class="cc-title">{escape(scale_text(data, table))}</div>'
-            f'<div class="cc-sub">Hardware: {escape(hardware_text(data))}. Reproduce: <code>{escape(data.get("command", ""))}</code></div>'
+            f'<div class="cc-sub">Data: {escape(data_copy_text(table.get("data") or data.get("data")))}.</div>'
+            f'<div class="cc-sub">Hardware: {escape(hardware_text(data))}. Reproduce it with: <code>{escape(reproduce_command(data))}</code>. '
+            f'{escape(REPLAY_CONDITIONS)}</div>'
             f"{summary_html(data, table)}</div>"
         )
         parts.append(accuracy_chart(table))
