@@ -85,7 +85,7 @@ ROOT = Path(__file__).resolve().parent
 # Where Hugging Face Spaces mount persistent storage once it is turned on (Settings -> Persistent storage).
 PERSISTENT_STORAGE = Path("/data")
 # `docker stop` waits 10 s before it kills; leave the server its own few seconds to close within that.
-SHUTDOWN_SECONDS = 7.0
+SHUTDOWN_SECONDS = 6.0
 QUEUE_SIZE = 64  # Gradio's request queue (all events), distinct from the training-job queue
 # Gradio's one upload cap, for images and run zips alike. Images are refused above MAX_UPLOAD_BYTES (20 MB) by
 # cce_demo.predict anyway; run zips need more: a run this app can train within its time limits is 1-5 MB, a
