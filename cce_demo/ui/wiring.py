@@ -62,7 +62,16 @@ def build_app(app: AppContext) -> gr.Blocks:
         register_api(ctx)
     demo.admission = app.admission
     guard_queue(demo._queue, app.admission)  # the queue Blocks made for itself, in case queue() is not called
+    keep_built_files(demo, ctx.ui.upload)
     return demo
+
+
+def keep_built_files(demo: gr.Blocks, holder: gr.components.Component) -> None:
+    """Exempt what the app itself put in Gradio's cache while it was built (the example images) from
+    `delete_cache`: Gradio deletes every file of its temporary sets when a lifespan ends, and one ends
+    during launch, which took the examples with it. What visitors upload later is still removed."""
+    built = {path for files in demo.temp_file_sets for path in files}
+    holder.keep_in_cache = set(getattr(holder, "keep_in_cache", set())) | built
 
 
 def connect(demo: gr.Blocks, ctx: UiContext) -> None:
