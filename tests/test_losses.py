@@ -301,3 +301,19 @@ def test_scaled_cosine_classifier_is_scale_times_cosine_and_keeps_the_parameter_
     expected = [[LDAM_SCALE * float(torch.dot(f, w) / (f.norm() * w.norm())) for w in weight] for f in features]
     assert model.linear(features).tolist() == [pytest.approx(row, rel=1e-5, abs=1e-5) for row in expected]
     assert prepare_for_loss(build_model("resnet8", 10), "ce_drw").linear.__class__ is torch.nn.Linear
+
+
+def test_complement_gradient_does_not_vanish_as_the_true_class_wins():
+    """design.md: C depends only on the wrong-class logits (q is their softmax), so the complement term's
+    gradient is the same at p_g = 0.9 and 0.9995, while CE's shrinks with 1 - p_g."""
+    wrong = torch.tensor([1.0, 0.5, 0.0, -0.5, 0.2, 0.0, 0.0, -1.0, 0.3])
+    gradients = {}
+    for true_probability in (0.9, 0.9995):
+        logits = torch.cat([(math.log(true_probability / (1 - true_probability)) + torch.logsumexp(wrong, 0))[None], wrong])
+        logits = logits[None].requires_grad_(True)
+        ce_gradient, = torch.autograd.grad(F.cross_entropy(logits, torch.tensor([0])), logits)
+        term_gradient, = torch.autograd.grad(-complement_entropy(logits, torch.tensor([0])).mean() / 9, logits)
+        gradients[true_probability] = (float(ce_gradient.norm()), term_gradient)
+    assert torch.allclose(gradients[0.9][1], gradients[0.9995][1], atol=1e-6)
+    assert gradients[0.9995][0] == pytest.approx(gradients[0.9][0] * 0.0005 / 0.1, rel=1e-2)
+    assert float(gradients[0.9995][1].norm()) > 10 * gradients[0.9995][0]

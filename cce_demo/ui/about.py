@@ -1,6 +1,14 @@
-"""The About tab: what CCE is, its two forms, the long-tail protocol and how to read the verdict."""
+"""The About tab: what CCE is, its two forms, the baselines, the long-tail protocol, how to read the verdict,
+where the data and the results come from. The summary of the shipped grids is computed from their
+results.json files (`cce_demo/claims.py`), never typed."""
+from __future__ import annotations
 
-ABOUT = """
+from pathlib import Path
+
+from ..claims import about_summary, shipped_grids
+from ..provenance import DATA_COPY_ENV, JPEG_COPY
+
+ABOUT_TEXT = """
 ## What is Complement Cross Entropy?
 
 Kim, Lee and Jeon, *Imbalanced image classification with complement cross entropy*, Pattern Recognition
@@ -25,9 +33,22 @@ S = Σ p̂ log(p̂ + 1e-10) / (N·K), the same S as the reference code. So they 
 reference (sharpening) form, not the flattening equation as it is usually read. The app keeps both forms and
 reports each as it comes out; the `authors` preset (their recipe, with ResNet-32) trains CE against both.
 
-The complement term is small (the paper-form term C/(K−1) ≤ log(K−1)/(K−1) ≈ 0.244 for CIFAR-10, the
-reference-form term C/K ≤ 0.22), so differences between CE and CCE in short runs can be smaller than the
-seed-to-seed noise.
+The complement term is small in value (the paper-form term C/(K−1) ≤ log(K−1)/(K−1) ≈ 0.244 for CIFAR-10,
+the reference-form term C/K ≤ 0.22), but not in its pull: as the true-class probability p_g → 1, CE's
+gradient vanishes while the complement term's does not (it still redistributes the wrong-class mass), so its
+effect on training is not bounded by its size. Differences between CE and CCE in short runs can still be
+smaller than the seed-to-seed noise.
+
+### The baselines
+- **Logit-adjusted CE** (Menon et al. 2021) trains on logits + τ·log prior. At τ = 1 it is the same loss as
+  **Balanced Softmax** (Ren et al. 2020), so look for that baseline under either name.
+- **LDAM-DRW** (Cao et al. 2019), the long-tail literature's usual reference: LDAM gives each class a margin
+  ∝ n_c^(−1/4) (0.5 for the rarest class) on a scaled cosine classifier (scale 30), and *deferred re-weighting*
+  (DRW) weights the loss by class-balanced weights (effective number, β = 0.9999) from the epoch where the
+  learning rate first decays. DRW is an option of every loss (`ce_drw`, `cce_drw`, …); on schedules without a
+  step decay it starts at `drw_start_fraction` of training (default 80 %). The `ldam-drw` preset trains CE,
+  both CCE forms, LDAM-DRW and CE-DRW in one paired run, with LDAM-DRW's per-epoch warm-up.
+- **Focal loss** (Lin et al. 2017), and post-hoc prior correction of any model (the Classify tab's toggle).
 
 ### The long-tail protocol
 CIFAR-10 / CIFAR-100 training sets are cut to an exponential profile (Cao et al. 2019, LDAM-DRW):
@@ -47,10 +68,28 @@ is better: two models trained with the same loss from different seeds also diffe
 a loss, train several seeds: the app then reports the mean difference in balanced accuracy with a 95 %
 interval across seeds. If the interval excludes zero, the difference held up at this budget; if not, it did not.
 
-What our own CPU-budget grids show (the *Results* tab, 3 seeds each, CIFAR-10-LT at ratios 10 and 100): CCE
-moved balanced accuracy by about a point either way. The paper form showed no clear difference from CE at
-either ratio; the reference form was about a point above CE at ratio 10 and not clearly different at ratio 100.
-Logit-adjusted CE, or simply correcting CE's logits for the training prior after training, gained 9 to 13
-points. The paper's gains come from 200-epoch runs (the `ldam-drw` and `authors` presets, meant for a
-GPU), which we have not measured. More in `docs/design.md`.
+The interval covers training seeds on one fixed long-tailed subset, not the draw of the subset; a grid's
+tables say how many comparisons they make and which survive Holm's correction.
+
 """
+
+DATA_TEXT = f"""### Data and reproducibility
+Every run and result grid records which copy of the data it used, detected from the data files' hashes (or
+declared with `{DATA_COPY_ENV}`): this project's CIFAR-10 is **{JPEG_COPY}**, a JPEG (quality 75) re-encoding of
+CIFAR-10, on which accuracies run lower than on the original pickled batches ("CIFAR-10 (original)"). A run
+replays bit for bit only on the same CPU type with the same torch thread count, torch and torchvision
+versions, deterministic settings and data files; run.json and results.json record all of them, and the grids'
+"Reproduce it with" commands set the threads.
+
+### What the shipped grids show
+"""
+
+
+def about_markdown(results_root: Path | None = None) -> str:
+    """The About tab's text with the shipped grids' summary, computed from their files."""
+    grids = shipped_grids(results_root) if results_root is not None else shipped_grids()
+    return (ABOUT_TEXT + DATA_TEXT + about_summary(grids) + "\n\nThe paper's gains come from 200-epoch runs (the `ldam-drw` "
+            "and `authors` presets, meant for a GPU), which these grids do not measure. More in `docs/design.md`.\n")
+
+
+ABOUT = about_markdown()

@@ -1,33 +1,28 @@
-"""What we measured, in one place: wall time of each preset on 2 CPU cores and how much one seed moves the
-result. The verdict quotes these beside a one-seed difference, so a reader can judge its size; a preset
-without a measurement says so. Sources: docs/design.md ("Measured facts") and the README's preset tables.
+"""What we measured, in one place: wall time of each preset on 2 CPU cores, and how much one seed moves the
+result, computed from the shipped result grid for the same settings (`shipped_spread`). The verdict quotes
+the spread beside a one-seed difference, so a reader can judge its size, names the grid it comes from, and
+says plainly when no shipped grid covers the settings.
 """
 from __future__ import annotations
 
+import functools
+import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from ..config import PRESETS, TrainConfig
+from ..metrics import t_critical_95
+from ..reproduce import read_results
 
-
-@dataclass(frozen=True)
-class SeedSpread:
-    """Seed-to-seed spread measured for one preset (CIFAR-10-LT, paired CE vs CCE paper form)."""
-
-    seeds: int  # how many seeds were trained
-    ce_range: float  # max - min of CE's balanced accuracy over those seeds, in points
-    difference_range: tuple[float, float]  # lowest and highest per-seed CCE - CE, in points
-
-    def sentence(self) -> str:
-        low, high = self.difference_range
-        return (f"with this preset CE's own balanced accuracy ranged over {self.ce_range:.1f} points across "
-                f"{self.seeds} seeds, and CCE − CE ranged from {points(low)} to {points(high)}")
+REPOSITORY_RESULTS = Path(__file__).resolve().parent.parent.parent / "results"
 
 
 @dataclass(frozen=True)
 class PresetFacts:
     wall_time: str  # measured end to end, or what it is meant for
     note: str  # what the preset is for
-    spread: SeedSpread | None  # None: not measured yet
 
 
 PRESET_FACTS: dict[str, PresetFacts] = {
@@ -35,23 +30,20 @@ PRESET_FACTS: dict[str, PresetFacts] = {
         "84–87 s on 2 CPU cores (measured)",
         "CE vs CCE, ResNet-8, 4 epochs, CIFAR-10 with imbalance ratio 10 (at ratio 100 so short a budget leaves the "
         "rarest classes at zero recall for both losses).",
-        SeedSpread(seeds=3, ce_range=3.5, difference_range=(-1.6, -0.5)),
     ),
     "standard": PresetFacts(
         "about 9 min 15 s on 2 CPU cores (measured)",
         "The real long-tail protocol (ratio 100), ResNet-8, 25 epochs.",
-        None,
     ),
     "ldam-drw": PresetFacts(
         "meant for a GPU (many hours on a CPU)",
-        "LDAM-DRW's schedule: ResNet-32, 200 epochs, ratio 100, steps at epochs 160 and 180.",
-        None,
+        "LDAM-DRW (Cao et al. 2019): ResNet-32, 200 epochs, ratio 100, steps at epochs 160 and 180, LDAM with "
+        "deferred re-weighting from epoch 160, against CE, both CCE forms and CE-DRW.",
     ),
     "authors": PresetFacts(
         "meant for a GPU (many hours on a CPU)",
         "The CCE authors' own script: ResNet-32, 200 epochs, ratio 100, steps at epochs 100 and 150, CE vs both "
         "CCE forms.",
-        None,
     ),
 }
 
@@ -74,6 +66,91 @@ def preset_of(config: TrainConfig) -> str | None:
     for name, base in PRESETS.items():
         if {key: value for key, value in base.to_dict().items() if key not in IGNORED_FIELDS} == mine:
             return name
+    return None
+
+
+# ---------------------------------------------------------------- seed spread from the shipped grids
+
+# Fields that a grid's table fixes per table rather than per grid, or that do not change what CE learns
+# (which other losses train beside it: the pairing leaves each model's own training untouched).
+GRID_TABLE_FIELDS = frozenset({"dataset", "profile", "imbalance_ratio", "losses"})
+
+
+@dataclass(frozen=True)
+class GridSpread:
+    """How much the seed moves the result, from one shipped grid's table for the same settings."""
+
+    grid: str  # the grid's name (results/<grid>/results.json)
+    seeds: int
+    baseline: str
+    baseline_sd: float  # standard deviation of the baseline's balanced accuracy across seeds, points
+    baseline_range: float | None  # max - min across seeds, points (only files with per-seed values)
+    differences: dict[str, dict[str, Any]]  # loss -> the interval entry of its balanced-accuracy difference
+
+    def sentence(self, loss: str, baseline_name: str, loss_name: str) -> str:
+        text = (f"in the shipped grid {self.grid} ({self.seeds} seeds at these settings, results/{self.grid}/results.json) "
+                f"{baseline_name}'s own balanced accuracy had a seed-to-seed standard deviation of {self.baseline_sd:.1f} points")
+        if self.baseline_range is not None:
+            text += f" (range {self.baseline_range:.1f})"
+        entry = self.differences.get(loss)
+        if entry and entry.get("mean") is not None and entry.get("low") is not None:
+            text += (f", and {loss_name} − {baseline_name} averaged {points(100 * entry['mean'])} "
+                     f"(95 % interval {points(100 * entry['low'])} to {points(100 * entry['high'])})")
+        return text
+
+
+def baseline_spread(entry: dict[str, Any]) -> tuple[float, float | None] | None:
+    """(sd, range) in points of one interval entry across seeds: from its per-seed values (format 2), or the
+    sd from the interval itself (format 1: half-width = t * sd / sqrt(n), with the same tabulated t)."""
+    values = [value for value in entry.get("values") or [] if value is not None]
+    if len(values) >= 2:
+        mean = sum(values) / len(values)
+        sd = math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
+        return 100 * sd, 100 * (max(values) - min(values))
+    seeds = entry.get("seeds") or 0
+    if seeds >= 2 and entry.get("low") is not None and not entry.get("clipped"):
+        half = (entry["high"] - entry["low"]) / 2
+        return 100 * half * math.sqrt(seeds) / t_critical_95(seeds - 1), None
+    return None
+
+
+def results_root() -> Path:
+    return Path(os.environ.get("CCE_RESULTS_DIR") or REPOSITORY_RESULTS)
+
+
+@functools.lru_cache(maxsize=4)
+def _shipped(root: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+    grids = []
+    for path in sorted(Path(root).glob("*/results.json")):
+        try:
+            grids.append((path.parent.name, read_results(path)))
+        except (OSError, ValueError):
+            continue  # the Results tab names unreadable files; here they simply do not count
+    return tuple(grids)
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    defaults = TrainConfig().to_dict()  # files written before a field existed had its default
+    return {key: config.get(key, default) for key, default in defaults.items() if key not in IGNORED_FIELDS | GRID_TABLE_FIELDS}
+
+
+def shipped_spread(config: TrainConfig, root: Path | None = None) -> GridSpread | None:
+    """The seed spread for `config` from a shipped grid with the same settings (every field but the seeds,
+    the device, the between-epoch evaluation subset and the other losses) and a table for its dataset,
+    profile and ratio; None when no shipped grid covers them."""
+    mine = _comparable(config.to_dict())
+    for name, data in _shipped(str(root or results_root())):
+        if _comparable(data.get("config") or {}) != mine:
+            continue
+        for table in data["tables"]:
+            if (table["dataset"], table["profile"], table["imbalance_ratio"]) != (config.dataset, config.profile, config.imbalance_ratio):
+                continue
+            baseline = table["baseline"]
+            spread = baseline_spread(table["losses"].get(baseline, {}).get("balanced_accuracy", {}))
+            if spread is None:
+                continue
+            differences = {loss: entry["balanced_accuracy"] for loss, entry in table["versus_baseline"].items()}
+            return GridSpread(name, len(table["seeds"]), baseline, spread[0], spread[1], differences)
     return None
 
 

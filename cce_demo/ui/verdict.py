@@ -16,7 +16,7 @@ from ..jobs import JobSnapshot
 from ..metrics import format_p_value, summarise_differences
 from ..status import JobStatus
 from .charts import escape
-from .evidence import PRESET_FACTS, points, preset_of
+from .evidence import points, preset_of, shipped_spread
 from .names import colour, display_name
 from .settings import MODEL_LABELS, scale_text
 from .views import completion, duration_text, status_of
@@ -79,14 +79,16 @@ def budget_text(snapshot: JobSnapshot) -> str:
     return f"{MODEL_LABELS.get(config.model, config.model)}, {config.epochs} epoch{'s' if config.epochs != 1 else ''}"
 
 
-def spread_sentence(snapshot: JobSnapshot) -> str:
+def spread_sentence(snapshot: JobSnapshot, loss: str, baseline: str) -> str:
+    """The seed-to-seed spread at these settings, computed from the shipped grid that covers them and naming
+    it, or a plain statement that none does."""
+    spread = shipped_spread(snapshot.config)
+    if spread is not None:
+        return f"For scale: {spread.sentence(loss, display_name(baseline), display_name(loss))}."
     name = preset_of(snapshot.config)
-    facts = PRESET_FACTS.get(name) if name else None
-    if facts and facts.spread:
-        return f"For scale: {facts.spread.sentence()}."
-    where = f"the {name} preset" if name else "these settings"
-    return (f"For scale: how much a second seed would move this number has not been measured yet for {where} "
-            f"(with the quick preset CE's own balanced accuracy ranged over 3.5 points across 3 seeds).")
+    where = f"the {name} preset at ratio {snapshot.config.imbalance_ratio:g}" if name else "these settings"
+    return (f"For scale: how much a second seed would move this number has not been measured yet for {where}: "
+            "no shipped result grid covers them.")
 
 
 def mean_or_none(values: Sequence[float | None]) -> float | None:
@@ -120,7 +122,7 @@ def comparison_html(snapshot: JobSnapshot, item: LossComparison) -> str:
         numbers = (f'<div class="cc-vn">{escape(name)} − {escape(base)}: {points(item.balanced[0])} '
                    f'<small>points balanced accuracy</small>{tail_text}</div>')
         meaning = (f"On seed {item.seeds[0]} at this budget ({budget}). That is a difference between two trained models, "
-                   f"not yet between the two losses. {spread_sentence(snapshot)} Repeat with 3 seeds to see whether it "
+                   f"not yet between the two losses. {spread_sentence(snapshot, item.other, item.baseline)} Repeat with 3 seeds to see whether it "
                    "holds up.")
         test = item.last.get("mcnemar") or {}
         extra = ""

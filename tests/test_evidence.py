@@ -1,0 +1,55 @@
+"""The verdict's seed spread is computed from the shipped grid for the same settings and names it; without
+such a grid it says so (issue 19: no typed spread)."""
+import json
+from types import SimpleNamespace
+
+from cce_demo.config import preset
+from cce_demo.reproduce import Distribution, Grid, build_results
+from cce_demo.ui.evidence import shipped_spread
+from cce_demo.ui.verdict import spread_sentence
+
+
+def cell(seed, ce, cce):
+    def evaluation(balanced):
+        scores = {"accuracy": balanced, "balanced_accuracy": balanced, "per_class_recall": [balanced] * 10,
+                  "group_recall": {"head": balanced, "medium": balanced, "tail": balanced}}
+        return {**scores, "prior_corrected": dict(scores)}
+
+    return {"dataset": "cifar10", "profile": "exp", "imbalance_ratio": 10.0, "seed": seed, "class_names": [str(i) for i in range(10)],
+            "class_counts": [5000 - 450 * i for i in range(10)], "baseline": "ce", "wall_seconds": 1.0, "hardware": {},
+            "evaluations": {"ce": evaluation(ce), "cce": evaluation(cce)},
+            "comparisons": [{"other": "cce", "mcnemar": {"only_a_correct": 1, "only_b_correct": 2, "p_value": 1.0}}]}
+
+
+def write_grid(root, name="my-grid", preset_name="quick"):
+    grid = Grid(name=name, preset=preset_name, imbalance_ratios=(10.0,), losses=("ce", "cce"), seeds=(0, 1, 2))
+    results = build_results(grid, [cell(0, 0.40, 0.41), cell(1, 0.43, 0.42), cell(2, 0.46, 0.44)], "python -m cce_demo.reproduce", Distribution())
+    (root / name).mkdir(parents=True)
+    (root / name / "results.json").write_text(json.dumps(results))
+
+
+def test_spread_comes_from_the_matching_grid_and_names_it(tmp_path, monkeypatch):
+    write_grid(tmp_path)
+    monkeypatch.setenv("CCE_RESULTS_DIR", str(tmp_path))
+    spread = shipped_spread(preset("quick", imbalance_ratio=10.0, losses=("ce", "cce", "focal"), seeds=(5,)))
+    assert spread is not None and spread.grid == "my-grid" and spread.seeds == 3
+    assert round(spread.baseline_sd, 6) == 3.0 and round(spread.baseline_range, 6) == 6.0  # 40, 43, 46 %
+    text = spread_sentence(SimpleNamespace(config=preset("quick", imbalance_ratio=10.0)), "cce", "ce")
+    assert "my-grid" in text and "3.0 points" in text and "range 6.0" in text
+    assert "averaged −0.7" in text  # (1 - 1 - 2) / 3 points
+
+
+def test_without_a_matching_grid_the_verdict_says_so(tmp_path, monkeypatch):
+    write_grid(tmp_path)
+    monkeypatch.setenv("CCE_RESULTS_DIR", str(tmp_path))
+    for config in (preset("quick", imbalance_ratio=100.0), preset("quick", epochs=9), preset("standard")):
+        assert shipped_spread(config) is None
+        text = spread_sentence(SimpleNamespace(config=config), "cce", "ce")
+        assert "not been measured yet" in text and "no shipped result grid" in text
+
+
+def test_format_1_grids_give_the_spread_from_their_interval():
+    """The repository's own grids (format 1): sd = half-width * sqrt(n) / t(n - 1)."""
+    spread = shipped_spread(preset("standard"), root=None)
+    if spread is not None:  # while the preset is still the one the shipped grid was trained with
+        assert spread.grid == "cifar10-lt-standard" and spread.baseline_range is None and 0 < spread.baseline_sd < 5
