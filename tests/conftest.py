@@ -55,7 +55,7 @@ def live_app(tmp_path_factory):
         max_file_size=MAX_UPLOAD_BYTES,
     )
     try:
-        yield {"url": f"http://127.0.0.1:{port}/", "manager": manager, "runs": runs}
+        yield {"url": f"http://127.0.0.1:{port}/", "manager": manager, "runs": runs, "demo": demo}
     finally:
         demo.close(verbose=False)
         manager.shutdown()
@@ -102,7 +102,7 @@ def running_app(runs, **environment):
         max_file_size=app_module.MAX_FILE_BYTES,
     )
     try:
-        yield {"url": f"http://127.0.0.1:{port}/", "manager": manager, "runs": runs}
+        yield {"url": f"http://127.0.0.1:{port}/", "manager": manager, "runs": runs, "demo": demo}
     finally:
         demo.close(verbose=False)
         manager.shutdown()

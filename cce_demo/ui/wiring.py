@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from . import classify, handlers, runs, share
+from . import classify, gradio_log, handlers, runs, share
 from .admission import Admission, guard_queue
 from .api import register_api
 from .context import AppContext, UiContext
@@ -56,6 +56,7 @@ def bind(ctx: UiContext, handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_app(app: AppContext) -> gr.Blocks:
+    gradio_log.install()
     with GuardedBlocks(title=PAGE_TITLE, delete_cache=DELETE_CACHE) as demo:
         ctx = UiContext(app, build_layout(app.examples_dir, app.results_dir))
         connect(demo, ctx)
