@@ -29,6 +29,11 @@ def write_bad_images(folder: Path) -> dict[str, Path]:
     gradient = (np.linspace(0, 65535, 40 * 40).reshape(40, 40)).astype(np.uint16)
     Image.fromarray(gradient).save(folder / "grey16.png")
     paths["grey16.png"] = folder / "grey16.png"
+    # 24.9 megapixels of PNG in about 25 kB: refused from its header, never decoded (issue 18's flood image).
+    Image.new("L", (5000, 4980)).save(folder / "flood.png")
+    paths["flood.png"] = folder / "flood.png"
+    Image.new("RGB", (40, 40), (10, 200, 10)).save(folder / "image.tif")  # TIFF: not a format the app names
+    paths["image.tif"] = folder / "image.tif"
     rgba = np.zeros((40, 40, 4), dtype=np.uint8)
     rgba[..., 0] = 255
     rgba[..., 3] = np.linspace(0, 255, 40, dtype=np.uint8)[None, :]
@@ -37,5 +42,6 @@ def write_bad_images(folder: Path) -> dict[str, Path]:
     return paths
 
 
-REFUSED = {"truncated.jpg": "truncated", "text.png": "not an image", "empty.png": "empty", "huge.png": "megapixels"}
+REFUSED = {"truncated.jpg": "truncated", "text.png": "not an image", "empty.png": "empty", "huge.png": "megapixels",
+           "flood.png": "decoded up to 4 megapixels", "image.tif": "not an image in a format the app reads"}
 ODD = {"one-pixel.png": "enlarged", "grey16.png": "rescaled", "rgba.png": "transparency"}

@@ -103,3 +103,19 @@ def test_prior_correction_moves_predictions_toward_rare_classes(trained_run, tmp
         def expected_count(top):
             return sum(probability * counts[name] for name, probability in top)
         assert expected_count(corrected[loss]) < expected_count(plain[loss])  # the head classes lost weight
+
+
+def test_a_large_jpeg_is_decoded_scaled_down_and_never_above_the_cap():
+    import io
+
+    from PIL import Image
+
+    from cce_demo.predict import MAX_DECODED_PIXELS, decoded_size, open_upload, prepare_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (6000, 4000), (200, 40, 40)).save(buffer, "JPEG")
+    image = open_upload(buffer.getvalue())
+    assert image.size == (1500, 1000) and image.width * image.height <= MAX_DECODED_PIXELS
+    assert prepare_image(image).pixels.shape == (32, 32, 3)
+    assert decoded_size(2000, 2000, "PNG") == (2000, 2000)  # at most the cap: as it is
+    assert decoded_size(3000, 3000, "PNG") is None and decoded_size(3000, 3000, "JPEG") == (1500, 1500)

@@ -116,3 +116,47 @@ def test_ties_in_creation_time_are_broken_by_id(tmp_path, keep_runs):
         make_run(tmp_path, name, 5)
     removed = apply_retention(tmp_path, keep_runs=keep_runs, max_runs_mb=None)
     assert removed == ["w", "x", "y", "z"][: 4 - keep_runs]
+
+
+# ---------------------------------------------------------------- issue 18: who decides what is newest
+
+
+def test_an_imported_run_counts_from_when_the_server_received_it(tmp_path):
+    """A run dated 2099 by its uploader was always the newest, so other visitors' runs went first."""
+    make_run(tmp_path, "a-old", 1)
+    make_run(tmp_path, "b-mine", 3)
+    future = make_run(tmp_path, "c-future", 2)
+    metadata = json.loads((future / "run.json").read_text())
+    metadata.update(created_at="2099-01-01T00:00:00+0000", imported={"imported_at": "2026-01-01T12:02:00+0000"})
+    (future / "run.json").write_text(json.dumps(metadata))
+    assert [run.run_id for run in runs_on_disk(tmp_path)] == ["b-mine", "c-future", "a-old"]
+    assert apply_retention(tmp_path, keep_runs=2, max_runs_mb=None) == ["a-old"]
+    assert apply_retention(tmp_path, keep_runs=1, max_runs_mb=None) == ["c-future"]
+
+
+def test_disk_rules_say_when_a_new_run_cannot_fit(tmp_path):
+    from cce_demo.retention import DiskRules
+
+    make_run(tmp_path, "busy", 1, size_bytes=400_000, status="running")
+    make_run(tmp_path, "old", 2, size_bytes=400_000)
+    runs = runs_on_disk(tmp_path)
+    assert DiskRules(keep_runs=2).room_for(runs, 10) is None  # "old" can make room
+    assert "already holds 1 runs that are training" in DiskRules(keep_runs=1).room_for(runs, 10)
+    assert DiskRules(max_runs_mb=1.0).room_for(runs, 500_000) is None
+    assert "does not fit beside the runs that are training" in DiskRules(max_runs_mb=1.0).room_for(runs, 700_000)
+    assert "more than the 1 MB kept" in DiskRules(max_runs_mb=1.0).room_for(runs, 2_000_000)
+    assert not DiskRules().bounded and DiskRules().room_for(runs, 10**12) is None
+
+
+def test_a_failed_removal_leaves_no_empty_run_folder(tmp_path, monkeypatch):
+    """Delete and retention hide a run with one rename first: a failing rmtree leaves only a hidden leftover."""
+    from cce_demo import retention
+
+    run = make_run(tmp_path, "to-delete", 1)
+    rmtree = retention.shutil.rmtree
+    monkeypatch.setattr(retention.shutil, "rmtree", lambda *args, **kwargs: None)  # the removal "fails"
+    retention.remove_run(run)
+    assert not run.exists() and list_runs([tmp_path]) == ([], [])
+    monkeypatch.setattr(retention.shutil, "rmtree", rmtree)
+    apply_retention(tmp_path, None, None)  # the next pass finishes it
+    assert list(tmp_path.iterdir()) == []

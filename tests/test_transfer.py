@@ -451,3 +451,112 @@ def test_a_listed_model_missing_from_the_zip_is_refused(tiny_entries, tmp_path, 
 ])
 def test_an_event_log_the_app_cannot_replay_is_refused(tiny_entries, tmp_path, runs, events, message):
     assert_refused(write_zip(tmp_path / "run.zip", {**tiny_entries, "events.jsonl": events}), runs, message)
+
+
+# ---------------------------------------------------------------- issue 18: amplifiers, numbers, formulas
+
+
+def test_unknown_event_kinds_are_refused_not_kept(tiny_entries, tmp_path, runs):
+    """64 MiB of {"kind":"x"} lines in an 865 KB zip cost 1.6 GB of RAM to import, and again on first open."""
+    flood = tiny_entries["events.jsonl"] + b'{"kind": "x"}\n' * 200_000
+    assert_refused(write_zip(tmp_path / "run.zip", {**tiny_entries, "events.jsonl": flood}), runs,
+                   "kind is one of epoch, finished, seed_finished, started, status, step")
+
+
+def test_more_events_than_the_config_can_write_are_refused(tiny_entries, tmp_path, runs):
+    """Known kinds only are not enough: a run of this config writes a bounded number of each."""
+    statuses = b'{"kind": "status", "message": "Loading"}\n' * (transfer.MAX_STATUS_EVENTS + 1)
+    assert_refused(write_zip(tmp_path / "run.zip", {**tiny_entries, "events.jsonl": statuses + tiny_entries["events.jsonl"]}),
+                   runs, "more status events than a run of this config writes")
+    steps = [line for line in tiny_entries["events.jsonl"].splitlines(keepends=True) if b'"kind": "step"' in line]
+    padded = tiny_entries["events.jsonl"] + steps[0] * 50  # the tiny run trains 1 epoch of a few steps
+    assert_refused(write_zip(tmp_path / "run.zip", {**tiny_entries, "events.jsonl": padded}), runs,
+                   "more step events than a run of this config writes")
+
+
+def test_event_log_bounds_follow_the_config():
+    config = TrainConfig(dataset="synthetic", epochs=3, batch_size=64, seeds=(0, 1))
+    allowed = transfer.max_events({"class_counts": [100] * 10}, config)
+    assert allowed["step"] == 16 * 3 * 2 and allowed["epoch"] == 6 and allowed["seed_finished"] == 2
+    assert allowed["started"] == allowed["finished"] == 1
+
+
+def evaluation_of(metadata):
+    return metadata["final"]["evaluations"]["0"]["ce"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: evaluation_of(m).update(accuracy=1.5), "accuracy must be a number in"),
+    (lambda m: evaluation_of(m).update(balanced_accuracy=-0.1), "balanced_accuracy must be a number in"),
+    (lambda m: evaluation_of(m).update(test_loss=-1), "test_loss must be a number >= 0"),
+    (lambda m: evaluation_of(m).update(complement_entropy=50.0), "complement_entropy must be a number in"),
+    (lambda m: evaluation_of(m)["per_class_recall"].__setitem__(0, 2.0), "per_class_recall must be 10 numbers in"),
+    (lambda m: evaluation_of(m)["group_recall"].update(tail=7), "group_recall must map"),
+    (lambda m: evaluation_of(m)["confusion_matrix"][0].__setitem__(0, 10**6), "confusion_matrix must be 10x10 counts"),
+    (lambda m: m["final"]["comparisons"][0].update(balanced_accuracy_difference=3), "balanced_accuracy_difference must be"),
+    (lambda m: m["final"]["comparisons"][0]["mcnemar"].update(only_a_correct=10**9), "mcnemar must hold"),
+    (lambda m: m["final"]["comparisons"][0].update(per_class_mcnemar=["x"]), "per_class_mcnemar must be"),
+    (lambda m: m.update(class_counts=[10**6] * 10), "class_counts must be 10 counts of at most 100"),
+])
+def test_imported_numbers_out_of_range_are_refused(tiny_entries, tmp_path, runs, change, message):
+    assert_refused(write_zip(tmp_path / "run.zip", with_metadata(tiny_entries, change)), runs, message)
+
+
+@pytest.mark.parametrize("literal, message", [
+    (b"1e999", "out of range"), (b"-1e999", "out of range"), (b"1" + b"0" * 4000, "out of range"),
+    (b"NaN", "not a JSON number"), (b"Infinity", "not a JSON number"),
+])
+def test_numbers_no_run_produces_are_refused_where_they_are_parsed(tiny_entries, tmp_path, runs, literal, message):
+    """1e999 parses as infinity in Python; a 4,000-digit count once broke the page's event stream."""
+    metadata = json.loads(tiny_entries["run.json"])
+    text = json.dumps(metadata).replace('"test_loss": ', '"test_loss": ' + literal.decode() + ', "was": ', 1)
+    assert_refused(write_zip(tmp_path / "run.zip", {**tiny_entries, "run.json": text.encode()}), runs, message)
+
+
+def test_nan_weights_are_refused(tiny_entries, tmp_path, runs):
+    from safetensors.torch import load as load_bytes, save as save_bytes
+
+    tensors = load_bytes(tiny_entries["model-ce-seed0.safetensors"])
+    first = next(name for name, tensor in tensors.items() if tensor.is_floating_point())
+    tensors[first] = torch.full_like(tensors[first], float("nan"))
+    entries = {**tiny_entries, "model-ce-seed0.safetensors": save_bytes(tensors)}
+    assert_refused(write_zip(tmp_path / "run.zip", entries), runs, "NaN or infinite weights")
+
+
+def test_csv_cells_are_escaped_against_formulas():
+    rows = transfer.recall_csv({0: {"ce": {"per_class_recall": [0.5, 0.25]}}}, ["=HYPERLINK(\"http://x\")", "+cmd"], [10, -3])
+    cells = list(csv.reader(io.StringIO(rows)))
+    assert cells[1][3] == "'=HYPERLINK(\"http://x\")" and cells[2][3] == "'+cmd"
+    assert cells[2][4] == "-3" and cells[1][5] == "0.5"  # numbers stay numbers
+    assert transfer.spreadsheet_cell("@SUM(A1)") == "'@SUM(A1)" and transfer.spreadsheet_cell("cat") == "cat"
+
+
+def test_exported_events_are_streamed_not_read_whole(tiny_run, tmp_path, monkeypatch):
+    import cce_demo.checkpoints as checkpoints
+
+    monkeypatch.setattr(checkpoints, "read_events", lambda *_: pytest.fail("export read the whole event log"))
+    assert export_run(tiny_run, tmp_path).is_file()
+    assert sum(1 for _ in transfer.iter_events(tiny_run)) == len(read_events(tiny_run))
+
+
+def test_exports_are_pruned(tmp_path):
+    now = time.time()
+    for index in range(5):
+        path = tmp_path / f"run-{index}.zip"
+        path.write_bytes(b"zip")
+        os.utime(path, (now - index * 100, now - index * 100))
+    removed = transfer.prune_exports(tmp_path, max_age_seconds=250, keep=2, now=now)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run-0.zip", "run-1.zip"]
+    assert len(removed) == 3
+
+
+def test_an_import_that_does_not_fit_is_refused_and_one_that_does_runs_retention(tiny_run, tmp_path, runs):
+    from cce_demo.retention import DiskRules
+
+    path = export_run(tiny_run, tmp_path)
+    first = import_run(path, runs, rules=DiskRules(keep_runs=1))
+    second = import_run(path, runs, rules=DiskRules(keep_runs=1))
+    assert second.removed == (first.run_id,) and [p.name for p in runs.iterdir()] == [second.run_id]
+    with pytest.raises(ImportRefused, match="already holds 1 runs that are training"):
+        import_run(path, runs, rules=DiskRules(keep_runs=1), protected_ids={second.run_id})
+    assert [p.name for p in runs.iterdir()] == [second.run_id]  # nothing was written for the refused one
