@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Sequence
 
+import torch
 from tqdm import tqdm
 
 from . import data
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where the run directory goes (default: $CCE_RUNS_DIR or ./{DEFAULT_RUNS_DIR})",
     )
     parser.add_argument("--run-id", help="name of the run directory (default: timestamp, dataset and losses)")
+    parser.add_argument("--threads", type=int, help="torch threads (run.json records the count; a bit-for-bit replay needs "
+                        "the same count on the same CPU type)")
     return parser
 
 
@@ -121,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(arguments)
     except ValueError as error:
         parser.error(str(error))
+    if arguments.threads is not None:
+        if arguments.threads < 1:
+            parser.error(f"threads: must be at least 1, got {arguments.threads}")
+        torch.set_num_threads(arguments.threads)  # before the writer records the environment
     try:
         writer = RunWriter(arguments.output_dir, config, arguments.run_id)
     except (ValueError, OSError) as error:  # an existing or invalid --run-id, an unwritable --output-dir

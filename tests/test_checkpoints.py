@@ -113,3 +113,19 @@ def test_failed_weights_write_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_run_ids_are_restricted(tmp_path, tiny_config):
     with pytest.raises(ValueError, match="run_id"):
         RunWriter(tmp_path, tiny_config, "../escape")
+
+
+def test_an_ldam_model_loads_with_its_cosine_classifier(tmp_path, tiny_config):
+    """The safetensors keys are the plain model's; load_models rebuilds the head the loss trained with."""
+    from cce_demo.heads import ScaledCosineLinear
+    from cce_demo.models import build_model
+
+    config = tiny_config.replace(losses=("ce", "ldam_drw"), epochs=1)
+    writer = RunWriter(tmp_path, config, "run-ldam")
+    result = train_paired(config, writer.record)
+    writer.finish(result)
+    models = load_models(read_run(writer.run_dir))
+    assert isinstance(models["ldam_drw"].linear, ScaledCosineLinear)
+    assert set(models["ldam_drw"].state_dict()) == set(build_model(config.model, 10).state_dict())
+    images = to_model_input(synthetic_dataset(test_per_class=10).test.images[:8], (0.5,) * 3, (0.25,) * 3)
+    assert torch.allclose(models["ldam_drw"](images), result.models[0]["ldam_drw"].eval()(images), atol=1e-5)

@@ -201,3 +201,34 @@ def test_download_stops_when_asked(tmp_path, monkeypatch):
     finally:
         server.shutdown()
     assert list((tmp_path / "root").iterdir()) == []  # the partial file is gone
+
+
+def test_the_data_copy_is_named_from_the_files_hashes_or_declared(tmp_path, monkeypatch):
+    """issue 19: every run says which copy of CIFAR it came from."""
+    import hashlib
+
+    from cce_demo import provenance
+
+    write_npz(tmp_path / "cifar10", 2, list(data.CIFAR10_CLASSES))
+    folder = tmp_path / "cifar10"
+    monkeypatch.delenv(provenance.DATA_COPY_ENV, raising=False)
+    unknown = provenance.npz_provenance("cifar10", folder / "train.npz", folder / "test.npz")
+    assert unknown["copy"] == "CIFAR-10 (unrecognised copy)" and provenance.DATA_COPY_ENV in unknown["how"]
+    expected = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in ("train.npz", "test.npz")}
+    assert unknown["sha256"] == expected
+    monkeypatch.setenv(provenance.DATA_COPY_ENV, "CIFAR-10 (original)")
+    declared = provenance.npz_provenance("cifar10", folder / "train.npz", folder / "test.npz")
+    assert declared["copy"] == "CIFAR-10 (original)" and "declared" in declared["how"]
+    monkeypatch.setitem(provenance.KNOWN_NPZ_COPIES, (expected["train.npz"], expected["test.npz"]), provenance.JPEG_COPY)
+    detected = provenance.npz_provenance("cifar10", folder / "train.npz", folder / "test.npz")
+    assert detected["copy"] == provenance.JPEG_COPY and "overruled" in detected["how"]  # the hash wins over a declaration
+    assert data.load_dataset("cifar10", tmp_path, allow_download=False).provenance["sha256"] == expected
+
+
+def test_the_projects_jpeg_copy_is_known_by_its_hashes():
+    from cce_demo import provenance
+
+    assert provenance.KNOWN_NPZ_COPIES[(
+        "128c847b67290a8c69cd5d0c1b5dafeb5a8dd79fd248a088f8ec587a12edeb63",
+        "331d25c1c88e45f74c9fc96d061645662d6fb1478151b854ba91f15068357eb9",
+    )] == "CIFAR-10 (JPEG q75 copy)"

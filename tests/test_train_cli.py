@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from cce_demo import train
 from cce_demo.checkpoints import list_runs
@@ -11,6 +12,7 @@ def test_cli_trains_writes_a_run_and_prints_the_table(tmp_path, capsys):
     code = train.main([
         "--dataset", "synthetic", "--imbalance-ratio", "2", "--max-per-class", "30", "--epochs", "1",
         "--batch-size", "64", "--seeds", "0,1", "--device", "cpu", "--output-dir", str(tmp_path), "--run-id", "cli",
+        "--threads", str(torch.get_num_threads()),  # the same count: other tests in this process keep theirs
     ])
     assert code == 0
     output = capsys.readouterr().out
@@ -18,6 +20,10 @@ def test_cli_trains_writes_a_run_and_prints_the_table(tmp_path, capsys):
     records, problems = list_runs([tmp_path])
     assert [record.run_id for record in records] == ["cli"] and not problems
     assert records[0].config.seeds == (0, 1) and records[0].status == "done"
+    environment = records[0].metadata["environment"]  # what a bit-for-bit replay needs (issue 19)
+    assert environment["torch_threads"] == torch.get_num_threads() and environment["torchvision"] and environment["cpu"]
+    assert "deterministic_algorithms" in environment["deterministic"]
+    assert records[0].metadata["data"]["copy"] == "synthetic (generated)"
 
 
 def test_cli_rejects_invalid_settings_with_a_clear_message(tmp_path, capsys):
