@@ -4,16 +4,20 @@
 #   scripts/docker_smoke.sh IMAGE            e.g. scripts/docker_smoke.sh cce-demo:smoke
 #
 # What it does (each step fails the run with a `SMOKE FAIL: ...` line saying what fell short):
-#   1. starts IMAGE on a free port of 127.0.0.1 (never another interface) with a fresh named volume on
-#      /home/user/app/runs, and waits (bounded) until Docker's HEALTHCHECK reports healthy;
+#   1. starts IMAGE on a free port of 127.0.0.1 (never another interface) with a fresh named volume on /data
+#      (persistent storage, as a Space mounts it), and waits (bounded) until Docker's HEALTHCHECK reports
+#      healthy; the app must say it keeps its runs in /data/runs;
 #   2. through gradio_client (the host's python, which needs gradio_client): /list_runs shows the shipped
 #      run; /classify classifies examples/3-cat.png with it; /start_comparison trains a tiny synthetic job
-#      and /job_status is polled until it is done (bounded);
-#   3. stops the container (it must exit 0 on the stop signal, not be killed) and starts it again on the same
-#      volume, and checks the job is still listed as done;
-#   4. checks the app runs as uid 1000 and cannot write the shipped checkpoints/;
-#   5. prints the image size, seconds to healthy, classify latency and the container's peak memory;
-#   and removes the container and the volume it made, whatever happens.
+#      and /job_status is polled until it is done (bounded); the run is in /data/runs on the volume;
+#   3. checks the app runs as uid 1000 and cannot write the shipped checkpoints/;
+#   4. stops the container (it must exit 0 on the stop signal, not be killed), removes it, and runs a new
+#      container on the same volume: the job is still listed as done (the volume, not the container, kept it);
+#   5. early stops: SMOKE_EARLY_STOPS more containers (default 3) are stopped 0, 2 and 4 s after their first
+#      HTTP 200, while the start-up speed probe may still be training; each must exit 0 with no traceback
+#      and no native abort in its log;
+#   6. prints the image size, seconds to healthy, classify latency, the container's peak memory and the stops;
+#   and removes the containers and the volume it made, whatever happens.
 #
 # The image's HEALTHCHECK command is used as is; only its interval is shortened (SMOKE_HEALTH_INTERVAL,
 # default 2s; the image's 30s would make "seconds to healthy" measure the interval, not the app). Set
@@ -28,6 +32,7 @@
 #   SMOKE_RUN_ID           the shipped run to classify with (default cifar10-lt100-standard-ce-cce)
 #   SMOKE_DATA_DIR         a host folder with CIFAR npz files, mounted read-only as the data directory (then
 #                          SMOKE_JOB can be a real-data job, e.g. '{"preset": "quick"}', to measure its memory)
+#   SMOKE_EARLY_STOPS      early-stop containers (default 3; their delays after the first 200 cycle 0, 2, 4 s)
 set -uo pipefail
 
 IMAGE="${1:-}"
@@ -46,7 +51,11 @@ DATA_DIR="${SMOKE_DATA_DIR:-}"
 # Far below any budget the app may enforce: one epoch of a ResNet-8 pair on 10 classes of at most 64 images.
 TINY_JOB='{"preset": "quick", "dataset": "synthetic", "epochs": 1, "max_per_class": 64, "synthetic_test_per_class": 10, "seeds": [0]}'
 JOB="${SMOKE_JOB:-$TINY_JOB}"
+EARLY_STOPS="${SMOKE_EARLY_STOPS:-3}"
+EARLY_STOP_DELAYS=(0 2 4)
 APP_UID=1000
+# What a crash leaves in the log: a Python traceback, or torch aborting in native code (exit 139).
+CRASH_PATTERN='Traceback \(most recent call last\)|terminate called|Segmentation fault|core dumped'
 
 # Offline and private for the host-side client too.
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
@@ -70,10 +79,10 @@ docker image inspect "$IMAGE" >/dev/null 2>&1 || fail "no image $IMAGE (build it
 
 SUFFIX="$$-$(date +%s)"
 CONTAINER="cce-smoke-$SUFFIX"
-VOLUME="cce-smoke-runs-$SUFFIX"
+VOLUME="cce-smoke-data-$SUFFIX"
 WORK="$(mktemp -d /tmp/cce-smoke.XXXXXX)"
 SAMPLER_PID=""
-CREATED_CONTAINER=0
+CONTAINERS=()  # every container this run made, removed at the end; $CONTAINER is the current one
 CREATED_VOLUME=0
 
 cleanup() {
@@ -82,7 +91,7 @@ cleanup() {
         kill "$SAMPLER_PID" 2>/dev/null
         wait "$SAMPLER_PID" 2>/dev/null
     fi
-    if [ "$CREATED_CONTAINER" = 1 ]; then
+    if [ "${#CONTAINERS[@]}" -gt 0 ]; then
         if [ "$status" != 0 ]; then
             echo "---- last container log lines ($CONTAINER) ----" >&2
             docker logs --tail 40 "$CONTAINER" >&2 2>&1
@@ -90,7 +99,9 @@ cleanup() {
             docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}exit {{.ExitCode}}: {{printf "%.300q" .Output}}{{println}}{{end}}{{end}}' \
                 "$CONTAINER" 2>/dev/null | grep . | tail -3 >&2
         fi
-        docker rm -f "$CONTAINER" >/dev/null 2>&1 || echo "warning: could not remove container $CONTAINER" >&2
+        for made in "${CONTAINERS[@]}"; do
+            docker rm -f "$made" >/dev/null 2>&1 || echo "warning: could not remove container $made" >&2
+        done
     fi
     if [ "$CREATED_VOLUME" = 1 ]; then
         docker volume rm "$VOLUME" >/dev/null 2>&1 || echo "warning: could not remove volume $VOLUME" >&2
@@ -259,16 +270,43 @@ CREATED_VOLUME=1
 
 health_args=()
 [ -n "$HEALTH_INTERVAL" ] && health_args=(--health-interval "$HEALTH_INTERVAL")
-step "starting $CONTAINER on $URL (runs on volume $VOLUME)"
-START="$(now)"
 data_args=()
 [ -n "$DATA_DIR" ] && data_args=(-v "$(cd "$DATA_DIR" && pwd):/home/user/app/data:ro")
+
+# Starts a new container of IMAGE named $1 on the port, with the volume on /data.
 # (${a[@]+"${a[@]}"}: an empty array under `set -u` in older bash)
-docker run -d --name "$CONTAINER" -p "127.0.0.1:$PORT:7860" -v "$VOLUME:/home/user/app/runs" \
-    ${data_args[@]+"${data_args[@]}"} ${health_args[@]+"${health_args[@]}"} "$IMAGE" >/dev/null || fail "docker run failed"
-CREATED_CONTAINER=1
+run_container() {
+    CONTAINER="$1"
+    docker run -d --name "$CONTAINER" -p "127.0.0.1:$PORT:7860" -v "$VOLUME:/data" \
+        ${data_args[@]+"${data_args[@]}"} ${health_args[@]+"${health_args[@]}"} "$IMAGE" >/dev/null || fail "docker run failed"
+    CONTAINERS+=("$CONTAINER")
+}
+
+# Stops the current container; fails unless it exits 0 (docker stop kills after 10 s: exit 137) with no crash
+# in its log. Prints the seconds taken.
+stop_container() {
+    local since exit_code
+    since="$(now)"
+    docker stop "$CONTAINER" >/dev/null || fail "docker stop $CONTAINER failed"
+    exit_code="$(docker inspect -f '{{.State.ExitCode}}' "$CONTAINER")"
+    [ "$exit_code" = 0 ] || fail "on docker stop $CONTAINER exited with $exit_code, expected 0 (137: it was killed after 10 s; 139: it crashed)"
+    if docker logs "$CONTAINER" 2>&1 | grep -Eq "$CRASH_PATTERN"; then
+        fail "$CONTAINER exited 0 but its log shows a crash: $(docker logs "$CONTAINER" 2>&1 | grep -E "$CRASH_PATTERN" | head -1)"
+    fi
+    elapsed "$since" "$(now)"
+}
+
+step "starting $CONTAINER on $URL (volume $VOLUME on /data)"
+START="$(now)"
+run_container "$CONTAINER"
 HEALTHY_SECONDS="$(wait_healthy "$START")" || exit 1
 step "healthy after ${HEALTHY_SECONDS}s"
+STARTUP_LOG="$(docker logs "$CONTAINER" 2>&1 | grep -m1 'Runs are kept in' || true)"
+echo "${STARTUP_LOG#* INFO cce_demo: }"
+case "$STARTUP_LOG" in
+    *"/data/runs"*) ;;
+    *) fail "with a volume on /data the app does not keep its runs in /data/runs (log: ${STARTUP_LOG:-nothing})" ;;
+esac
 
 # The container's memory while the job runs, sampled inside it every 0.2 s the way `docker stats` computes it
 # (cgroup usage minus inactive file cache). It starts when the job has been submitted and stops on a marker.
@@ -310,6 +348,9 @@ else
     PEAK_CGROUP="n/a (no memory.peak / memory.max_usage_in_bytes visible)"
 fi
 echo "memory: peak during the job $PEAK_JOB ($SAMPLES samples); cgroup high-water mark since start $PEAK_CGROUP"
+JOB_ID="$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["job_id"])' "$WORK/state.json")"
+docker exec "$CONTAINER" test -f "/data/runs/$JOB_ID/run.json" || fail "the job's run is not in /data/runs on the volume"
+echo "the job's run is in /data/runs/$JOB_ID on the volume"
 
 step "uid and read-only files"
 PID1_UID="$(docker exec "$CONTAINER" awk '/^Uid:/ { print $2, $3, $4, $5 }' /proc/1/status)" \
@@ -330,21 +371,52 @@ if docker exec "$CONTAINER" sh -c "rm -f 'checkpoints/$RUN_ID/run.json'" 2>/dev/
     fail "uid $APP_UID could delete the shipped checkpoints/$RUN_ID/run.json"
 fi
 echo "checkpoints/ cannot be written by uid $APP_UID (create, append and delete refused)"
-docker exec "$CONTAINER" sh -c 'touch runs/.smoke-write-test && rm runs/.smoke-write-test' \
-    || fail "uid $APP_UID cannot write the runs volume"
+docker exec "$CONTAINER" sh -c 'touch /data/runs/.smoke-write-test && rm /data/runs/.smoke-write-test' \
+    || fail "uid $APP_UID cannot write the /data volume"
 
-step "stop and start again on the same volume"
-STOP="$(now)"
-docker stop "$CONTAINER" >/dev/null || fail "docker stop failed"
-STOP_SECONDS="$(elapsed "$STOP" "$(now)")"
-EXIT_CODE="$(docker inspect -f '{{.State.ExitCode}}' "$CONTAINER")"
-[ "$EXIT_CODE" = 0 ] || fail "on docker stop the app exited with $EXIT_CODE, expected 0 (137: it ignored the stop signal and was killed)"
+step "stop, remove, and run a new container on the same volume"
+STOP_SECONDS="$(stop_container)" || exit 1
 echo "stopped cleanly (exit 0) in ${STOP_SECONDS}s"
+docker rm "$CONTAINER" >/dev/null || fail "could not remove $CONTAINER"
 RESTART="$(now)"
-docker start "$CONTAINER" >/dev/null || fail "docker start failed"
+run_container "$CONTAINER-2"
 RESTART_HEALTHY_SECONDS="$(wait_healthy "$RESTART")" || exit 1
-echo "healthy again after ${RESTART_HEALTHY_SECONDS}s"
+echo "a new container on the same volume is healthy after ${RESTART_HEALTHY_SECONDS}s"
 client after-restart || exit 1
+stop_container >/dev/null || exit 1
+
+# Waits until the current container answers HTTP on the port (bounded); prints the seconds since $1.
+wait_first_200() {
+    local since="$1"
+    SMOKE_URL="$URL" SMOKE_TIMEOUT="$HEALTH_TIMEOUT" "$PYTHON" - <<'PY' || fail "$CONTAINER never answered HTTP"
+import os, sys, time, urllib.request
+deadline = time.monotonic() + float(os.environ["SMOKE_TIMEOUT"])
+while time.monotonic() < deadline:
+    try:
+        urllib.request.urlopen(os.environ["SMOKE_URL"], timeout=2)
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+PY
+    elapsed "$since" "$(now)"
+}
+
+step "early stops: $EARLY_STOPS container(s) stopped soon after their first HTTP 200"
+EARLY_RESULTS=()
+for round in $(seq 1 "$EARLY_STOPS"); do
+    delay="${EARLY_STOP_DELAYS[$(( (round - 1) % ${#EARLY_STOP_DELAYS[@]} ))]}"
+    since="$(now)"
+    run_container "cce-smoke-$SUFFIX-early-$round"
+    first_200="$(wait_first_200 "$since")" || exit 1
+    sleep "$delay"
+    probe="finished"
+    docker logs "$CONTAINER" 2>&1 | grep -q 'per probe step' || probe="still running"
+    stop_seconds="$(stop_container)" || exit 1
+    line="first 200 after ${first_200}s, stopped ${delay}s later (speed probe $probe): exit 0 in ${stop_seconds}s"
+    echo "early stop $round: $line"
+    EARLY_RESULTS+=("$line")
+done
 
 STATE="$(cat "$WORK/state.json")"
 field() { "$PYTHON" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$STATE" "$1"; }
@@ -354,9 +426,12 @@ echo "== figures for $IMAGE"
 printf '%-44s %s\n' "image size" "$(awk -v b="$IMAGE_BYTES" 'BEGIN { printf "%.0f MB (%.2f GiB)", b / 1e6, b / 1073741824 }')"
 printf '%-44s %s\n' "seconds to healthy (first start)" "${HEALTHY_SECONDS} s (health interval ${HEALTH_INTERVAL:-as in image})"
 printf '%-44s %s\n' "docker stop (graceful, exit 0)" "${STOP_SECONDS} s"
-printf '%-44s %s\n' "seconds to healthy (start again)" "${RESTART_HEALTHY_SECONDS} s"
+printf '%-44s %s\n' "seconds to healthy (new container, same /data)" "${RESTART_HEALTHY_SECONDS} s"
 printf '%-44s %s\n' "classify latency, first call (loads model)" "$(field classify_first_ms) ms"
 printf '%-44s %s\n' "classify latency, warm (median of 3)" "$(field classify_warm_ms) ms"
 printf '%-44s %s\n' "job, submitted to done" "$(field job_seconds) s"
 printf '%-44s %s\n' "peak memory during the job (as docker stats)" "$PEAK_JOB ($SAMPLES samples, 0.2 s apart)"
 printf '%-44s %s\n' "cgroup high-water mark since start (w/ cache)" "$PEAK_CGROUP"
+for index in "${!EARLY_RESULTS[@]}"; do
+    printf '%-44s %s\n' "early stop $((index + 1))" "${EARLY_RESULTS[$index]}"
+done

@@ -659,3 +659,15 @@ def test_smoke_script_covers_the_checks():
     assert "127.0.0.1:" in text, "the smoke test must publish the port on loopback only"
     assert re.search(r"docker volume create", text), "the smoke test must use a fresh named volume"
     assert "docker restart" in text or re.search(r"docker (?:container )?(?:stop|start)\b", text)
+
+
+def test_smoke_script_covers_restarts_and_early_stops():
+    """Issue 22: the smoke run mounts its volume where a Space mounts persistent storage, proves the runs
+    outlive the container (a new container on the same volume), and stops containers in their first seconds."""
+    text = SMOKE_SCRIPT.read_text(encoding="utf-8")
+    assert re.search(r'-v "\$VOLUME:/data"', text), "the smoke test must mount its volume at /data"
+    assert "/data/runs" in text, "the smoke test must check that the runs are kept in /data/runs"
+    assert re.search(r"docker rm \"\$CONTAINER\"", text), "the restart must use a new container on the same volume"
+    assert "wait_first_200" in text and "EARLY_STOPS" in text, "the smoke test must stop containers early"
+    for marker in ("Traceback", "terminate called"):
+        assert marker in text, f"the smoke test must look for {marker!r} in the container log"
