@@ -458,3 +458,113 @@ def test_smoothing_control_redraws_the_loss_chart(ctx, finished):
     raw = handlers.on_smoothing(ctx, view, 0)[ctx.ui.loss_chart]
     smoothed = handlers.on_smoothing(ctx, view, 0.9)[ctx.ui.loss_chart]
     assert "Raw values" in raw and "moving average, 0.9" in smoothed
+
+
+# ---------------------------------------------------------------- issue 18: diverged runs, owners, small holes
+
+
+def diverged(snapshot):
+    """The run as a diverged one reads: metrics None, NaN and inf (the trainer writes NaN as null)."""
+    latest = {loss: {**value, "complement_entropy": None, "accuracy": float("nan"), "balanced_accuracy": float("inf"),
+                     "group_recall": {"head": None, "tail": float("nan")}, "per_class_recall": [None] * len(value["per_class_recall"])}
+              for loss, value in snapshot.latest.items()}
+    epochs = tuple({**point, "losses": {loss: {**value, "test_loss": float("inf"), "balanced_accuracy": None}
+                                        for loss, value in point["losses"].items()}} for point in snapshot.epochs)
+    steps = tuple({**point, "losses": {loss: float("nan") for loss in point["losses"]}} for point in snapshot.steps)
+    return dataclasses.replace(snapshot, latest=latest, epochs=epochs, steps=steps)
+
+
+def test_every_view_draws_a_diverged_run(finished):
+    _, snapshot = finished
+    broken = diverged(snapshot)
+    table = groups_table(broken)
+    assert set(table["test complement entropy"]) == {"n/a"} and set(table["accuracy %"]) == {"n/a"}
+    assert set(table["balanced accuracy %"]) == {"n/a"} and set(table["tail %"]) == {"n/a"}
+    assert "n/a" in recall_chart(broken) and "<svg" not in epoch_chart(broken, "balanced_accuracy", "t", as_percent=True)
+    assert "inf" not in epoch_chart(broken, "test_loss", "t") and "nan" not in loss_chart(broken).lower()
+    assert "<table" in confusion_html(broken) and status_html(broken)
+
+
+def test_a_view_that_cannot_be_drawn_shows_a_message_in_place(ctx, finished, caplog):
+    _, snapshot = finished
+    garbage = dataclasses.replace(snapshot, latest={"ce": "not an evaluation"}, comparisons=({"other": 1},))
+    view = ViewRef("run", snapshot.job_id, "Run")
+    with caplog.at_level(logging.WARNING, logger="cce_demo.ui"):
+        first = handlers.render(ctx, view, garbage, handlers.Controls(None), smoothing=0.8)
+        again = handlers.render(ctx, view, garbage, handlers.Controls(None), smoothing=0.8)
+    ui = ctx.ui
+    assert "cannot be drawn for this run" in first[ui.recall_chart] and "The rest of the page works" in first[ui.confusion]
+    assert first == again or first[ui.recall_chart] == again[ui.recall_chart]
+    failures = [record for record in caplog.records if "cannot draw" in record.getMessage()]
+    assert failures and all(record.exc_info is None for record in failures)
+    assert len(failures) == len({record.getMessage() for record in failures})  # once per run and view, not per tick
+
+
+def public(ctx):
+    return UiContext(dataclasses.replace(ctx.app, public=True), ctx.ui)
+
+
+def finished_job(ctx, page):
+    job_id = start(ctx, page, epochs=1)[ctx.ui.view].id
+    ctx.app.manager.wait(job_id, timeout=120)
+    return job_id
+
+
+def test_in_public_mode_only_its_owner_deletes_a_run(ctx):
+    space = public(ctx)
+    ui = ctx.ui
+    owner, stranger = load(space), load(space)
+    job_id = finished_job(space, owner)
+    selected = runs.on_runs_selected(space, [job_id], stranger[ui.visitor])
+    assert selected[ui.delete_button].interactive is False and "Only the browser that trained" in selected[ui.delete_note]
+    with pytest.raises(gr.Error, match="Only the browser that trained or uploaded a run can delete it"):
+        runs.on_delete_run(space, [job_id], stranger[ui.visitor])
+    with pytest.raises(gr.Error, match="reload the page|Only the browser"):
+        runs.on_delete_run(space, [job_id], None)
+    assert (ctx.app.manager.runs_dir / job_id).is_dir()
+    assert runs.on_runs_selected(space, [job_id], owner[ui.visitor])[ui.delete_button].interactive is True
+    runs.on_delete_run(space, [job_id], owner[ui.visitor])
+    assert not (ctx.app.manager.runs_dir / job_id).exists()
+
+
+def test_locally_the_machine_s_owner_deletes_any_run(ctx):
+    ui = ctx.ui
+    job_id = finished_job(ctx, load(ctx))
+    someone = load(ctx)  # another browser on this machine
+    runs.on_delete_run(ctx, [job_id], someone[ui.visitor])
+    assert not (ctx.app.manager.runs_dir / job_id).exists()
+    assert not any(path.name.startswith(".removing-") for path in ctx.app.manager.runs_dir.iterdir())
+
+
+def test_an_unreadable_run_is_listed_without_the_server_path(ctx):
+    broken = ctx.app.manager.runs_dir / "broken-run"
+    broken.mkdir()
+    (broken / "run.json").write_text("{not json")
+    message = runs.on_refresh_runs(ctx)[ctx.ui.runs_problems]
+    assert "broken-run" in message and str(ctx.app.manager.runs_dir) not in message
+
+
+def test_a_results_file_with_a_missing_key_is_listed_not_fatal(tmp_path):
+    from cce_demo.ui.layout import results_tab_html
+
+    grid = tmp_path / "broken-grid"
+    grid.mkdir()
+    (grid / "results.json").write_text(json.dumps({"format_version": 1, "tables": [{"no": "keys"}]}))
+    text = results_tab_html(tmp_path)
+    assert "Unreadable" in text and "broken-grid" in text
+
+
+def test_the_app_deletes_its_upload_cache_and_signs_visitors(finished, tmp_path):
+    from cce_demo.ui.wiring import DELETE_CACHE, build_app
+
+    manager, _ = finished
+    app = AppContext(manager, RunCatalog(tmp_path), ModelCache())
+    demo = build_app(app)
+    assert demo.delete_cache == DELETE_CACHE
+    visitor = app.signer.issue()
+    token = app.signer.token_for(visitor)
+    tampered = token[:-1] + ("1" if token.endswith("0") else "0")
+    assert app.signer.verify(token) == visitor and app.signer.verify(tampered) is None
+    assert app.signer.verify("v1." + visitor.id + "." + "0" * 64) is None
+    other = AppContext(manager, RunCatalog(tmp_path), ModelCache())
+    assert other.signer.verify(token) is None  # another process (another secret) does not accept it
