@@ -1,0 +1,25 @@
+"""README's results block and About's summary are computed from the shipped results.json files (issue 19)."""
+from cce_demo import claims
+from cce_demo.ui.about import ABOUT
+from conftest import ROOT
+
+
+def test_the_readme_results_block_is_current():
+    assert claims.main(["--check", str(ROOT / "README.md")]) == 0, "run: python -m cce_demo.claims --write README.md"
+
+
+def test_about_states_what_the_shipped_grids_say():
+    grids = claims.shipped_grids()
+    assert claims.about_summary(grids) in ABOUT
+    for name, data in grids:
+        for table in data["tables"]:
+            for sentence in claims.statements(table):
+                assert sentence in ABOUT
+    assert "Balanced Softmax" in ABOUT and "CIFAR-10 (JPEG q75 copy)" in ABOUT
+
+
+def test_directions_follow_the_interval():
+    assert claims.direction({"mean": 0.01, "low": -0.01, "high": 0.03}, "ce") == "no clear difference"
+    assert claims.direction({"mean": 0.02, "low": 0.01, "high": 0.03}, "ce") == "above CE"
+    assert claims.direction({"mean": -0.02, "low": -0.03, "high": -0.01}, "ce") == "below CE"
+    assert claims.direction({"mean": 0.02, "low": None, "high": None}, "ce") == "one seed: no interval"
