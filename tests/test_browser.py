@@ -193,3 +193,33 @@ def test_phone_layout_keeps_recall_labels_readable(browser, live_app):
         page.screenshot(path=str(ARTIFACTS / "phone-full.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_diverged_run_is_a_result_not_a_broken_page(page, live_app, console):
+    """Issue 18: learning rate 1e5 on synthetic data. The page kept raising on every tick ("Error", Start
+    disabled) and again on every reload, because it re-attached to that run."""
+    manager = live_app["manager"]
+    open_app(page, live_app["url"])
+    synthetic_settings(page, epochs=2)
+    page.get_by_text("Advanced settings").click()
+    rate = page.get_by_label("Learning rate")
+    rate.fill("100000")
+    rate.press("Tab")
+    page.get_by_text("Advanced settings").click()
+    since = time.time()
+    page.locator("#start").click()
+    page.locator("#job-status").get_by_text("Your run").wait_for()
+    jobs = synthetic_jobs(manager, since)
+    assert len(jobs) == 1 and jobs[0].config.learning_rate == 1e5
+    job_id = jobs[0].job_id
+    finished = manager.wait(job_id, timeout=300)
+    assert finished.is_finished
+    page.wait_for_function(START_ENABLED)  # the page keeps working: Start is back
+    page.locator("#job-status").get_by_text(job_id).wait_for()
+    page.screenshot(path=str(ARTIFACTS / "diverged.png"), full_page=True)
+    assert page.get_by_text("Error", exact=True).count() == 0
+    page.reload()  # re-attaches to the same run, safely
+    page.locator("#job-status").get_by_text(job_id).wait_for()
+    page.wait_for_function(START_ENABLED)
+    assert page.get_by_text("Error", exact=True).count() == 0
+    assert str(finished.status) in page.locator("#job-status").inner_text()  # the run's outcome, drawn as a result
