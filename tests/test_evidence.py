@@ -53,3 +53,14 @@ def test_format_1_grids_give_the_spread_from_their_interval():
     spread = shipped_spread(preset("standard"), root=None)
     if spread is not None:  # while the preset is still the one the shipped grid was trained with
         assert spread.grid == "cifar10-lt-standard" and spread.baseline_range is None and 0 < spread.baseline_sd < 5
+
+
+def test_the_verdict_names_the_data_copy_from_run_json(tmp_path):
+    from cce_demo.ui.verdict import data_sentence
+
+    config = preset("quick")
+    (tmp_path / "run.json").write_text(json.dumps({"data": {"copy": "CIFAR-10 (JPEG q75 copy)", "how": "detected from the files' hashes"}}))
+    assert "CIFAR-10 (JPEG q75 copy), detected" in data_sentence(SimpleNamespace(config=config, run_dir=str(tmp_path)))
+    (tmp_path / "run.json").write_text(json.dumps({"format_version": 1}))
+    assert "not recorded" in data_sentence(SimpleNamespace(config=config, run_dir=str(tmp_path)))
+    assert "synthetic" in data_sentence(SimpleNamespace(config=config.replace(dataset="synthetic"), run_dir=None))

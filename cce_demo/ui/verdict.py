@@ -9,11 +9,14 @@ Rules (docs/design.md, "Reading a paired comparison"):
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..jobs import JobSnapshot
 from ..metrics import format_p_value, summarise_differences
+from ..provenance import data_copy_text
 from ..status import JobStatus
 from .charts import escape
 from .evidence import points, preset_of, shipped_spread
@@ -91,6 +94,20 @@ def spread_sentence(snapshot: JobSnapshot, loss: str, baseline: str) -> str:
             "no shipped result grid covers them.")
 
 
+def data_sentence(snapshot: JobSnapshot) -> str:
+    """Which copy of the data the run used, as its run.json records it (issue 19); older runs say so."""
+    if snapshot.config.dataset == "synthetic":
+        return "Data: the synthetic set (generated)."
+    try:
+        metadata = json.loads((Path(snapshot.run_dir) / "run.json").read_text(encoding="utf-8")) if snapshot.run_dir else {}
+    except (OSError, ValueError):
+        metadata = {}
+    data = metadata.get("data") if isinstance(metadata, dict) else None
+    if not data:
+        return "Data: which copy of the data this run used was not recorded (its run.json predates the record)."
+    return f"Data: {data_copy_text(data)}."
+
+
 def mean_or_none(values: Sequence[float | None]) -> float | None:
     known = [value for value in values if value is not None]
     return sum(known) / len(known) if known else None
@@ -153,6 +170,7 @@ def verdict_html(snapshot: JobSnapshot | None, title: str = "") -> str:
             seeds = len(items[0].balanced)
             body += (f'<p class="cc-vx">The run ended as <i>{escape(status.value)}</i> after {escape(done.text())}; these '
                      f"figures cover the {seeds} seed{'s' if seeds != 1 else ''} that finished.</p>")
+    body += f'<p class="cc-vx">{escape(data_sentence(snapshot))}</p>'
     return f'{VERDICT_STYLE}<div class="cc-card">{header}{body}</div>'
 
 
