@@ -13,5 +13,5 @@ if ! command -v chromium >/dev/null 2>&1; then
         sleep 10
     done
 fi
-python -m pip install -q -r requirements-dev.txt
+python -m pip install -q -r requirements-dev.txt -c constraints.txt
 python -m pytest -q "$@"
