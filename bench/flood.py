@@ -1,0 +1,237 @@
+"""Flood benchmark (issue 18): does a running job keep its pace, and do other visitors still get the page,
+while several clients flood /classify with an image that is cheap to send and expensive to decode?
+
+What it measures, against `python app.py` in public mode (SPACE_ID set) on 127.0.0.1:
+
+1. The progress rate of one running training job (a `quick`-preset job on synthetic data, percent of the job
+   per minute, read from /job_status) in three phases: quiet, flooded, quiet again. The flooded rate is
+   compared with the mean of the two quiet ones (drift on a shared host is why there are two).
+2. While flooded: `--clients` flooding clients, each behind its own X-Forwarded-For address (as behind the
+   Space's proxy), each keeping `--in-flight` /classify calls of a 24.9-megapixel, ~25 kB PNG going at all
+   times; how their calls ended (accepted, refused at the door by the per-visitor limits, refused as too large
+   to decode, other errors).
+3. Throughout all three phases another visitor loads the page (GET /, GET /config) and calls /list_runs every
+   2 s: every request must succeed. It runs in the quiet phases too, so that the comparison isolates the flood.
+
+The flooders run on the same host as the app, each in its own process at the lowest priority (nice 19): an
+attacker's CPU is on the attacker's machine, and on a 2-core host unniced flooders would measure how fast
+this machine runs gradio_client rather than what the app lets them do. What they send is not throttled.
+
+Usage (from the repository root; it only talks to 127.0.0.1):
+    python bench/flood.py [--clients 8] [--in-flight 4] [--quiet 40] [--flood 60] [--output bench/flood_results.json]
+
+Exit status: 0 when the flooded rate is at least `--min-ratio` (0.5) of the quiet rate and no page load of the
+other visitor failed, else 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from load_test import free_port, stop_app, wait_until_ready  # noqa: E402  (sets the offline environment first)
+
+import subprocess  # noqa: E402
+
+import httpx  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+from PIL import Image  # noqa: E402
+
+SHIPPED_RUN = "cifar10-lt100-standard-ce-cce"
+# A quick-preset job on synthetic data that trains for a few minutes on 2 cores: long enough for three phases.
+JOB = {"preset": "quick", "dataset": "synthetic", "epochs": 400, "device": "cpu"}
+
+
+def start_app(work_dir: Path, log_file) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    environment = dict(os.environ)
+    environment.update({
+        "SPACE_ID": "bench/flood", "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+        "GRADIO_TEMP_DIR": str(work_dir / "gradio_uploads"), "CCE_RUNS_DIR": str(work_dir / "runs"),
+        "CCE_SPEED_PROBE": "0", "PYTHONUNBUFFERED": "1",
+    })
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=environment, stdout=log_file,
+                               stderr=subprocess.STDOUT)
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def progress_of(client: Client, job_id: str) -> tuple[float, str]:
+    answer = client.predict(job_id, api_name="/job_status")
+    return float(answer["progress"]), answer["status"]
+
+
+def measure_rate(client: Client, job_id: str, seconds: float) -> dict[str, Any]:
+    """Percent of the job per minute over `seconds` (first and last reading of /job_status)."""
+    start_progress, status = progress_of(client, job_id)
+    started = time.monotonic()
+    time.sleep(seconds)
+    end_progress, status = progress_of(client, job_id)
+    elapsed = time.monotonic() - started
+    return {"seconds": round(elapsed, 1), "progress_from": round(start_progress, 4), "progress_to": round(end_progress, 4),
+            "percent_per_minute": round(100 * (end_progress - start_progress) / elapsed * 60, 2), "status": status}
+
+
+def outcome_of(job: Any) -> str:
+    try:
+        job.result(timeout=60)
+        return "accepted"
+    except Exception as error:  # noqa: BLE001 - every way a call ends is counted
+        text = str(error)
+        if "Queue is full" in text or "per visitor" in text:
+            return "refused at the door (per-visitor limits)"
+        if "megapixels" in text:
+            return "refused: too large to decode"
+        return f"other: {type(error).__name__}: {text[:80]}"
+
+
+def flood(url: str, address: str, image: str, in_flight: int, seconds: float) -> Counter:
+    """One flooding client (a process of its own): `in_flight` /classify calls outstanding for `seconds`."""
+    client = Client(url, verbose=False, headers={"X-Forwarded-For": address})
+    outcomes: Counter = Counter()
+    jobs: list[Any] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        while len(jobs) < in_flight:
+            jobs.append(client.submit(handle_file(image), SHIPPED_RUN, api_name="/classify"))
+        for job in [job for job in jobs if job.done()]:
+            jobs.remove(job)
+            outcomes[outcome_of(job)] += 1
+        time.sleep(0.005)
+    for job in jobs:
+        outcomes[outcome_of(job)] += 1
+    return outcomes
+
+
+def start_flooders(url: str, image: Path, count: int, in_flight: int, seconds: float) -> list[subprocess.Popen]:
+    return [
+        subprocess.Popen([sys.executable, __file__, "--flooder", url, f"198.51.100.{index + 1}", str(image), str(in_flight),
+                          str(seconds)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         preexec_fn=lambda: os.nice(19))
+        for index in range(count)
+    ]
+
+
+def collect(flooders: list[subprocess.Popen]) -> Counter:
+    total: Counter = Counter()
+    for process in flooders:
+        output, _ = process.communicate(timeout=300)
+        try:
+            total.update(json.loads(output.decode().strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            total["other: a flooder printed no result"] += 1
+    return total
+
+
+class Visitor(threading.Thread):
+    """Another visitor: the page, its config and /list_runs, once a second, from its own address."""
+
+    def __init__(self, url: str, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stop = url, stop
+        self.results: Counter = Counter()
+        self.latencies: list[float] = []
+
+    def run(self) -> None:
+        headers = {"X-Forwarded-For": "192.0.2.200"}
+        client = Client(self.url, verbose=False, headers=headers)
+        with httpx.Client(base_url=self.url, headers=headers, timeout=60) as http:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                for name, action in (("page", lambda: http.get("/").raise_for_status()),
+                                     ("config", lambda: http.get("/config").raise_for_status()),
+                                     ("/list_runs", lambda: client.predict(api_name="/list_runs"))):
+                    try:
+                        action()
+                        self.results[f"{name} ok"] += 1
+                    except Exception:  # noqa: BLE001 - a failed page load is what this counts
+                        self.results[f"{name} failed"] += 1
+                self.latencies.append(time.monotonic() - started)
+                self.stop.wait(2.0)
+
+
+def flood_image(directory: Path) -> Path:
+    path = directory / "flood.png"
+    Image.new("L", (5000, 4980)).save(path)
+    return path
+
+
+def run(arguments: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
+    log_path = work_dir / "app.log"
+    with open(log_path, "w") as log_file:
+        process, url = start_app(work_dir, log_file)
+        try:
+            wait_until_ready(url, process, timeout=180)
+            monitor = Client(url, verbose=False, headers={"X-Forwarded-For": "192.0.2.100"})
+            job_id = monitor.predict(JOB, api_name="/start_comparison")["job_id"]
+            while progress_of(monitor, job_id)[0] < 0.02:  # past loading and the first steps
+                time.sleep(1)
+            stop = threading.Event()
+            visitor = Visitor(url, stop)
+            visitor.start()
+            quiet_before = measure_rate(monitor, job_id, arguments.quiet)
+            image = flood_image(work_dir)
+            flooders = start_flooders(url, image, arguments.clients, arguments.in_flight, arguments.flood + 10)
+            time.sleep(5)  # the flooders have started (imports, first uploads) before the reading starts
+            flooded = measure_rate(monitor, job_id, arguments.flood)
+            outcomes = collect(flooders)
+            quiet_after = measure_rate(monitor, job_id, arguments.quiet)
+            stop.set()
+            visitor.join(120)
+            monitor.predict(job_id, api_name="/cancel_job")
+        finally:
+            stop_app(process, timeout=30)
+    quiet_rate = (quiet_before["percent_per_minute"] + quiet_after["percent_per_minute"]) / 2
+    ratio = flooded["percent_per_minute"] / quiet_rate if quiet_rate > 0 else 0.0
+    failures = sum(count for name, count in visitor.results.items() if name.endswith("failed"))
+    log_text = log_path.read_text(errors="replace")
+    return {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "host": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
+                 "load_average_at_end": [round(value, 2) for value in os.getloadavg()]},
+        "job": JOB, "clients": arguments.clients, "in_flight_per_client": arguments.in_flight,
+        "quiet_before": quiet_before, "flooded": flooded, "quiet_after": quiet_after,
+        "quiet_percent_per_minute": round(quiet_rate, 2), "flooded_to_quiet_ratio": round(ratio, 3),
+        "flood_outcomes": dict(outcomes), "other_visitor": dict(visitor.results),
+        "other_visitor_round_seconds_max": round(max(visitor.latencies, default=0.0), 2),
+        "other_visitor_failures": failures,
+        "app_log_tracebacks": log_text.count("Traceback"),
+        "passed": ratio >= arguments.min_ratio and failures == 0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--flooder":  # one flooding client's process
+        url, address, image, in_flight, seconds = sys.argv[2:7]
+        print(json.dumps(flood(url, address, image, int(in_flight), float(seconds))))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument("--quiet", type=float, default=40.0, help="seconds of each quiet reading")
+    parser.add_argument("--flood", type=float, default=60.0, help="seconds of the flooded reading")
+    parser.add_argument("--min-ratio", type=float, default=0.5)
+    parser.add_argument("--output", type=Path, default=None)
+    arguments = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="cce_flood_") as work:
+        report = run(arguments, Path(work))
+    text = json.dumps(report, indent=2)
+    print(text)
+    if arguments.output:
+        arguments.output.write_text(text + "\n")
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
