@@ -27,7 +27,7 @@ from .catalog import runs_records
 from .classify import classify_file
 from .admission import RefusedError
 from .context import UiContext
-from .errors import user_error
+from .errors import user_error, without_paths
 from .identity import address_key, address_of
 from .settings import config_from_request
 
@@ -97,8 +97,8 @@ def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
     return {
         "job_id": snapshot.job_id, "status": str(snapshot.status), "queue_position": snapshot.queue_position,
         "progress": round(snapshot.progress, 4), "eta_seconds": snapshot.eta_seconds,
-        "estimate_seconds": getattr(snapshot, "estimate_seconds", None), "message": snapshot.message,
-        "error": snapshot.error, "device": snapshot.device, "config": snapshot.config.to_dict(),
+        "estimate_seconds": getattr(snapshot, "estimate_seconds", None), "message": without_paths(snapshot.message),
+        "error": without_paths(snapshot.error), "device": snapshot.device, "config": snapshot.config.to_dict(),
         "class_names": list(snapshot.class_names), "class_counts": list(snapshot.class_counts),
         "latest": {loss: dict(value) for loss, value in snapshot.latest.items()},
         "epochs_done": len(snapshot.epochs), "comparisons": list(snapshot.comparisons),

@@ -270,6 +270,9 @@ def on_import_run(ctx: UiContext, upload: Any, visitor: Visitor | None, request:
     except OSError as error:
         raise user_error(f"import: could not write the run here ({error.strerror or type(error).__name__})", "import") from None
     renamed = f" (its id {imported.original_run_id} was taken here)" if imported.renamed else ""
+    if imported.removed:
+        renamed += (f"; to stay within this app's limits on runs kept, {len(imported.removed)} older "
+                    f"run{'s were' if len(imported.removed) > 1 else ' was'} removed")
     updates = on_refresh_runs(ctx, select=imported.run_id)
     updates[ctx.ui.run_choice] = gr.Dropdown(choices=updates[ctx.ui.run_choice].choices, value=[imported.run_id],
                                            allow_custom_value=True)

@@ -16,6 +16,7 @@ from ..jobs import JobSnapshot
 from ..metrics import GROUP_NAMES, class_groups, summarise_differences
 from ..status import PARTIAL, JobStatus
 from .charts import Bars, Diffs, Line, RowLabel, Separator, bar_rows, escape, finite, line_chart, progress_bar
+from .errors import without_paths
 from .names import colour, display_name, short_name
 
 DEFAULT_SMOOTHING = 0.8
@@ -117,7 +118,7 @@ def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
             parts.append(f"<b>Partial:</b> stopped after {escape(done.text())}; the scores below are from the last "
                          "completed epoch.")
         if snapshot.error and status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED, JobStatus.TIMED_OUT):
-            parts.append(f"<b>Reason:</b> {escape(snapshot.error)}")
+            parts.append(f"<b>Reason:</b> {escape(without_paths(snapshot.error))}")
     if len(config.seeds) > 1 and snapshot.epochs:
         parts.append(f"Curves run through the seeds one after another; recall, groups and confusion matrices show seed "
                      f"{escape(snapshot.epochs[-1]['seed'])}, the latest evaluated.")
