@@ -65,7 +65,8 @@ STAGES: dict[str, dict] = {
             "s-e33-lr0.2-cos": dict(model="convnet-s", epochs=33, learning_rate=0.2, schedule="cosine"),
             "m-e22-lr0.2-cos": dict(model="convnet-m", epochs=22, learning_rate=0.2, schedule="cosine"),
             "l-e10-lr0.2-cos": dict(model="convnet-l", epochs=10, learning_rate=0.2, schedule="cosine"),
-            "s-e33-lr0.4-cos": dict(model="convnet-s", epochs=33, learning_rate=0.4, schedule="cosine"),
+            # The recipe the presets use: the quick stage's choice (net, lr, linear schedule) at this budget.
+            "s-e33-lr0.2-lin": dict(model="convnet-s", epochs=33, learning_rate=0.2, schedule="linear"),
         },
     },
 }

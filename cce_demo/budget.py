@@ -202,14 +202,16 @@ def plan_work(
     steps_per_epoch = max(1, math.ceil(num_train / config.batch_size))
     # Per epoch every model sees each training image once and takes `steps_per_epoch` steps; spread evenly
     # over the steps (the last batch may be smaller).
+    # Flip test-time augmentation scores every test image twice (the image and its mirror image).
+    views = 2 if config.test_time_flip else 1
     epoch_training = models * (num_train * cost.train_seconds_per_image + steps_per_epoch * cost.train_seconds_per_step)
     return WorkPlan(
         seeds=len(config.seeds),
         epochs=config.epochs,
         steps_per_epoch=steps_per_epoch,
         step_seconds=epoch_training / steps_per_epoch,
-        epoch_evaluation_seconds=models * evaluation_images_per_epoch * cost.eval_seconds_per_image,
-        final_evaluation_seconds=models * final_evaluation_images * cost.eval_seconds_per_image,
+        epoch_evaluation_seconds=models * views * evaluation_images_per_epoch * cost.eval_seconds_per_image,
+        final_evaluation_seconds=models * views * final_evaluation_images * cost.eval_seconds_per_image,
     )
 
 

@@ -41,6 +41,12 @@ def test_hand_computed_estimate():
     assert result.text == "about 11 s on this machine" and result.measured
 
 
+def test_flip_test_time_augmentation_doubles_evaluation_only():
+    plain, flipped = estimate(), estimate(test_time_flip=True)
+    assert flipped.evaluation_seconds == pytest.approx(2 * plain.evaluation_seconds)
+    assert flipped.training_seconds == pytest.approx(plain.training_seconds)
+
+
 def test_doubling_epochs_doubles_training_and_evaluation():
     one, two = estimate(epochs=3), estimate(epochs=6)
     assert two.training_seconds == pytest.approx(2 * one.training_seconds)
@@ -123,7 +129,7 @@ def test_a_huge_job_reads_in_days_or_years():
 def test_the_estimate_uses_the_planned_counts():
     quick = PRESETS["quick"]
     result = estimate_seconds(quick, "cpu", calibration=calibration(
-        costs={("cpu", "resnet8"): ModelCost(1.0, 0.0, 0.0)}, data_seconds={}, measured=set(), where={}))
+        costs={("cpu", quick.model): ModelCost(1.0, 0.0, 0.0)}, data_seconds={}, measured=set(), where={}))
     assert result.training_seconds == pytest.approx(2 * quick.epochs * sum(planned_class_counts(quick)))
     assert result.data_seconds == 0 and result.text.endswith("on cpu")
 
