@@ -61,11 +61,13 @@ WORKDIR /home/user/app
 # CUDA libraries); an empty TORCH_INDEX_URL drops --index-url, so pip uses its default index. Keep these pins
 # equal to requirements.txt (tests/test_deploy.py checks): the CPU index's 2.14.1+cpu satisfies
 # requirements.txt's torch==2.14.1 (PEP 440 ignores the local label), so the second pip call keeps it and
-# installs only the rest.
-COPY requirements.txt ./
+# installs only the rest. The second call holds the web stack (and torch's small dependencies) at the tested
+# versions of constraints.txt, as every install does; the first does not, because the torch index need not
+# carry those versions.
+COPY requirements.txt constraints.txt ./
 RUN pip install --no-cache-dir ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
         torch==2.14.1 torchvision==0.29.1 \
-    && pip install --no-cache-dir -r requirements.txt
+    && pip install --no-cache-dir -r requirements.txt -c constraints.txt
 
 # What app.py needs at runtime: the entry point, the whole package directory (new modules and subpackages
 # come along), the shipped runs, the example images and the result grids of the Results tab. Owned by root,

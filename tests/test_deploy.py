@@ -498,13 +498,15 @@ def test_requirements_installed_before_code_is_copied(instructions):
     install = installs[0]
     code_copies = [
         index for index, arguments in instructions_named(instructions, "COPY")
-        if any(not re.fullmatch(r"requirements[\w.-]*\.txt", source.lstrip("./")) for source in
+        if any(not re.fullmatch(r"(requirements[\w.-]*|constraints)\.txt", source.lstrip("./")) for source in
                copy_sources(arguments)[1])
     ]
     requirement_copies = [index for index in range(install) if instructions[index][0] == "COPY"]
     assert requirement_copies, "requirements.txt is not copied before it is installed"
     assert code_copies and min(code_copies) > install, "code is copied before the requirements are installed"
     assert "--no-cache-dir" in instructions[install][1]
+    # The image gets the web stack the app is tested with, as every other install does.
+    assert re.search(r"-r\s+requirements\.txt\s+-c\s+constraints\.txt", instructions[install][1]), instructions[install][1]
 
 
 def test_build_arguments_and_defaults(instructions):
