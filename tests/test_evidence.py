@@ -64,3 +64,15 @@ def test_the_verdict_names_the_data_copy_from_run_json(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"format_version": 1}))
     assert "not recorded" in data_sentence(SimpleNamespace(config=config, run_dir=str(tmp_path)))
     assert "synthetic" in data_sentence(SimpleNamespace(config=config.replace(dataset="synthetic"), run_dir=None))
+
+
+def test_the_measured_prior_correction_matches_its_benchmark_file():
+    """MEASURED_PRIOR_CORRECTION is typed (the image ships without bench/), so it is checked against the file."""
+    from conftest import ROOT
+    from cce_demo.ui.evidence import MEASURED_PRIOR_CORRECTION
+
+    measured = json.loads((ROOT / "bench" / "prior_correction_results.json").read_text())
+    typed = MEASURED_PRIOR_CORRECTION[measured["run_id"]]
+    for row in measured["rows"]:
+        plain, corrected = typed[row["loss"]]
+        assert abs(plain - row["balanced_accuracy"]) < 1e-4 and abs(corrected - row["corrected_balanced_accuracy"]) < 1e-4
