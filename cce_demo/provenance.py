@@ -131,9 +131,10 @@ def environment(device: str = "auto") -> dict[str, Any]:
 
 def data_copy_text(data: Mapping[str, Any] | None) -> str:
     """"CIFAR-10 (JPEG q75 copy), detected from the files' hashes" for a run's or a grid's data record."""
-    if not data or not data.get("copy"):
+    if not isinstance(data, Mapping) or not isinstance(data.get("copy"), str) or not data["copy"]:
         return "data copy not recorded"
-    return f"{data['copy']}, {data.get('how', 'how it is known was not recorded')}"
+    how = data.get("how")
+    return f"{data['copy']}, {how if isinstance(how, str) else 'how it is known was not recorded'}"
 
 
 def combined_data(records: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:

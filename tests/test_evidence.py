@@ -76,3 +76,11 @@ def test_the_measured_prior_correction_matches_its_benchmark_file():
     for row in measured["rows"]:
         plain, corrected = typed[row["loss"]]
         assert abs(plain - row["balanced_accuracy"]) < 1e-4 and abs(corrected - row["corrected_balanced_accuracy"]) < 1e-4
+
+
+def test_a_malformed_data_record_reads_as_not_recorded(tmp_path):
+    from cce_demo.ui.verdict import data_sentence
+
+    for data in ([1, 2], {"copy": 5}, "text", None):
+        (tmp_path / "run.json").write_text(json.dumps({"data": data}))
+        assert "not recorded" in data_sentence(SimpleNamespace(config=preset("quick"), run_dir=str(tmp_path)))

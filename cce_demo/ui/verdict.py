@@ -103,7 +103,7 @@ def data_sentence(snapshot: JobSnapshot) -> str:
     except (OSError, ValueError):
         metadata = {}
     data = metadata.get("data") if isinstance(metadata, dict) else None
-    if not data:
+    if not isinstance(data, dict) or not isinstance(data.get("copy"), str):  # imported runs are untrusted
         return "Data: which copy of the data this run used was not recorded (its run.json predates the record)."
     return f"Data: {data_copy_text(data)}."
 
