@@ -1,0 +1,65 @@
+"""The per-visitor limits as pure logic (admission.py): a fake clock, no server."""
+import pytest
+
+from cce_demo.ui.admission import Admission, GroupLimit, RefusedError, SlidingWindow
+from cce_demo.ui.identity import VisitorSigner, address_key, address_of
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_sliding_window_admits_its_limit_per_key_and_forgets_after_the_window():
+    clock = Clock()
+    window = SlidingWindow(3, 60.0, clock)
+    assert [window.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert window.allow("b")  # another address has its own window
+    clock.now = 60.0
+    assert window.allow("a")
+
+
+def test_admission_refuses_by_waiting_events_then_by_rate():
+    clock = Clock()
+    admission = Admission(enabled=True, groups={"classify": GroupLimit(waiting=2, per_minute=3, running=1)}, max_waiting=5,
+                          clock=clock)
+    assert admission.refusal("a", "classify", 0, 0) is None
+    assert "2 classify requests waiting" in admission.refusal("a", "classify", 2, 2)
+    assert "waiting (5)" in admission.refusal("a", "load", 0, 5)  # every kind counts towards the total
+    assert admission.refusal("a", "classify", 1, 1) is None and admission.refusal("a", "classify", 1, 1) is None
+    assert "limit 3 a minute" in admission.refusal("a", "classify", 0, 0)
+    assert admission.refusal("a", None, 0, 0) is None  # page events (load, ticks) have no group limit
+    assert Admission(enabled=False).refusal("a", "classify", 99, 99) is None  # locally: no limits
+
+
+def test_one_running_event_per_address_and_group():
+    admission = Admission(enabled=True)
+    with admission.running("a", "classify"):
+        with pytest.raises(RefusedError, match="One classify request at a time"):
+            with admission.running("a", "classify"):
+                pass
+        with admission.running("b", "classify"):  # another visitor is not held up
+            pass
+    with admission.running("a", "classify"):  # released when the first finished
+        pass
+
+
+def test_limits_are_validated():
+    with pytest.raises(ValueError, match="waiting"):
+        GroupLimit(waiting=0, per_minute=1, running=1)
+
+
+def test_identity_helpers():
+    class Request:
+        class client:
+            host = "203.0.113.9"
+
+    assert address_of(Request()) == "203.0.113.9" and address_key(Request()) == "address:203.0.113.9"
+    assert address_of(None) == "unknown"
+    signer = VisitorSigner(b"k" * 32)
+    visitor, new = signer.recognise(None)
+    assert new and signer.recognise(signer.token_for(visitor)) == (visitor, False)
+    assert signer.verify("v1.../..") is None and signer.verify(None) is None and signer.verify("x" * 500) is None
