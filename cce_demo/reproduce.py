@@ -435,7 +435,8 @@ def markdown_report(results: dict[str, Any]) -> str:
     lines = [
         f"# Grid `{results['grid']['name']}`",
         "",
-        f"Preset `{results['grid']['preset']}`, losses {', '.join(results['grid']['losses'])}, seeds "
+        *([f"**{results['grid']['note']}**", ""] if results["grid"].get("note") else []),
+        f"Preset `{results['grid']['preset']}` (model {results['config']['model']}, {results['config']['epochs']} epochs), losses {', '.join(results['grid']['losses'])}, seeds "
         f"{', '.join(map(str, results['grid']['seeds']))}. Each cell is one paired run (same initial weights and "
         "batches for every loss). Numbers are means across seeds with a 95 % t-interval in brackets; differences "
         "are paired per seed, then averaged. Evaluated in fp32 on the full balanced test set.",
