@@ -4,13 +4,15 @@ while several clients flood /classify with an image that is cheap to send and ex
 What it measures, against `python app.py` in public mode (SPACE_ID set) on 127.0.0.1:
 
 1. The progress rate of one running training job (a `quick`-preset job on synthetic data, percent of the job
-   per minute, read from /job_status) in three phases: quiet, flooded, quiet again. The flooded rate is
-   compared with the mean of the two quiet ones (drift on a shared host is why there are two).
+   per minute, read from /job_status) in alternating windows: quiet, flooded, quiet, flooded, quiet
+   (`--rounds` flooded windows of `--window` seconds). The flooded rate (all flooded windows pooled) is
+   compared with the quiet rate (all quiet windows pooled): alternating short windows cancel most of the
+   drift of a shared host's load, which is larger than the effect when measured once each.
 2. While flooded: `--clients` flooding clients, each behind its own X-Forwarded-For address (as behind the
    Space's proxy), each keeping `--in-flight` /classify calls of a 24.9-megapixel, ~25 kB PNG going at all
    times; how their calls ended (accepted, refused at the door by the per-visitor limits, refused as too large
    to decode, other errors).
-3. Throughout all three phases another visitor loads the page (GET /, GET /config) and calls /list_runs every
+3. Throughout all windows another visitor loads the page (GET /, GET /config) and calls /list_runs every
    2 s: every request must succeed. It runs in the quiet phases too, so that the comparison isolates the flood.
 
 The flooders run on the same host as the app, each in its own process at the lowest priority (nice 19): an
@@ -18,7 +20,7 @@ attacker's CPU is on the attacker's machine, and on a 2-core host unniced floode
 this machine runs gradio_client rather than what the app lets them do. What they send is not throttled.
 
 Usage (from the repository root; it only talks to 127.0.0.1):
-    python bench/flood.py [--clients 8] [--in-flight 4] [--quiet 40] [--flood 60] [--output bench/flood_results.json]
+    python bench/flood.py [--clients 8] [--in-flight 4] [--rounds 3] [--window 30] [--output bench/flood_results.json]
 
 Exit status: 0 when the flooded rate is at least `--min-ratio` (0.5) of the quiet rate and no page load of the
 other visitor failed, else 1.
@@ -45,7 +47,7 @@ from load_test import free_port, stop_app, wait_until_ready  # noqa: E402  (sets
 import subprocess  # noqa: E402
 
 import httpx  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import Client  # noqa: E402
 from PIL import Image  # noqa: E402
 
 SHIPPED_RUN = "cifar10-lt100-standard-ce-cce"
@@ -53,7 +55,7 @@ SHIPPED_RUN = "cifar10-lt100-standard-ce-cce"
 JOB = {"preset": "quick", "dataset": "synthetic", "epochs": 400, "device": "cpu"}
 
 
-def start_app(work_dir: Path, log_file) -> tuple[subprocess.Popen, str]:
+def start_app(work_dir: Path, log_file, app_root: Path = ROOT) -> tuple[subprocess.Popen, str]:
     port = free_port()
     environment = dict(os.environ)
     environment.update({
@@ -62,7 +64,7 @@ def start_app(work_dir: Path, log_file) -> tuple[subprocess.Popen, str]:
         "GRADIO_TEMP_DIR": str(work_dir / "gradio_uploads"), "CCE_RUNS_DIR": str(work_dir / "runs"),
         "CCE_SPEED_PROBE": "0", "PYTHONUNBUFFERED": "1",
     })
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=environment, stdout=log_file,
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=app_root, env=environment, stdout=log_file,
                                stderr=subprocess.STDOUT)
     return process, f"http://127.0.0.1:{port}/"
 
@@ -83,34 +85,59 @@ def measure_rate(client: Client, job_id: str, seconds: float) -> dict[str, Any]:
             "percent_per_minute": round(100 * (end_progress - start_progress) / elapsed * 60, 2), "status": status}
 
 
-def outcome_of(job: Any) -> str:
-    try:
-        job.result(timeout=60)
-        return "accepted"
-    except Exception as error:  # noqa: BLE001 - every way a call ends is counted
-        text = str(error)
-        if "Queue is full" in text or "per visitor" in text:
-            return "refused at the door (per-visitor limits)"
-        if "megapixels" in text:
-            return "refused: too large to decode"
-        return f"other: {type(error).__name__}: {text[:80]}"
+def classify_index(http: httpx.Client) -> int:
+    """/classify's function index, from the app's config (what a raw client reads too)."""
+    config = http.get("config").json()
+    return next(dependency["id"] for dependency in config["dependencies"] if dependency.get("api_name") == "classify")
+
+
+def raw_classify(http: httpx.Client, index: int, file_data: dict[str, Any]) -> str:
+    """One /classify call as a raw client makes it: join the queue, read the result from the event stream."""
+    session = os.urandom(6).hex()
+    joined = http.post("gradio_api/queue/join", json={"data": [file_data, SHIPPED_RUN], "fn_index": index,
+                                                      "session_hash": session, "event_data": None, "trigger_id": None})
+    if joined.status_code == 503:
+        return "refused at the door (per-visitor limits)"
+    if joined.status_code != 200:
+        return f"other: join answered {joined.status_code}"
+    with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:") and '"process_completed"' in line:
+                message = json.loads(line[5:])
+                if message.get("success"):
+                    return "accepted"
+                error = str((message.get("output") or {}).get("error"))
+                return "refused: too large to decode" if "megapixels" in error else f"other: {error[:80]}"
+    return "other: the event stream ended without a result"
 
 
 def flood(url: str, address: str, image: str, in_flight: int, seconds: float) -> Counter:
-    """One flooding client (a process of its own): `in_flight` /classify calls outstanding for `seconds`."""
-    client = Client(url, verbose=False, headers={"X-Forwarded-For": address})
+    """One flooding client (a process of its own), written as a hostile client would: the image uploaded once,
+    then `in_flight` raw /classify joins outstanding for `seconds`, each answered or refused as fast as the
+    app does. (gradio_client re-uploads the file for every call and spent more CPU than the app.)"""
     outcomes: Counter = Counter()
-    jobs: list[Any] = []
+    lock = threading.Lock()
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        while len(jobs) < in_flight:
-            jobs.append(client.submit(handle_file(image), SHIPPED_RUN, api_name="/classify"))
-        for job in [job for job in jobs if job.done()]:
-            jobs.remove(job)
-            outcomes[outcome_of(job)] += 1
-        time.sleep(0.005)
-    for job in jobs:
-        outcomes[outcome_of(job)] += 1
+    with httpx.Client(base_url=url, headers={"X-Forwarded-For": address}, timeout=30) as http:
+        index = classify_index(http)
+        with open(image, "rb") as file:
+            uploaded = http.post("gradio_api/upload", files={"files": ("flood.png", file, "image/png")}).json()[0]
+        file_data = {"path": uploaded, "meta": {"_type": "gradio.FileData"}, "orig_name": "flood.png"}
+
+        def worker() -> None:
+            while time.monotonic() < deadline:
+                try:
+                    outcome = raw_classify(http, index, file_data)
+                except httpx.HTTPError as error:
+                    outcome = f"other: {type(error).__name__}"
+                with lock:
+                    outcomes[outcome] += 1
+
+        workers = [threading.Thread(target=worker, daemon=True) for _ in range(in_flight)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join(seconds + 60)
     return outcomes
 
 
@@ -126,7 +153,11 @@ def start_flooders(url: str, image: Path, count: int, in_flight: int, seconds: f
 def collect(flooders: list[subprocess.Popen]) -> Counter:
     total: Counter = Counter()
     for process in flooders:
-        output, _ = process.communicate(timeout=300)
+        try:
+            output, _ = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
         try:
             total.update(json.loads(output.decode().strip().splitlines()[-1]))
         except (ValueError, IndexError):
@@ -161,6 +192,24 @@ class Visitor(threading.Thread):
                 self.stop.wait(2.0)
 
 
+def app_commit(app_root: Path) -> str:
+    try:
+        return subprocess.run(["git", "-C", str(app_root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def flood_image(directory: Path) -> Path:
     path = directory / "flood.png"
     Image.new("L", (5000, 4980)).save(path)
@@ -170,7 +219,7 @@ def flood_image(directory: Path) -> Path:
 def run(arguments: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     log_path = work_dir / "app.log"
     with open(log_path, "w") as log_file:
-        process, url = start_app(work_dir, log_file)
+        process, url = start_app(work_dir, log_file, arguments.app_root)
         try:
             wait_until_ready(url, process, timeout=180)
             monitor = Client(url, verbose=False, headers={"X-Forwarded-For": "192.0.2.100"})
@@ -180,29 +229,37 @@ def run(arguments: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
             stop = threading.Event()
             visitor = Visitor(url, stop)
             visitor.start()
-            quiet_before = measure_rate(monitor, job_id, arguments.quiet)
             image = flood_image(work_dir)
-            flooders = start_flooders(url, image, arguments.clients, arguments.in_flight, arguments.flood + 10)
-            time.sleep(5)  # the flooders have started (imports, first uploads) before the reading starts
-            flooded = measure_rate(monitor, job_id, arguments.flood)
-            outcomes = collect(flooders)
-            quiet_after = measure_rate(monitor, job_id, arguments.quiet)
+            windows = [{"phase": "quiet", **measure_rate(monitor, job_id, arguments.window)}]
+            outcomes: Counter = Counter()
+            for _ in range(arguments.rounds):
+                flooders = start_flooders(url, image, arguments.clients, arguments.in_flight, arguments.window + 10)
+                time.sleep(5)  # the flooders have started (imports, first uploads) before the reading starts
+                windows.append({"phase": "flooded", **measure_rate(monitor, job_id, arguments.window)})
+                outcomes.update(collect(flooders))  # they stop a few seconds after the window
+                windows.append({"phase": "quiet", **measure_rate(monitor, job_id, arguments.window)})
             stop.set()
             visitor.join(120)
             monitor.predict(job_id, api_name="/cancel_job")
         finally:
             stop_app(process, timeout=30)
-    quiet_rate = (quiet_before["percent_per_minute"] + quiet_after["percent_per_minute"]) / 2
-    ratio = flooded["percent_per_minute"] / quiet_rate if quiet_rate > 0 else 0.0
+    def pooled(phase: str) -> float:
+        chosen = [window for window in windows if window["phase"] == phase]
+        progress = sum(window["progress_to"] - window["progress_from"] for window in chosen)
+        return 100 * progress / sum(window["seconds"] for window in chosen) * 60
+
+    quiet_rate, flooded_rate = pooled("quiet"), pooled("flooded")
+    ratio = flooded_rate / quiet_rate if quiet_rate > 0 else 0.0
     failures = sum(count for name, count in visitor.results.items() if name.endswith("failed"))
     log_text = log_path.read_text(errors="replace")
     return {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "host": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
+        "app_commit": app_commit(arguments.app_root),
+        "host": {"cpus": os.cpu_count(), "processor": cpu_model(), "python": platform.python_version(),
                  "load_average_at_end": [round(value, 2) for value in os.getloadavg()]},
         "job": JOB, "clients": arguments.clients, "in_flight_per_client": arguments.in_flight,
-        "quiet_before": quiet_before, "flooded": flooded, "quiet_after": quiet_after,
-        "quiet_percent_per_minute": round(quiet_rate, 2), "flooded_to_quiet_ratio": round(ratio, 3),
+        "windows": windows, "quiet_percent_per_minute": round(quiet_rate, 2),
+        "flooded_percent_per_minute": round(flooded_rate, 2), "flooded_to_quiet_ratio": round(ratio, 3),
         "flood_outcomes": dict(outcomes), "other_visitor": dict(visitor.results),
         "other_visitor_round_seconds_max": round(max(visitor.latencies, default=0.0), 2),
         "other_visitor_failures": failures,
@@ -214,15 +271,17 @@ def run(arguments: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--flooder":  # one flooding client's process
         url, address, image, in_flight, seconds = sys.argv[2:7]
-        print(json.dumps(flood(url, address, image, int(in_flight), float(seconds))))
-        return 0
+        print(json.dumps(flood(url, address, image, int(in_flight), float(seconds))), flush=True)
+        os._exit(0)  # gradio_client's own threads must not keep a finished flooder alive
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--in-flight", type=int, default=4)
-    parser.add_argument("--quiet", type=float, default=40.0, help="seconds of each quiet reading")
-    parser.add_argument("--flood", type=float, default=60.0, help="seconds of the flooded reading")
+    parser.add_argument("--rounds", type=int, default=3, help="flooded windows (each between two quiet ones)")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds of each reading")
     parser.add_argument("--min-ratio", type=float, default=0.5)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--app-root", type=Path, default=ROOT,
+                        help="the checkout whose app.py is served (e.g. a worktree of an older commit, for comparison)")
     arguments = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cce_flood_") as work:
         report = run(arguments, Path(work))
