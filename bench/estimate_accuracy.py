@@ -183,7 +183,7 @@ def fit_costs(points: list[dict[str, Any]], models_per_step: int) -> dict[str, f
     return {"train_seconds_per_image": float(per_image), "train_seconds_per_step": float(per_step), "eval_seconds_per_image": evaluation}
 
 
-def calibrate(data_dir: str, clock_name: str) -> dict[str, Any]:
+def calibrate(data_dir: str, clock_name: str, models: tuple[str, ...] = MODELS) -> dict[str, Any]:
     clock = time.thread_time if clock_name == "cpu" else time.perf_counter
     environment = environment_record()
     with LoadSampler() as load:
@@ -197,7 +197,7 @@ def calibrate(data_dir: str, clock_name: str) -> dict[str, Any]:
         dataset = Dataset(full.name, full.class_names, full.train, full.test.subset(keep.sort().values), full.source)
         points: dict[str, list[dict[str, Any]]] = {}
         fits: dict[str, dict[str, float]] = {}
-        for model in MODELS:
+        for model in models:
             points[model] = []
             for batch_size, steps in BATCH_POINTS.items():
                 images = batch_size * (steps + WARMUP_STEPS + 1)
@@ -382,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True, help="folder with cifar10/train.npz and cifar10/test.npz")
     parser.add_argument("--calibrate", action="store_true", help="measure the per-model costs for budget.py")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated models to calibrate (default: %(default)s); a subset is kept in its own section")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="calibration clock (cpu needs --threads 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, as the app)")
     parser.add_argument("--presets", nargs="*", metavar="PRESET", help="compare estimate and wall time (default: quick standard)")
@@ -401,7 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         return json.loads(arguments.output.read_text()) if arguments.output.exists() else {}
 
     if arguments.calibrate:
-        update_results(arguments.output, "calibration", calibrate(arguments.data_dir, arguments.clock))
+        models = tuple(name.strip() for name in arguments.models.split(",") if name.strip())
+        # The default set replaces "calibration"; another set gets its own section, so the table's other rows
+        # keep the points they were fitted on.
+        section = "calibration" if models == MODELS else "calibration_" + "_".join(models)
+        update_results(arguments.output, section, calibrate(arguments.data_dir, arguments.clock, models))
     if arguments.presets is not None:
         rows = compare_presets(arguments.presets or ["quick", "standard"], arguments.data_dir, arguments.threads, results(), probe=arguments.probe)
         def key(row: dict[str, Any]) -> tuple:

@@ -30,7 +30,9 @@ def main() -> None:
     dataset = load_dataset(record.config.dataset, arguments.data_dir, allow_download=False)
     rows = []
     for loss, model in load_models(record).items():
-        evaluation, _ = evaluate(model, dataset.test, dataset.normalisation, record.class_counts)
+        # Scored as the run itself was (with flip test-time augmentation when its config used it).
+        evaluation, _ = evaluate(model, dataset.test, dataset.normalisation, record.class_counts,
+                                 flip=record.config.test_time_flip)
         corrected = evaluation.prior_corrected
         rows.append({
             "loss": loss,

@@ -96,12 +96,14 @@ CALIBRATION = calibration(
         (_CPU, "resnet8"): ModelCost(train_seconds_per_image=3.75e-4, train_seconds_per_step=4.74e-3, eval_seconds_per_image=1.43e-4),
         (_CPU, "resnet20"): ModelCost(train_seconds_per_image=9.57e-4, train_seconds_per_step=6.19e-3, eval_seconds_per_image=3.66e-4),
         (_CPU, "resnet32"): ModelCost(train_seconds_per_image=1.63e-3, train_seconds_per_step=1.99e-2, eval_seconds_per_image=5.72e-4),
-        # The conv nets: PROVISIONAL, ResNet-8's figures scaled by the training images per second measured
-        # beside it at batch 256 on the AMD EPYC development host (convnet-s 2.5x, -m 2.7x, -l 0.86x as fast;
-        # evaluation assumed to scale alike) until `--calibrate` is run for them.
-        (_CPU, "convnet-s"): ModelCost(train_seconds_per_image=1.5e-4, train_seconds_per_step=4.0e-3, eval_seconds_per_image=5.7e-5),
-        (_CPU, "convnet-m"): ModelCost(train_seconds_per_image=1.4e-4, train_seconds_per_step=4.0e-3, eval_seconds_per_image=5.3e-5),
-        (_CPU, "convnet-l"): ModelCost(train_seconds_per_image=4.4e-4, train_seconds_per_step=4.0e-3, eval_seconds_per_image=1.7e-4),
+        # The conv nets: `--calibrate --clock cpu --threads 1 --models resnet8,convnet-s,convnet-m,convnet-l`,
+        # 2026-12-01, AMD EPYC development host under heavy sharing (load 7-29; bench/estimate_results.json,
+        # section calibration_resnet8_convnet-s_convnet-m_convnet-l). Their rows are that run's fits scaled by
+        # the ratio of ResNet-8's row above to ResNet-8's fit in the same run (per image 1.147 for training and
+        # 0.883 for evaluation, 0.712 per step), so the model-to-model ratios come from one run.
+        (_CPU, "convnet-s"): ModelCost(train_seconds_per_image=2.78e-4, train_seconds_per_step=4.27e-3, eval_seconds_per_image=8.02e-5),
+        (_CPU, "convnet-m"): ModelCost(train_seconds_per_image=3.49e-4, train_seconds_per_step=4.70e-3, eval_seconds_per_image=1.09e-4),
+        (_CPU, "convnet-l"): ModelCost(train_seconds_per_image=7.20e-4, train_seconds_per_step=7.11e-3, eval_seconds_per_image=2.61e-4),
         (_CUDA, "convnet-s"): ModelCost(train_seconds_per_image=7e-5, train_seconds_per_step=4e-3, eval_seconds_per_image=2e-5),
         (_CUDA, "convnet-m"): ModelCost(train_seconds_per_image=8e-5, train_seconds_per_step=4e-3, eval_seconds_per_image=2e-5),
         (_CUDA, "convnet-l"): ModelCost(train_seconds_per_image=1.2e-4, train_seconds_per_step=4e-3, eval_seconds_per_image=3e-5),
