@@ -3,8 +3,8 @@
 The calibration table in `budget.py` was measured on one development machine. Hosts differ far more than one
 would guess: the same 2-core VM class ran this project's training step at 2,774 images/s on one CPU model and
 at 952 on another (bench/results.json, docs/design.md), so a fixed table underestimated jobs on the slower
-host by 2.25x. Eight steps of the engine's own loop (ResNet-8, CE + CCE, synthetic 32x32 images, about a second
-on a CPU) give one factor, measured / predicted, that scales every cost of that device type. Relative costs
+host by 2.25x. Eight steps of the engine's own loop (the CPU presets' net, CE + CCE, synthetic 32x32 images,
+about a second on a CPU) give one factor, measured / predicted, that scales every cost of that device type. Relative costs
 (model against model, training against evaluation) still come from the table.
 
 A busy host at start-up makes the factor larger, which errs toward refusing a job rather than letting it run
@@ -20,11 +20,13 @@ import dataclasses
 import statistics
 
 from .budget import Calibration, ModelCost, calibration
-from .config import TrainConfig
+from .config import PRESETS, TrainConfig
 from .engine import StepMetrics, StopCallback, train_paired
 from .status import JobStatus
 
-PROBE_MODEL = "resnet8"
+# The net the CPU presets train: the jobs people start most are the ones the factor should fit best (nets
+# gain differently from a second thread, so a factor timed on another net would be off for them).
+PROBE_MODEL = PRESETS["quick"].model
 PROBE_BATCH_SIZE = 100
 PROBE_STEPS = 8  # 800 synthetic images (80 per class) at batch 100: every step a full batch
 WARMUP_STEPS = 3  # the first steps pay one-off costs (thread pool, allocator, kernel selection): not timed

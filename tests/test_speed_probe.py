@@ -14,7 +14,8 @@ from cce_demo.speed_probe import FACTOR_RANGE, scaled_calibration, speed_factor
 
 COST = ModelCost(train_seconds_per_image=0.001, train_seconds_per_step=0.01, eval_seconds_per_image=0.0005)
 TABLE = calibration(
-    costs={("cpu", "resnet8"): COST, ("cuda", "resnet8"): ModelCost(1e-5, 1e-3, 1e-6)},
+    costs={("cpu", "resnet8"): COST, ("cuda", "resnet8"): ModelCost(1e-5, 1e-3, 1e-6),
+           ("cpu", speed_probe.PROBE_MODEL): COST, ("cuda", speed_probe.PROBE_MODEL): ModelCost(1e-5, 1e-3, 1e-6)},
     data_seconds={("synthetic", "cpu"): 0.5, ("synthetic", "cuda"): 2.0},
     measured={"cpu"}, where={"cpu": "on this machine", "cuda": "on a GPU (a guess)"},
 )
