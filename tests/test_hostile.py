@@ -2,9 +2,8 @@
 CCE_KEEP_RUNS=3: gradio_client, raw queue joins with forged sessions and addresses, and crafted run zips.
 Every test here failed on the app before the fix. Visitors are told apart by X-Forwarded-For, which uvicorn
 takes from a loopback connection as from the proxy in front of a Space."""
-import io
 import json
-import threading
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -156,8 +155,6 @@ def test_imports_obey_keep_runs_and_a_future_date_is_not_newest(space, quiet_man
     runs = space["runs"]
     for path in runs.iterdir():  # start from an empty runs directory (other tests' runs)
         if path.is_dir():
-            import shutil
-
             shutil.rmtree(path)
     source = exported_zip(space, tmp_path)
     future = with_created_at(source, tmp_path / "future.zip", "2099-01-01T00:00:00+0000")
@@ -249,8 +246,6 @@ def test_api_errors_show_no_server_paths(space, tmp_path):
     with pytest.raises(AppError) as refused:
         client.predict("broken-run", api_name="/export_run")
     assert str(space["runs"]) not in str(refused.value) and "/" not in str(refused.value).replace("run.json", "")
-    import shutil
-
     shutil.rmtree(broken)
 
 
