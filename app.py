@@ -207,7 +207,7 @@ def create_app():
     shipped = Path(os.environ.get("CCE_SHIPPED_DIR") or ROOT / "checkpoints")
     results = Path(os.environ.get("CCE_RESULTS_DIR") or ROOT / "results")
     context = AppContext(manager, RunCatalog(manager.runs_dir, (shipped,)), ModelCache(), ROOT / "examples",
-                         results_dir=results)
+                         results_dir=results, storage_note=runs.description)
     return build_app(context), manager
 
 

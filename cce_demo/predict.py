@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .checkpoints import RunRecord, load_models
 from .data import IMAGE_SIZE, NORMALISATION, to_model_input
+from .engine import test_logits
 
 MAX_UPLOAD_PIXELS = 25_000_000  # 25 megapixels: a large photo passes, a decompression bomb does not
 # At most this many pixels are ever decoded. What the models see is 32x32, so a large JPEG is decoded at 1/2,
@@ -193,21 +194,23 @@ def run_single_threaded(function: Callable[..., T], *args: Any) -> T:
 
 def class_probabilities(
     models: dict[str, torch.nn.Module], pixels: np.ndarray, dataset: str,
-    prior_counts: Sequence[int] | None = None, tau: float = 1.0,
+    prior_counts: Sequence[int] | None = None, tau: float = 1.0, flip: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Each model's softmax over all classes for one 32x32 image; with `prior_counts`, after the post-hoc
-    prior correction (`prior_adjusted_logits`)."""
-    return run_single_threaded(_class_probabilities, models, pixels, dataset, prior_counts, tau)
+    prior correction (`prior_adjusted_logits`); with `flip`, from the mean logits of the image and its mirror
+    image, as the engine scores a run trained with flip test-time augmentation."""
+    return run_single_threaded(_class_probabilities, models, pixels, dataset, prior_counts, tau, flip)
 
 
 @torch.inference_mode()
 def _class_probabilities(
     models: dict[str, torch.nn.Module], pixels: np.ndarray, dataset: str, prior_counts: Sequence[int] | None, tau: float,
+    flip: bool,
 ) -> dict[str, torch.Tensor]:
     batch = to_model_input(torch.from_numpy(pixels)[None], *NORMALISATION[dataset])
     result = {}
     for loss, model in models.items():
-        logits = model(batch).float()[0]
+        logits = test_logits(model, batch, flip)[0]
         if prior_counts is not None:
             logits = prior_adjusted_logits(logits, prior_counts, tau)
         result[loss] = torch.softmax(logits, dim=0)
@@ -221,10 +224,10 @@ def top_k(probabilities: torch.Tensor, class_names: Sequence[str], k: int = TOP_
 
 def top_k_probabilities(
     models: dict[str, torch.nn.Module], pixels: np.ndarray, dataset: str, class_names: Sequence[str], k: int = TOP_K,
-    prior_counts: Sequence[int] | None = None,
+    prior_counts: Sequence[int] | None = None, flip: bool = False,
 ) -> dict[str, list[tuple[str, float]]]:
     """Each model's k most probable classes for one 32x32 image, highest first."""
-    probabilities = class_probabilities(models, pixels, dataset, prior_counts)
+    probabilities = class_probabilities(models, pixels, dataset, prior_counts, flip=flip)
     return {loss: top_k(values, class_names, k) for loss, values in probabilities.items()}
 
 
@@ -263,7 +266,8 @@ def classify_prepared(
         if len(record.class_counts) != len(class_names):
             raise ValueError("this run did not record its training class counts, so its prior cannot be corrected")
         prior = record.class_counts
-    return top_k_probabilities(models, prepared.pixels, record.config.dataset, class_names, k, prior)
+    return top_k_probabilities(models, prepared.pixels, record.config.dataset, class_names, k, prior,
+                               flip=record.config.test_time_flip)
 
 
 def classify_upload(

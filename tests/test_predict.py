@@ -119,3 +119,22 @@ def test_a_large_jpeg_is_decoded_scaled_down_and_never_above_the_cap():
     assert prepare_image(image).pixels.shape == (32, 32, 3)
     assert decoded_size(2000, 2000, "PNG") == (2000, 2000)  # at most the cap: as it is
     assert decoded_size(3000, 3000, "PNG") is None and decoded_size(3000, 3000, "JPEG") == (1500, 1500)
+
+
+def test_classify_scores_the_image_and_its_mirror_when_the_run_used_flip_tta():
+    import numpy as np
+    import torch
+
+    from cce_demo.predict import class_probabilities
+
+    class LeftColumn(torch.nn.Module):
+        # logits = [mean of the leftmost column, mean of the rightmost column] of channel 0
+        def forward(self, x):
+            return torch.stack([x[:, 0, :, 0].mean(dim=1), x[:, 0, :, -1].mean(dim=1)], dim=1)
+
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    pixels[:, 0, 0] = 255  # a bright left column: plain scoring prefers class 0
+    plain = class_probabilities({"ce": LeftColumn()}, pixels, "cifar10")["ce"]
+    flipped = class_probabilities({"ce": LeftColumn()}, pixels, "cifar10", flip=True)["ce"]
+    assert plain[0] > plain[1]
+    assert torch.allclose(flipped, torch.tensor([0.5, 0.5]), atol=1e-6)  # the mirror view balances it exactly

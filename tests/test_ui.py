@@ -574,3 +574,14 @@ def test_the_app_deletes_its_upload_cache_and_signs_visitors(finished, tmp_path)
     assert app.signer.verify("v1." + visitor.id + "." + "0" * 64) is None
     other = AppContext(manager, RunCatalog(tmp_path), ModelCache())
     assert other.signer.verify(token) is None  # another process (another secret) does not accept it
+
+
+def test_the_runs_tab_says_where_runs_are_kept():
+    note = "Runs are kept in /data/runs, on the persistent storage mounted at /data: they survive restarts."
+    with gr.Blocks() as demo:
+        build_layout(storage_note=note)
+    shown = [block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "storage-note"]
+    assert len(shown) == 1 and shown[0].value == note
+    with gr.Blocks() as quiet:
+        build_layout()
+    assert not [block for block in quiet.blocks.values() if getattr(block, "elem_id", None) == "storage-note"]

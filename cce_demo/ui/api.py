@@ -103,6 +103,8 @@ def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
         "latest": {loss: dict(value) for loss, value in snapshot.latest.items()},
         "epochs_done": len(snapshot.epochs), "comparisons": list(snapshot.comparisons),
         "summaries": dict(snapshot.summaries), "version": snapshot.version,
+        # True while a stopped job is still saving what it trained (a cancelled job reads cancelled at once)
+        "recording": snapshot.recording,
     }
 
 

@@ -31,6 +31,7 @@ class AppContext:
     owners: JobOwners = field(default_factory=JobOwners)
     results_dir: Path | None = None  # the result grids of the Results tab (results/<grid>/results.json)
     exports_dir: Path | None = None  # where run zips are written for download (None: a folder in the temp dir)
+    storage_note: str = ""  # where runs are kept and whether they survive a restart (app.py's RunsLocation)
     # Public mode (a Space, SPACE_ID set): owner checks on Stop and Delete, per-visitor rate limits and quotas.
     # Locally the owner of the machine may do everything.
     public: bool = field(default_factory=public_mode)

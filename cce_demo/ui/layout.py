@@ -129,8 +129,9 @@ behind the charts come with every run you download (Runs tab → *Download run*)
 step) and `recall.csv` (per-class recall of each model), ready for a spreadsheet or your own plots."""
 
 
-def build_layout(examples_dir: Path | None = None, results_dir: Path | None = None) -> Layout:
-    """Create the components inside the current `gr.Blocks` context."""
+def build_layout(examples_dir: Path | None = None, results_dir: Path | None = None, storage_note: str = "") -> Layout:
+    """Create the components inside the current `gr.Blocks` context. `storage_note` says where runs are kept
+    and whether they survive a restart (shown on the Runs tab)."""
     quick = PRESETS[DEFAULT_PRESET]
     gr.HTML(STYLE + VERDICT_STYLE + HEADER)
     with gr.Tabs() as tabs:
@@ -207,6 +208,8 @@ def build_layout(examples_dir: Path | None = None, results_dir: Path | None = No
                     class_lean = gr.HTML(elem_id="class-lean")
 
         with gr.Tab("Runs", id="runs"):
+            if storage_note:
+                gr.Markdown(storage_note, elem_id="storage-note")
             runs_frame = gr.Dataframe(label="Runs on disk", interactive=False, wrap=True, elem_id="runs-table")
             runs_problems = gr.Markdown()
             run_choice = gr.Dropdown([], multiselect=True, allow_custom_value=True, elem_id="run-choice",

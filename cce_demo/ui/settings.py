@@ -70,7 +70,10 @@ def class_names_for(dataset: str, num_classes: int) -> tuple[str, ...]:
 
 
 DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data"}
-MODEL_LABELS = {"resnet8": "ResNet-8", "resnet20": "ResNet-20", "resnet32": "ResNet-32"}
+MODEL_LABELS = {
+    "resnet8": "ResNet-8", "resnet20": "ResNet-20", "resnet32": "ResNet-32",
+    "convnet-s": "ConvNet-S", "convnet-m": "ConvNet-M", "convnet-l": "ConvNet-L",
+}
 
 
 def scale_text(config: TrainConfig) -> str:

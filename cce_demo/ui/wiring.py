@@ -58,7 +58,7 @@ def bind(ctx: UiContext, handler: Callable[..., Any]) -> Callable[..., Any]:
 def build_app(app: AppContext) -> gr.Blocks:
     gradio_log.install()
     with GuardedBlocks(title=PAGE_TITLE, delete_cache=DELETE_CACHE) as demo:
-        ctx = UiContext(app, build_layout(app.examples_dir, app.results_dir))
+        ctx = UiContext(app, build_layout(app.examples_dir, app.results_dir, app.storage_note))
         connect(demo, ctx)
         register_api(ctx)
     demo.admission = app.admission
