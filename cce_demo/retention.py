@@ -77,11 +77,23 @@ def directory_size(path: Path) -> int:
     return total
 
 
+STAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z")
+
+
+def received_stamp() -> str:
+    """Now, to the microsecond: several imports can arrive within one second, and retention must still know
+    which came last (with whole seconds, a tie fell back to the run id, and the run just received could
+    sort as the oldest)."""
+    return datetime.datetime.now().astimezone().strftime(STAMP_FORMATS[0])
+
+
 def _timestamp(text: object) -> float | None:
-    try:
-        return datetime.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    except ValueError:
-        return None
+    for stamp_format in STAMP_FORMATS:
+        try:
+            return datetime.datetime.strptime(str(text), stamp_format).timestamp()
+        except ValueError:
+            continue
+    return None
 
 
 def received_at(metadata: dict, path: Path | None = None) -> float:

@@ -45,7 +45,7 @@ from .data import SOURCE_MAX_PER_CLASS
 from .jobs import job_from_run_dir
 from .metrics import GROUP_NAMES
 from .models import build_model
-from .retention import DiskRules, apply_retention, runs_on_disk
+from .retention import DiskRules, apply_retention, received_stamp, runs_on_disk
 from .status import JobStatus
 
 CURVES_FILE = "curves.csv"
@@ -800,7 +800,7 @@ def import_run(
                 metadata["reason"] = metadata.get("reason") or INTERRUPTED_REASON
             metadata.update(
                 status=status, owner=None,
-                imported={"original_run_id": original, "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+                imported={"original_run_id": original, "imported_at": received_stamp()},
             )
             _check_readable(staging, metadata)
             run_id = _place(staging, runs_dir, roots, metadata)

@@ -83,8 +83,8 @@ def test_seed_summary_interval():
     summary = metrics.summarise_differences([-0.02, -0.04, -0.03])
     standard_error = math.sqrt(0.0001 / 3)
     assert summary.mean == pytest.approx(-0.03)
-    assert summary.interval == pytest.approx((-0.03 - 4.303 * standard_error, -0.03 + 4.303 * standard_error))
-    assert metrics.t_critical_95(500) == 1.980 and metrics.t_critical_95(22) == 2.086
+    assert summary.interval == pytest.approx((-0.03 - 4.302653 * standard_error, -0.03 + 4.302653 * standard_error))
+    assert metrics.t_critical_95(500) == 1.979931 and metrics.t_critical_95(22) == 2.085964
 
 
 def test_many_medium_few_by_training_count():

@@ -134,6 +134,22 @@ def test_an_imported_run_counts_from_when_the_server_received_it(tmp_path):
     assert apply_retention(tmp_path, keep_runs=1, max_runs_mb=None) == ["c-future"]
 
 
+def test_imports_within_one_second_are_ordered_by_when_they_arrived(tmp_path):
+    """Imports stamped to the whole second tied, the tie fell back to the run id, and a run just received
+    under a reused low id ("-imported-1") sorted as the oldest: it was protected, so nothing was removed
+    and the directory grew past its bound (seen in CI)."""
+    from cce_demo.retention import received_stamp
+
+    for run_id, microsecond in (("z-imported-3", 100), ("y-imported-2", 200), ("x-imported-1", 300)):
+        run_dir = make_run(tmp_path, run_id, 1)
+        metadata = json.loads((run_dir / "run.json").read_text())
+        metadata["imported"] = {"imported_at": f"2026-01-01T12:01:07.{microsecond:06d}+0000"}
+        (run_dir / "run.json").write_text(json.dumps(metadata))
+    assert [run.run_id for run in runs_on_disk(tmp_path)] == ["x-imported-1", "y-imported-2", "z-imported-3"]
+    assert apply_retention(tmp_path, keep_runs=2, max_runs_mb=None, protected_ids={"x-imported-1"}) == ["z-imported-3"]
+    assert "." in received_stamp()  # the stamp written by import carries the fraction of a second
+
+
 def test_disk_rules_say_when_a_new_run_cannot_fit(tmp_path):
     from cce_demo.retention import DiskRules
 
