@@ -1,19 +1,28 @@
-"""The accuracy vs wall-time frontier on CIFAR-10-LT, CE alone, at ratios 10 and 100, in one run:
-`python bench/frontier.py --data-dir DIR [--threads 2] [--only LABEL ...]`.
+"""The accuracy vs wall-time frontier on CIFAR-10-LT, CE alone, at ratios 10 and 100.
 
-Every point is one CE model (seed 0, the real balanced test set) trained by the engine's own loop and timed
-end to end (training and every evaluation; data already in memory). The families are today's new recipe
-(the conv net of the `quick` / `standard` presets) at several budgets, ResNet-8 at the settings of the
-presets it used to have, and ResNet-32 on the LDAM-DRW schedule at a few short budgets. Each point scores
-its balanced accuracy three ways: plain argmax (what the targets use), with flip test-time augmentation, and
-prior-corrected (post-hoc logit adjustment).
+Accuracy and time are measured apart, because accuracy does not depend on how busy the machine is and wall
+time does (hosts here differ up to 4x, and a shared host's load swings within minutes):
 
-`--targets` instead trains each preset's *pair* (CE and CCE), old and new, in the same run, to check the
-issue's targets: the new preset's pair must take at most the old preset's pair's wall time.
+    python bench/frontier.py --data-dir DIR --threads 1           # accuracy: train every point (any load)
+    python bench/frontier.py --data-dir DIR --time                # time: one quiet run, a few minutes
+    python bench/frontier.py --plot-only                          # table and plot from the JSON
 
-Results go to bench/frontier_results.json (resumable: points already there for this host are skipped, so
-run it on a quiet machine, in one go, to compare times) and a plot to bench/frontier.png (needs matplotlib:
-`pip install -r bench/requirements.txt`). Compare times only within one run: hosts here differ up to 4x.
+Every point is one CE model (seed 0, the real balanced test set) trained by the engine's own loop. The families
+are the new recipe (the conv net of the `quick` / `standard` presets) at several budgets, ResNet-8 at the
+settings of the presets it used to have, and ResNet-32 on the LDAM-DRW schedule at two short budgets. Each
+point scores its balanced accuracy three ways: plain argmax, with flip test-time augmentation, and
+prior-corrected (post-hoc logit adjustment); the figure plots what the run itself reports.
+
+`--time` times every distinct configuration (a point's settings less its epoch count; the schedule does not
+change the cost of a step) end to end at 1 and at 2 epochs, data already in memory. Wall time is linear in the
+epoch count (`fixed + epochs * per_epoch`: the final evaluation and start-up, then one epoch of training and
+its evaluation subset), so the two runs give both terms, and every point's time follows from its epochs. The
+same run also times the old and new presets' *pairs* (CE and CCE, evaluation included), which the targets
+compare, and checks the linear model against one full-length pair trained end to end.
+
+Results go to bench/frontier_results.json (resumable: points already there are skipped; a timing run
+replaces the previous one whole) and the plot to bench/frontier.png (needs matplotlib:
+`pip install -r bench/requirements.txt`).
 """
 from __future__ import annotations
 
@@ -46,9 +55,10 @@ RESNET8_QUICK = TrainConfig(dataset="cifar10", imbalance_ratio=10.0, model="resn
 RESNET8_STANDARD = TrainConfig(dataset="cifar10", imbalance_ratio=100.0, model="resnet8", epochs=25, batch_size=128,
                                learning_rate=0.1, weight_decay=5e-4, warmup_epochs=1.0, epoch_eval_images=2000)
 # ResNet-32 on the LDAM-DRW schedule (weight decay 2e-4, x0.01 at 80 % and x0.0001 at 90 % of training, plain
-# momentum), cut to budgets a CPU can afford.
+# momentum, warm-up counted in whole epochs), cut to budgets a CPU can afford.
 RESNET32_LDAM = TrainConfig(dataset="cifar10", model="resnet32", batch_size=128, learning_rate=0.1, weight_decay=2e-4,
-                            warmup_epochs=1.0, schedule="ldam", nesterov=False, epoch_eval_images=2000)
+                            warmup_epochs=1.0, warmup_per_epoch=True, schedule="ldam", nesterov=False,
+                            epoch_eval_images=2000)
 
 
 def points() -> list[tuple[str, str, TrainConfig]]:
@@ -58,19 +68,21 @@ def points() -> list[tuple[str, str, TrainConfig]]:
     for ratio, new_preset, old in ((10.0, quick, RESNET8_QUICK), (100.0, standard, RESNET8_STANDARD)):
         tag = f"r{ratio:g}"
         entries.append((f"{tag}-resnet8-preset", "ResNet-8 (old presets)", old))
-        entries.append((f"{tag}-resnet8-x2", "ResNet-8 (old presets)", old.replace(epochs=old.epochs * 2)))
+        if ratio == 10.0:  # at ratio 100 twice the old preset costs more than the new recipe's longest point
+            entries.append((f"{tag}-resnet8-x2", "ResNet-8 (old presets)", old.replace(epochs=old.epochs * 2)))
         for fraction in (0.25, 0.5, 1.0, 2.0):
             epochs = max(1, round(new_preset.epochs * fraction))
             config = new_preset.replace(imbalance_ratio=ratio, epochs=epochs,
                                         warmup_epochs=min(new_preset.warmup_epochs, float(epochs)))
             entries.append((f"{tag}-recipe-e{epochs}", f"{new_preset.model} recipe", config))
-        for epochs in (5, 15):
+        for epochs in (4, 8):
             entries.append((f"{tag}-resnet32-ldam-e{epochs}", "ResNet-32, LDAM-DRW schedule",
                             RESNET32_LDAM.replace(imbalance_ratio=ratio, epochs=epochs)))
     return [(label, family, config.replace(losses=("ce",), seeds=(0,), device="cpu")) for label, family, config in entries]
 
 
 def target_pairs() -> list[tuple[str, str, TrainConfig]]:
+    """The presets' pairs (CE and CCE, seed 0) whose wall times the targets compare: old against new."""
     return [
         ("quick-old-pair", "ResNet-8 quick (old)", RESNET8_QUICK.replace(device="cpu")),
         ("quick-new-pair", "quick (new)", PRESETS["quick"].replace(device="cpu", seeds=(0,))),
@@ -89,29 +101,116 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def host() -> dict:
+    return {"cpu_model": cpu_model(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count()}
+
+
 def measure(label: str, family: str, config: TrainConfig, dataset) -> dict:
+    """Train one point and score it. Its wall time is kept for the record only: it depends on the load."""
     started, cpu_started = time.perf_counter(), time.process_time()
     result = train_paired(config, dataset=dataset)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     scores: dict[str, dict[str, float]] = {}
     for loss, model in result.models[0].items():
         final = result.evaluations[0][loss]
-        flipped, _ = evaluate(model, dataset.test, dataset.normalisation, result.class_counts, flip=not config.test_time_flip)
-        plain, flip = (final, flipped) if not config.test_time_flip else (flipped, final)
+        other, _ = evaluate(model, dataset.test, dataset.normalisation, result.class_counts, flip=not config.test_time_flip)
+        plain, flip = (final, other) if not config.test_time_flip else (other, final)
         scores[loss] = {
             "balanced_accuracy": plain.balanced_accuracy,
             "balanced_accuracy_flip": flip.balanced_accuracy,
             "prior_corrected": plain.prior_corrected.balanced_accuracy,
             "prior_corrected_flip": flip.prior_corrected.balanced_accuracy,
             "tail_recall": plain.group_recall["tail"],
-            # what the run itself reports (its config decides whether flip TTA is on)
-            "reported": final.balanced_accuracy,
+            "reported": final.balanced_accuracy,  # what the run itself reports (its config decides flip TTA)
         }
     return {"label": label, "family": family, "ratio": config.imbalance_ratio, "model": config.model,
-            "epochs": config.epochs, "losses": list(config.losses), "status": str(result.status),
-            "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "scores": scores,
+            "epochs": config.epochs, "losses": list(config.losses), "status": str(result.status), "host": host(),
+            "loaded_wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "scores": scores,
             "config": config.to_dict(), "load_average_after": [round(value, 2) for value in os.getloadavg()],
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def timing_key(config: TrainConfig) -> str:
+    """What decides a configuration's cost per epoch: everything but the epoch count and the schedule."""
+    values = config.to_dict()
+    for name in ("epochs", "warmup_epochs", "schedule", "warmup_per_epoch"):
+        values.pop(name, None)
+    return json.dumps(values, sort_keys=True)
+
+
+def timed_run(config: TrainConfig, epochs: int, dataset) -> float:
+    config = config.replace(epochs=epochs, warmup_epochs=0.0, schedule="cosine", warmup_per_epoch=False)
+    started = time.perf_counter()
+    result = train_paired(config, dataset=dataset)
+    if str(result.status) != "done":
+        raise RuntimeError(f"a timing run ended {result.status}: {result.reason}")
+    return time.perf_counter() - started
+
+
+def predicted_seconds(family: dict, epochs: int) -> float:
+    return family["fixed_seconds"] + epochs * family["epoch_seconds"]
+
+
+def time_everything(dataset, load_before: list[float]) -> dict:
+    """One quiet run: each distinct configuration at 1 and 2 epochs, then one full pair as a check."""
+    configurations: dict[str, TrainConfig] = {}
+    for _, _, config in points() + target_pairs():
+        configurations.setdefault(timing_key(config), config)
+    timed_run(PRESETS["quick"].replace(device="cpu", losses=("ce",), seeds=(0,)), 1, dataset)  # warm-up: one-off costs
+    families = {}
+    for key, config in configurations.items():
+        one, two = timed_run(config, 1, dataset), timed_run(config, 2, dataset)
+        families[key] = {"model": config.model, "ratio": config.imbalance_ratio, "losses": list(config.losses),
+                         "batch_size": config.batch_size, "seconds_at_1_epoch": round(one, 2),
+                         "seconds_at_2_epochs": round(two, 2), "epoch_seconds": round(two - one, 3),
+                         "fixed_seconds": round(2 * one - two, 3)}
+        print(json.dumps(families[key]), flush=True)
+    targets = []
+    for label, family, config in target_pairs():
+        targets.append({"label": label, "family": family, "ratio": config.imbalance_ratio, "model": config.model,
+                        "epochs": config.epochs,
+                        "seconds": round(predicted_seconds(families[timing_key(config)], config.epochs), 1)})
+    check_label, _, check_config = target_pairs()[1]  # the new quick pair, trained end to end
+    started = time.perf_counter()
+    train_paired(check_config, dataset=dataset)
+    check = {"label": check_label, "measured_seconds": round(time.perf_counter() - started, 1),
+             "predicted_seconds": next(target["seconds"] for target in targets if target["label"] == check_label)}
+    return {"host": host(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "load_average_before": load_before, "load_average_after": [round(v, 2) for v in os.getloadavg()],
+            "families": list(families.values()), "family_keys": list(families), "targets": targets, "check": check}
+
+
+def point_seconds(results: dict, point: dict) -> float | None:
+    timing = results.get("timing")
+    if not timing:
+        return None
+    key = timing_key(TrainConfig.from_dict(point["config"]))
+    if key not in timing["family_keys"]:
+        return None
+    return predicted_seconds(timing["families"][timing["family_keys"].index(key)], point["epochs"])
+
+
+def table(results: dict) -> str:
+    """The frontier as a Markdown table (times from the quiet timing run)."""
+    rows = ["| point | ratio | epochs | wall time, one CE model | CE balanced acc. | with flip TTA | prior-corrected |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for point in sorted(results["points"], key=lambda p: (p["ratio"], p["family"], p["epochs"])):
+        seconds = point_seconds(results, point)
+        scores = point["scores"]["ce"]
+        rows.append(f"| {point['label']} | {point['ratio']:g} | {point['epochs']} | "
+                    f"{'—' if seconds is None else f'{seconds / 60:.1f} min'} | {100 * scores['balanced_accuracy']:.1f} % | "
+                    f"{100 * scores['balanced_accuracy_flip']:.1f} % | {100 * scores['prior_corrected']:.1f} % |")
+    timing = results.get("timing")
+    if timing:
+        rows += ["", "| preset pair (CE and CCE, evaluation included) | wall time |", "|---|---:|"]
+        rows += [f"| {target['family']} | {target['seconds'] / 60:.1f} min |" for target in timing["targets"]]
+        check = timing["check"]
+        rows += ["", f"Linear model check: {check['label']} predicted {check['predicted_seconds']:.0f} s, "
+                     f"trained end to end in {check['measured_seconds']:.0f} s. Timed on {timing['host']['cpu_model']}, "
+                     f"{timing['host']['torch_threads']} torch threads, {timing['date']}; load average before "
+                     f"{timing['load_average_before'][0]:.2f}."]
+    return "\n".join(rows)
 
 
 def plot(results: dict) -> None:
@@ -122,56 +221,57 @@ def plot(results: dict) -> None:
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for axis, ratio in zip(axes, (10.0, 100.0)):
-        families: dict[str, list[dict]] = {}
+        families: dict[str, list[tuple[float, float]]] = {}
         for point in results["points"]:
-            if point["ratio"] == ratio:
-                families.setdefault(point["family"], []).append(point)
+            seconds = point_seconds(results, point)
+            if point["ratio"] == ratio and seconds is not None:
+                families.setdefault(point["family"], []).append((seconds / 60, 100 * point["scores"]["ce"]["reported"]))
         for family, members in families.items():
-            members.sort(key=lambda point: point["wall_seconds"])
-            axis.plot([p["wall_seconds"] / 60 for p in members],
-                      [100 * p["scores"]["ce"]["balanced_accuracy"] for p in members], marker="o", label=family)
+            members.sort()
+            axis.plot(*zip(*members), marker="o", label=family)
         axis.set_xscale("log")
         axis.set_title(f"CIFAR-10-LT, ratio {ratio:g}")
         axis.set_xlabel("wall time of one CE model, minutes (log scale)")
         axis.grid(alpha=0.3)
-    axes[0].set_ylabel("CE balanced accuracy, % (plain argmax)")
+    axes[0].set_ylabel("CE balanced accuracy, % (as the run reports it)")
     axes[1].legend(loc="lower right", fontsize=8)
-    host = results["host"]
-    figure.suptitle(f"{host['cpu_model']}, {host['torch_threads']} torch threads, one run ({results['date']})", fontsize=9)
+    timing = results["timing"]["host"]
+    figure.suptitle(f"Times: {timing['cpu_model']}, {timing['torch_threads']} torch threads, one quiet run "
+                    f"({results['timing']['date'][:10]}). Accuracy: seed 0, balanced test set.", fontsize=9)
     figure.tight_layout()
     figure.savefig(PLOT, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--data-dir")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
-    parser.add_argument("--only", action="append", help="labels to run (default: all)")
-    parser.add_argument("--targets", action="store_true", help="train the old and new presets' pairs instead")
+    parser.add_argument("--only", action="append", help="labels to train (default: all)")
+    parser.add_argument("--time", action="store_true", help="time every configuration in one quiet run instead")
     parser.add_argument("--plot-only", action="store_true")
     arguments = parser.parse_args()
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"points": [], "targets": []}
-    host = {"cpu_model": cpu_model(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "cpu_count": os.cpu_count()}
-    if results.get("host") not in (None, host):
-        raise SystemExit(f"{RESULTS.name} was measured on {results['host']}, this is {host}: times of different "
-                         "hosts must not be mixed; move the file away to start a new run")
-    results["host"] = host
-    results.setdefault("date", datetime.date.today().isoformat())
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"points": []}
     if not arguments.plot_only:
+        if not arguments.data_dir:
+            parser.error("--data-dir is needed to train or time")
+        load_before = [round(value, 2) for value in os.getloadavg()]
         dataset = load_dataset("cifar10", arguments.data_dir, allow_download=False)
-        key = "targets" if arguments.targets else "points"
-        done = {entry["label"] for entry in results[key]}
-        for label, family, config in (target_pairs() if arguments.targets else points()):
-            if label in done or (arguments.only and label not in arguments.only):
-                continue
-            entry = measure(label, family, config, dataset)
-            print(json.dumps({k: entry[k] for k in ("label", "wall_seconds", "scores")}), flush=True)
-            results[key].append(entry)
+        if arguments.time:
+            results["timing"] = time_everything(dataset, load_before)
             RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-    if results["points"]:
+        else:
+            done = {entry["label"] for entry in results["points"]}
+            for label, family, config in points():
+                if label in done or (arguments.only and label not in arguments.only):
+                    continue
+                entry = measure(label, family, config, dataset)
+                print(json.dumps({k: entry[k] for k in ("label", "loaded_wall_seconds", "scores")}), flush=True)
+                results["points"].append(entry)
+                RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    print(table(results))
+    if results["points"] and results.get("timing"):
         plot(results)
 
 
