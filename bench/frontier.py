@@ -139,6 +139,12 @@ def timing_key(config: TrainConfig) -> str:
     return json.dumps(values, sort_keys=True)
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds every process on this machine has used since boot (user, nice, system, irq, softirq)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    return sum(int(value) for value in (fields[0], fields[1], fields[2], fields[5], fields[6])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed_run(config: TrainConfig, epochs: int, dataset) -> float:
     config = config.replace(epochs=epochs, warmup_epochs=0.0, schedule="cosine", warmup_per_epoch=False)
     started = time.perf_counter()
@@ -153,7 +159,9 @@ def predicted_seconds(family: dict, epochs: int) -> float:
 
 
 def time_everything(dataset, load_before: list[float]) -> dict:
-    """One quiet run: each distinct configuration at 1 and 2 epochs, then one full pair as a check."""
+    """One quiet run: each distinct configuration at 1 and 2 epochs, then one full pair as a check. How quiet
+    it was is measured: the CPU time other processes used meanwhile, in cores on average."""
+    machine_started, own_started, wall_started = busy_cpu_seconds(), time.process_time(), time.perf_counter()
     configurations: dict[str, TrainConfig] = {}
     for _, _, config in points() + target_pairs():
         configurations.setdefault(timing_key(config), config)
@@ -176,7 +184,10 @@ def time_everything(dataset, load_before: list[float]) -> dict:
     train_paired(check_config, dataset=dataset)
     check = {"label": check_label, "measured_seconds": round(time.perf_counter() - started, 1),
              "predicted_seconds": next(target["seconds"] for target in targets if target["label"] == check_label)}
+    wall = time.perf_counter() - wall_started
+    others = (busy_cpu_seconds() - machine_started) - (time.process_time() - own_started)
     return {"host": host(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "wall_seconds": round(wall, 1), "other_processes_cores": round(max(0.0, others) / wall, 3),
             "load_average_before": load_before, "load_average_after": [round(v, 2) for v in os.getloadavg()],
             "families": list(families.values()), "family_keys": list(families), "targets": targets, "check": check}
 
@@ -208,8 +219,8 @@ def table(results: dict) -> str:
         check = timing["check"]
         rows += ["", f"Linear model check: {check['label']} predicted {check['predicted_seconds']:.0f} s, "
                      f"trained end to end in {check['measured_seconds']:.0f} s. Timed on {timing['host']['cpu_model']}, "
-                     f"{timing['host']['torch_threads']} torch threads, {timing['date']}; load average before "
-                     f"{timing['load_average_before'][0]:.2f}."]
+                     f"{timing['host']['torch_threads']} torch threads, {timing['date']}; other processes used "
+                     f"{timing['other_processes_cores']:.2f} cores on average meanwhile."]
     return "\n".join(rows)
 
 
