@@ -1,0 +1,37 @@
+"""The README's frontier block is generated from bench/frontier_results.json: it must be current, and the
+timing run it quotes must cover every point and every preset pair."""
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_frontier_module():
+    spec = importlib.util.spec_from_file_location("frontier", ROOT / "bench" / "frontier.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_frontier_block_matches_the_results():
+    frontier = load_frontier_module()
+    results = json.loads((ROOT / "bench" / "frontier_results.json").read_text())
+    text = (ROOT / "README.md").read_text()
+    start, end = text.index(frontier.BEGIN), text.index(frontier.END) + len(frontier.END)
+    assert text[start:end] == frontier.report(results), "run: python bench/frontier.py --write README.md"
+
+
+def test_every_point_has_a_time_from_the_one_timing_run():
+    frontier = load_frontier_module()
+    results = json.loads((ROOT / "bench" / "frontier_results.json").read_text())
+    for point in results["points"]:
+        assert frontier.point_seconds(results, point) is not None, point["label"]
+    labels = {target["label"] for target in results["timing"]["targets"]}
+    assert labels == {label for label, _, _ in frontier.target_pairs()}
+
+
+def test_time_is_linear_in_epochs():
+    frontier = load_frontier_module()
+    family = {"fixed_seconds": 4.0, "epoch_seconds": 10.0}
+    assert frontier.predicted_seconds(family, 6) == 64.0
