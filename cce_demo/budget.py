@@ -122,16 +122,6 @@ CALIBRATION = calibration(
 
 # ---------------------------------------------------------------- the work of a run
 
-# Test images of each source: known without loading it (the synthetic set has synthetic_test_per_class per class).
-SOURCE_TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000}
-
-
-def source_test_images(config: TrainConfig) -> int:
-    if config.dataset == "synthetic":
-        return config.synthetic_test_per_class * config.num_classes
-    return SOURCE_TEST_IMAGES[config.dataset]
-
-
 def epoch_evaluation_images(config: TrainConfig, num_test: int) -> int:
     """Test images scored after each epoch but a seed's last (which scores all `num_test`). Mirrors the
     engine's `stratified_subset` (whole classes of `epoch_eval_images // K` images), so the count is known
@@ -246,7 +236,7 @@ def estimate_seconds(
     cost = calibration.cost(device_type, config.model)
     num_train = sum(planned_class_counts(config))
     plan = plan_work(
-        config, cost, num_train, source_test_images(config),
+        config, cost, num_train, config.test_images,
         evaluation_images_per_epoch=evaluation_images_per_epoch, final_evaluation_images=final_evaluation_images,
     )
     data = calibration.data_seconds.get((config.dataset, device_type), 0.0)
@@ -285,15 +275,24 @@ def remaining_seconds(total_work: float, done_work: float, elapsed: float) -> fl
 _MINUTE, _HOUR, _DAY, _YEAR = 60.0, 3600.0, 86400.0, 365.25 * 86400.0
 
 
-def describe_duration(seconds: float) -> str:
-    """A duration as people say it: "12 s", "1 min 40 s", "25 min", "2.5 hours", "3.2 days", "3.2 years"."""
+# Under 10 minutes an estimate is rounded to 10 s (finer is false precision); a countdown that the eye follows
+# (the ETA, a repeat's time) to 5 s, so that it visibly moves.
+ESTIMATE_STEP_SECONDS = 10
+COUNTDOWN_STEP_SECONDS = 5
+
+
+def describe_duration(seconds: float | None, step_seconds: int = ESTIMATE_STEP_SECONDS) -> str:
+    """A duration as people say it: "12 s", "1 min 40 s", "25 min", "2.5 hours", "3.2 days", "3.2 years";
+    "" when unknown (None or NaN). The one duration formatter of the app: estimates, limits, the ETA."""
+    if seconds is None or math.isnan(seconds):
+        return ""
     if not math.isfinite(seconds):
         return "forever"
     seconds = max(0.0, seconds)
     if seconds < _MINUTE:
         return f"{max(1, round(seconds))} s"
     if seconds < 10 * _MINUTE:
-        minutes, rest = divmod(int(round(seconds / 10) * 10), 60)  # to 10 s: finer is false precision
+        minutes, rest = divmod(int(round(seconds / step_seconds) * step_seconds), 60)
         return f"{minutes} min {rest} s" if rest else f"{minutes} min"
     if seconds < 2 * _HOUR:
         return f"{round(seconds / _MINUTE)} min"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .losses import DISPLAY_NAMES
-from .metrics import format_p_value
+from .metrics import Direction, direction_of, format_p_value
 from .provenance import data_copy_text
 from .reproduce import interval_text, read_results, reproduce_command
 
@@ -42,11 +42,8 @@ def direction(entry: dict[str, Any], baseline: str) -> str:
         return "no data"
     if entry.get("low") is None:
         return "one seed: no interval"
-    if entry["high"] < 0:
-        return f"below {_name(baseline)}"
-    if entry["low"] > 0:
-        return f"above {_name(baseline)}"
-    return "no clear difference"
+    sign = direction_of(entry["low"], entry["high"])
+    return "no clear difference" if sign == Direction.UNCLEAR else f"{sign} {_name(baseline)}"
 
 
 def _difference(entry: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-DATASETS = ("cifar10", "cifar100", "synthetic")
+from .datasets import DATASETS, dataset_spec
 PROFILES = ("exp", "step")
 DEVICES = ("auto", "cpu", "cuda")
 SCHEDULES = ("cosine", "linear", "ldam", "authors")
@@ -134,7 +134,24 @@ class TrainConfig:
 
     @property
     def num_classes(self) -> int:
-        return 100 if self.dataset == "cifar100" else 10
+        return dataset_spec(self.dataset).num_classes
+
+    @property
+    def test_images_per_class(self) -> int:
+        """Images per class of the (balanced) test split."""
+        return dataset_spec(self.dataset).test_per_class or self.synthetic_test_per_class
+
+    @property
+    def test_images(self) -> int:
+        """Images of the (balanced) test split a run of this config is scored on, known without loading it."""
+        return self.test_images_per_class * self.num_classes
+
+    @property
+    def baseline(self) -> str:
+        """The loss every other loss is compared with: CE when it is in the comparison (the natural
+        reference), else the first loss listed. The engine's comparisons, the verdict card, the per-class
+        differences and the Runs overlays all read it here, so their signs agree."""
+        return "ce" if "ce" in self.losses else self.losses[0]
 
     def loss_options(self, name: str) -> dict[str, float]:
         """The keyword options `losses.get_loss` takes for `name` under this config (the class counts and the

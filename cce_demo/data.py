@@ -19,21 +19,16 @@ import torch
 import torch.nn.functional as F
 
 from .config import TrainConfig
+from .datasets import DATASET_SPECS, dataset_spec
 from .provenance import npz_provenance, synthetic_provenance, torchvision_provenance
 
 IMAGE_SIZE = 32
 CROP_PADDING = 4  # random crop with 4-pixel zero padding, as in the CIFAR ResNet / LDAM-DRW recipes
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-# Published training-set statistics (docs/design.md); synthetic data uses the CIFAR-10 values.
-NORMALISATION = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "synthetic": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-}
-TORCHVISION_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+# The dataset facts (classes, counts, normalisation) are in datasets.py; these are views of that table.
+TORCHVISION_FOLDERS = {name: spec.torchvision_folder for name, spec in DATASET_SPECS.items() if spec.torchvision_folder}
 DEFAULT_DATA_DIR = "data"
-SYNTHETIC_PER_CLASS = 100  # training images per class of the synthetic set before the long tail is cut
+SYNTHETIC_PER_CLASS = DATASET_SPECS["synthetic"].train_per_class
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_SECONDS = 60  # per network read: an offline machine fails fast instead of hanging a job
 
@@ -83,7 +78,7 @@ class Dataset:
 
     @property
     def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        return NORMALISATION[self.name]
+        return dataset_spec(self.name).normalisation
 
 
 # ---------------------------------------------------------------- long-tail protocol
@@ -135,7 +130,7 @@ def long_tail_subset(
     return train.subset(long_tail_indices(train.labels, counts, seed)), counts
 
 
-SOURCE_MAX_PER_CLASS = {"cifar10": 5000, "cifar100": 500, "synthetic": SYNTHETIC_PER_CLASS}
+SOURCE_MAX_PER_CLASS = {name: spec.train_per_class for name, spec in DATASET_SPECS.items()}
 
 
 def planned_class_counts(config: TrainConfig) -> list[int]:
@@ -222,7 +217,7 @@ def _load_local_cifar(name: str, root: Path) -> Dataset | None:
         for folder in _candidate_npz_folders(name, root):
             if (folder / "train.npz").is_file() and (folder / "test.npz").is_file():
                 candidate = _from_npz(name, folder / "train.npz", folder / "test.npz")
-                if candidate.num_classes == (100 if name == "cifar100" else 10):
+                if candidate.num_classes == dataset_spec(name).num_classes:
                     dataset = candidate
                     break
         if dataset is None and (root / TORCHVISION_FOLDERS[name]).is_dir():
@@ -252,7 +247,7 @@ def download_cifar(
     md5 = dataset_class.tgz_md5 if md5 == "" else md5
     root.mkdir(parents=True, exist_ok=True)
     archive = root / dataset_class.filename
-    label = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}[name]
+    label = dataset_spec(name).label
     partial = archive.with_name(archive.name + ".part")
     on_progress(f"Downloading {label} into {root}…")
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, open(partial, "wb") as file:
@@ -296,7 +291,8 @@ def _from_npz(name: str, train_file: Path, test_file: Path) -> Dataset:
             raise DataUnavailableError(f"{file}: expected one label per image in 0..K-1, got {len(labels)} labels for {len(images)} images")
         splits.append(ImageSplit(images, labels))
     if not class_names:
-        class_names = CIFAR10_CLASSES if name == "cifar10" else tuple(str(index) for index in range(100))
+        spec = dataset_spec(name)
+        class_names = spec.class_names or tuple(str(index) for index in range(spec.num_classes))
     return Dataset(name, class_names, splits[0], splits[1], source=f"npz:{train_file.parent}",
                    provenance=npz_provenance(name, train_file, test_file))
 

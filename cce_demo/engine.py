@@ -20,7 +20,7 @@ from . import metrics
 from .config import TrainConfig
 from .data import Dataset, DownloadCancelled, ImageSplit, augment_batch, load_dataset, long_tail_subset, to_model_input
 from .heads import prepare_for_loss
-from .losses import PartsLoss, complement_entropy, get_loss
+from .losses import PartsLoss, complement_entropy, get_loss, log_prior
 from .models import build_model
 from .status import JobStatus
 
@@ -241,13 +241,6 @@ def autocast_for(device: torch.device) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def log_prior(class_counts: tuple[int, ...]) -> torch.Tensor:
-    """log of the training class frequencies (fp32); a class with no images gets log(0.5 / total) rather than
-    -inf, so the correction stays finite."""
-    counts = torch.tensor(class_counts, dtype=torch.float64).clamp_min(0.5)
-    return (counts / counts.sum()).log().float()
-
-
 def stratified_subset(labels: torch.Tensor, num_classes: int, images: int | None) -> torch.Tensor | None:
     """Indices of the first `images // num_classes` test images of every class, in the split's order (a fixed,
     seed-free choice, so every epoch and every run scores the same images); None means the whole split."""
@@ -286,7 +279,8 @@ def evaluate(
     model.eval()
     num_classes = len(class_counts)
     device = test.images.device
-    prior_shift = PRIOR_CORRECTION_TAU * log_prior(class_counts).to(device)
+    # Computed in float64, then fp32; a class with no images gets log(0.5 / total), so it stays finite.
+    prior_shift = PRIOR_CORRECTION_TAU * log_prior(class_counts, torch.float64, empty_class_count=0.5).float().to(device)
     predictions, corrected, loss_sum, entropy_sum = [], [], torch.zeros((), device=device), torch.zeros((), device=device)
     batch_size = CUDA_EVAL_BATCH_SIZE if device.type == "cuda" else EVAL_BATCH_SIZE
     with fp32_evaluation():
@@ -345,11 +339,6 @@ def compare(
     )
 
 
-def baseline_loss(losses: tuple[str, ...]) -> str:
-    """CE when it is in the comparison (the natural reference), else the first loss listed."""
-    return "ce" if "ce" in losses else losses[0]
-
-
 # ---------------------------------------------------------------- the loop
 
 
@@ -374,7 +363,7 @@ def train_paired(
             )
         except DownloadCancelled as cancelled:
             on_event(RunFinished(JobStatus.CANCELLED, str(cancelled), {}))
-            return RunResult(JobStatus.CANCELLED, str(cancelled), (), (), baseline_loss(config.losses))
+            return RunResult(JobStatus.CANCELLED, str(cancelled), (), (), config.baseline)
     train_split, class_counts_list = long_tail_subset(
         dataset.train, dataset.num_classes, config.imbalance_ratio, config.profile, config.subset_seed, config.max_per_class
     )
@@ -384,7 +373,7 @@ def train_paired(
     epoch_test_split = test_split if subset_indices is None else test_split.subset(subset_indices)
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    baseline = baseline_loss(config.losses)
+    baseline = config.baseline
     result = RunResult(JobStatus.DONE, "", dataset.class_names, class_counts, baseline)
     on_event(RunStarted(
         config=config.to_dict(), class_names=dataset.class_names, class_counts=class_counts,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import threading
 import time
@@ -30,7 +29,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from .checkpoints import (
+from .run_directory import (
     EVENTS_FILE, METADATA_FILE, RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_id, read_events, read_run, to_jsonable,
 )
 from .budget import (
@@ -766,9 +765,3 @@ class JobManager:
         except RunCorruptError as error:
             raise UnknownJobError(str(error)) from error
 
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return ""
-    minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from .checkpoints import RUN_ID_PATTERN
+from .run_directory import RUN_ID_PATTERN
 from .config import DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESET_ALIASES, PRESETS, PROFILES, TrainConfig
 
 DEFAULT_PRESET = "quick"  # the form's own default

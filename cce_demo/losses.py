@@ -95,6 +95,20 @@ def focal(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0) -> Lo
     return LossParts(total, cross_entropy)
 
 
+def log_prior(
+    class_counts: Sequence[float], dtype: torch.dtype = torch.float32, empty_class_count: float | None = None
+) -> torch.Tensor:
+    """log π, π the training class frequencies (the counts, normalised), computed in `dtype`: the one log
+    prior of the logit-adjusted loss, the engine's prior-corrected scores and Classify's correction. Each
+    caller keeps the precision it always had, so replays stay bit for bit. `empty_class_count` stands in for
+    a class with no image, so that the correction stays finite (the engine's log(0.5 / total)); without it
+    such a class gets -inf, and callers that cannot take that refuse zero counts first."""
+    counts = torch.as_tensor(list(class_counts), dtype=dtype)
+    if empty_class_count is not None:
+        counts = counts.clamp_min(empty_class_count)
+    return torch.log(counts / counts.sum())
+
+
 def logit_adjusted(logits: torch.Tensor, targets: torch.Tensor, log_prior: torch.Tensor, tau: float = 1.0) -> LossParts:
     """Logit-adjusted cross entropy (Menon et al. 2021, eq. 10): CE(logits + tau * log prior). At test time the
     plain logits are used, which is what removes the head-class bias."""
@@ -256,7 +270,7 @@ class LogitAdjustedCrossEntropy(PartsLoss):
         if (counts <= 0).any():
             raise ValueError(f"class_counts: every class needs at least one training image, got {counts.tolist()}")
         # A buffer, so the prior moves with .to(device) and no device argument is needed.
-        self.register_buffer("log_prior", torch.log(counts / counts.sum()), persistent=False)
+        self.register_buffer("log_prior", log_prior(class_counts, torch.float32), persistent=False)
         self.tau = float(tau)
 
     def parts(self, logits: torch.Tensor, targets: torch.Tensor) -> LossParts:

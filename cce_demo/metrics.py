@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Sequence
 
 import torch
@@ -177,6 +178,25 @@ def summarise_differences(differences: Sequence[float]) -> SeedSummary:
     variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
     half_width = t_critical_95(len(values) - 1) * math.sqrt(variance / len(values))
     return SeedSummary(values, mean, (mean - half_width, mean + half_width))
+
+
+class Direction(StrEnum):
+    """What a paired difference across seeds says about its sign (other loss minus baseline)."""
+
+    ABOVE = "above"
+    BELOW = "below"
+    UNCLEAR = "no clear difference"
+
+
+def direction_of(low: float, high: float) -> Direction:
+    """The verdict rule (docs/design.md, "Reading a paired comparison"), decided here once: a difference has
+    a direction only when its 95 % interval excludes zero. The verdict card, the Results tab and the grid
+    tables word it each in their own way."""
+    if high < 0:
+        return Direction.BELOW
+    if low > 0:
+        return Direction.ABOVE
+    return Direction.UNCLEAR
 
 
 def clip_interval(low: float, high: float, bounds: tuple[float, float]) -> tuple[float, float, bool]:

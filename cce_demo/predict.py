@@ -17,9 +17,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .checkpoints import RunRecord, load_models
-from .data import IMAGE_SIZE, NORMALISATION, to_model_input
+from .run_directory import RunRecord, load_models
+from .data import IMAGE_SIZE, to_model_input
+from .datasets import dataset_spec
 from .engine import test_logits
+from .losses import log_prior
 
 MAX_UPLOAD_PIXELS = 25_000_000  # 25 megapixels: a large photo passes, a decompression bomb does not
 # At most this many pixels are ever decoded. What the models see is 32x32, so a large JPEG is decoded at 1/2,
@@ -163,8 +165,7 @@ def prior_adjusted_logits(logits: torch.Tensor, class_counts: Sequence[int], tau
         raise ValueError(f"class_counts: expected {logits.shape[-1]} counts, got {counts.numel()}")
     if not bool((counts > 0).all()) or not bool(torch.isfinite(counts).all()):
         raise ValueError("class_counts: every class needs a positive training count for the prior correction")
-    log_prior = torch.log(counts / counts.sum())
-    return (logits.double() - tau * log_prior).to(logits.dtype)
+    return (logits.double() - tau * log_prior(class_counts, torch.float64)).to(logits.dtype)
 
 
 # One image through a small net is a few milliseconds of work: spread over torch's intra-op threads it only
@@ -207,7 +208,7 @@ def _class_probabilities(
     models: dict[str, torch.nn.Module], pixels: np.ndarray, dataset: str, prior_counts: Sequence[int] | None, tau: float,
     flip: bool,
 ) -> dict[str, torch.Tensor]:
-    batch = to_model_input(torch.from_numpy(pixels)[None], *NORMALISATION[dataset])
+    batch = to_model_input(torch.from_numpy(pixels)[None], *dataset_spec(dataset).normalisation)
     result = {}
     for loss, model in models.items():
         logits = test_logits(model, batch, flip)[0]

@@ -24,14 +24,14 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from . import data
-from .checkpoints import RunCorruptError, RunWriter, read_run, write_atomic, write_json_atomic
+from .run_directory import RunCorruptError, RunWriter, read_run, write_atomic, write_json_atomic
 from .config import (
     DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESET_ALIASES, PRESETS, PROFILES, SCHEDULES, TrainConfig,
     parse_seed_text, preset,
 )
 from .engine import Event, train_paired
 from .metrics import (
-    COUNT_GROUP_NAMES, GROUP_NAMES, clip_interval, count_groups, format_p_value, holm, mean_recall_of_groups,
+    COUNT_GROUP_NAMES, GROUP_NAMES, Direction, clip_interval, direction_of, count_groups, format_p_value, holm, mean_recall_of_groups,
     paired_t_p_value, summarise_differences,
 )
 from .provenance import FORMAT_1_DATA_COPY, combined_data, data_copy_text, environment
@@ -545,11 +545,8 @@ def verdict(difference: dict[str, Any], loss: str, baseline: str) -> str:
         return "no data"
     if difference.get("low") is None:
         return "one seed: no interval"
-    if difference["high"] < 0:
-        return f"{loss} below {baseline}"
-    if difference["low"] > 0:
-        return f"{loss} above {baseline}"
-    return "no clear difference"
+    direction = direction_of(difference["low"], difference["high"])
+    return "no clear difference" if direction == Direction.UNCLEAR else f"{loss} {direction} {baseline}"
 
 
 # ---------------------------------------------------------------- hardware and distribution

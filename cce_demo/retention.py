@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .checkpoints import METADATA_FILE, RunCorruptError, read_run
+from .run_directory import METADATA_FILE, RunCorruptError, read_run
 from .status import JobStatus
 
 MEGABYTE = 1_000_000

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from . import data
-from .checkpoints import RunWriter
+from .run_directory import RunWriter
 from .config import (
     DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESET_ALIASES, PRESETS, PROFILES, SCHEDULES, TrainConfig,
     parse_seed_text, preset,

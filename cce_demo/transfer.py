@@ -36,12 +36,12 @@ from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .checkpoints import (
+from .run_directory import (
     EVENTS_FILE, FILE_MODE, FORMAT_VERSION, METADATA_FILE, RUN_ID_PATTERN, RunCorruptError, read_run,
     weights_file_name, write_json_atomic,
 )
 from .config import TrainConfig
-from .data import SOURCE_MAX_PER_CLASS
+from .datasets import dataset_spec
 from .jobs import job_from_run_dir
 from .metrics import GROUP_NAMES
 from .models import build_model
@@ -81,7 +81,6 @@ EVENT_KINDS = frozenset({"status", "started", "step", "epoch", "seed_finished", 
 MAX_STATUS_EVENTS = 400
 MAX_INTEGER_DIGITS = 13  # no count, step or seed of a real run comes near 10^12 (a 4,000-digit one broke SSE)
 MAX_MAGNITUDE = 1e12  # any float: losses, rates, throughputs
-TEST_SET_SIZE = {"cifar10": 10_000, "cifar100": 10_000}  # synthetic: synthetic_test_per_class x classes
 
 
 class ExportRefused(ValueError):
@@ -134,7 +133,7 @@ def _csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def iter_events(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
     """The event history, one line at a time (a long run's log is never held whole); a torn or garbled line
-    (a crash mid-append) is skipped, as `checkpoints.read_events` does."""
+    (a crash mid-append) is skipped, as `run_directory.read_events` does."""
     path = Path(run_dir) / EVENTS_FILE
     if not path.exists():
         return
@@ -193,7 +192,7 @@ def recall_csv(evaluations: Mapping[int, Mapping[str, Any]], class_names: Sequen
 # ---------------------------------------------------------------- export
 
 
-def export_run(run_dir: str | os.PathLike, destination_dir: str | os.PathLike) -> Path:
+def write_run_zip(run_dir: str | os.PathLike, destination_dir: str | os.PathLike) -> Path:
     """Write `<destination_dir>/<run_id>.zip` holding the run's run.json, events.jsonl and weights plus the
     generated curves.csv and recall.csv; returns its path. Only reads `run_dir` (a read-only shipped run
     works), and writes the zip atomically. Raises `ExportRefused` for a run that is unreadable, still
@@ -421,11 +420,6 @@ def _nonnegative(value: Any) -> bool:
     return value is None or (_is_number(value) and 0.0 <= value <= MAX_MAGNITUDE)
 
 
-def test_set_size(config: TrainConfig) -> int:
-    """Images in the (balanced) test split a run of `config` is scored on."""
-    return TEST_SET_SIZE.get(config.dataset, config.synthetic_test_per_class * config.num_classes)
-
-
 def _require(condition: bool, where: str, problem: str) -> None:
     if not condition:
         raise ImportRefused(f"import: {where}: {problem}")
@@ -482,7 +476,7 @@ def _mcnemar(test: Any, test_images: int) -> bool:
 
 def check_comparison(comparison: Any, config: TrainConfig, where: str) -> None:
     """One paired comparison, as the verdict and the per-class differences read it."""
-    test_images = test_set_size(config)
+    test_images = config.test_images
     _require(isinstance(comparison, dict), where, "a comparison must be an object")
     _require(comparison.get("seed") in config.seeds and _is_whole(comparison.get("seed")), where, "seed must be one of the run's seeds")
     _require(comparison.get("baseline") in config.losses and comparison.get("other") in config.losses, where,
@@ -542,10 +536,10 @@ def check_metadata(metadata: Any) -> TrainConfig:
              and all(isinstance(name, str) and 0 < len(name) <= MAX_CLASS_NAME_LENGTH for name in names),
              METADATA_FILE, f"class_names must be {num_classes} names of 1 to {MAX_CLASS_NAME_LENGTH} characters ({config.dataset})")
     counts = metadata.get("class_counts")
-    most = SOURCE_MAX_PER_CLASS.get(config.dataset, 0)
+    most = dataset_spec(config.dataset).train_per_class
     _require(isinstance(counts, list) and len(counts) == num_classes and _counts(counts, most) and sum(counts) > 0,
              METADATA_FILE, f"class_counts must be {num_classes} counts of at most {most:,} ({config.dataset}'s training images per class)")
-    test_images = test_set_size(config)
+    test_images = config.test_images
     for key, top in (("num_train", sum(counts)), ("num_test", test_images)):
         _require(metadata.get(key) is None or (_is_whole(metadata[key]) and 0 < metadata[key] <= top), METADATA_FILE,
                  f"{key} must be a whole number from 1 to {top:,}")
@@ -617,7 +611,7 @@ def check_event(event: Any, metadata: Mapping[str, Any], config: TrainConfig, wh
         _require(_is_whole(event.get("epoch")) and _is_whole(event.get("global_step")), where,
                  "epoch and global_step must be whole numbers")
         _require(1 <= event["epoch"] <= config.epochs, where, f"epoch must be from 1 to {config.epochs}")
-        check_evaluations(event.get("evaluations"), config.losses, config.num_classes, where, test_set_size(config))
+        check_evaluations(event.get("evaluations"), config.losses, config.num_classes, where, config.test_images)
     elif kind == "seed_finished":
         _require(isinstance(event.get("comparisons"), list), where, "comparisons must be a list")
         for comparison in event["comparisons"]:

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from cce_demo import data
+from cce_demo.datasets import CIFAR10_CLASSES
 from cce_demo.data import (
     DataUnavailableError, ImageSplit, augment_batch, load_dataset, long_tail_counts, long_tail_indices,
     long_tail_subset, synthetic_dataset, to_model_input,
@@ -87,7 +88,7 @@ def write_npz(folder, count_per_class, classes):
 
 
 def test_npz_folder_is_read(tmp_path):
-    classes = list(data.CIFAR10_CLASSES)
+    classes = list(CIFAR10_CLASSES)
     write_npz(tmp_path / "cifar10", 5, classes)
     dataset = load_dataset("cifar10", tmp_path, allow_download=False)
     assert dataset.class_names == tuple(classes) and len(dataset.train) == 50 and len(dataset.test) == 30
@@ -95,7 +96,7 @@ def test_npz_folder_is_read(tmp_path):
 
 
 def test_data_dir_from_environment(tmp_path, monkeypatch):
-    write_npz(tmp_path / "cifar10", 2, list(data.CIFAR10_CLASSES))
+    write_npz(tmp_path / "cifar10", 2, list(CIFAR10_CLASSES))
     monkeypatch.setenv("CCE_DATA_DIR", str(tmp_path))
     assert len(load_dataset("cifar10", allow_download=False).train) == 20
 
@@ -130,7 +131,7 @@ def make_cifar10_archive(folder, per_class=3):
         labels = list(np.repeat(np.arange(10), per_class))
         for name in [f"data_batch_{index}" for index in range(1, 6)] + ["test_batch"]:
             add(name, {"data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8), "labels": labels})
-        add("batches.meta", {"label_names": list(data.CIFAR10_CLASSES)})
+        add("batches.meta", {"label_names": list(CIFAR10_CLASSES)})
     path = folder / "cifar-10-python.tar.gz"
     path.write_bytes(buffer.getvalue())
     return path
@@ -209,7 +210,7 @@ def test_the_data_copy_is_named_from_the_files_hashes_or_declared(tmp_path, monk
 
     from cce_demo import provenance
 
-    write_npz(tmp_path / "cifar10", 2, list(data.CIFAR10_CLASSES))
+    write_npz(tmp_path / "cifar10", 2, list(CIFAR10_CLASSES))
     folder = tmp_path / "cifar10"
     monkeypatch.delenv(provenance.DATA_COPY_ENV, raising=False)
     unknown = provenance.npz_provenance("cifar10", folder / "train.npz", folder / "test.npz")

@@ -10,8 +10,8 @@ import urllib.request
 from gradio_client import Client
 
 from conftest import ROOT, free_port, synthetic_request
-from cce_demo import checkpoints
-from cce_demo.checkpoints import RunWriter, list_runs, load_models, read_run
+from cce_demo import run_directory
+from cce_demo.run_directory import RunWriter, list_runs, load_models, read_run
 from cce_demo.config import TrainConfig
 from cce_demo.engine import train_paired
 from cce_demo.jobs import JobManager
@@ -82,7 +82,7 @@ def test_failed_checkpoint_write_fails_the_job_and_leaves_no_partial_file(tmp_pa
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoints, "save_file", disk_full)
+    monkeypatch.setattr(run_directory, "save_file", disk_full)
     manager = JobManager(tmp_path / "runs", allow_download=False, worker_niceness=0)
     try:
         job_id = manager.submit(tiny_config)

@@ -6,7 +6,7 @@ import pytest
 
 from cce_demo import jobs
 from cce_demo.budget import Limits, ModelCost, calibration
-from cce_demo.checkpoints import RunWriter, list_runs, load_models, read_run
+from cce_demo.run_directory import RunWriter, list_runs, load_models, read_run
 from cce_demo.config import preset
 from cce_demo.jobs import (
     MAX_STEP_POINTS, BudgetExceededError, ClientLimitError, JobManager, QueueFullError, UnknownJobError,
@@ -538,12 +538,12 @@ def test_a_run_that_cannot_be_recorded_nor_removed_still_reads_failed(tmp_path, 
 
 
 def test_a_run_folder_that_cannot_be_created_leaves_nothing_behind(tmp_path, tiny_config, monkeypatch):
-    from cce_demo import checkpoints
+    from cce_demo import run_directory
 
     def read_only(path, value):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(checkpoints, "write_json_atomic", read_only)
+    monkeypatch.setattr(run_directory, "write_json_atomic", read_only)
     manager = JobManager(tmp_path / "runs", allow_download=False, worker_niceness=0)
     try:
         job_id = manager.submit(tiny_config)

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from bad_images import ODD, REFUSED, write_bad_images
-from cce_demo.checkpoints import RunWriter, read_run
+from cce_demo.run_directory import RunWriter, read_run
 from cce_demo.engine import train_paired
 from cce_demo.predict import InvalidImageError, ModelCache, classify_upload, open_upload, prepare_image
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cce_demo import reproduce
-from cce_demo.checkpoints import read_run
+from cce_demo.run_directory import read_run
 from cce_demo.reproduce import Distribution, Grid, aggregate, interval_of, load_grid_file, named_grid_path
 
 TINY = ["--dataset", "synthetic", "--losses", "ce,cce", "--seeds", "0,1", "--epochs", "1", "--batch-size", "64",

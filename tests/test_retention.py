@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from cce_demo.checkpoints import RunWriter, list_runs
+from cce_demo.run_directory import RunWriter, list_runs
 from cce_demo.config import TrainConfig
 from cce_demo.retention import REMOVING_PREFIX, apply_retention, choose_removals, runs_on_disk
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from cce_demo.transfer import export_run, import_run
+from cce_demo.transfer import import_run, write_run_zip
 from conftest import ROOT
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -61,7 +61,7 @@ def test_query_link_fills_the_form_and_starts_nothing(page, live_app):
 
 
 def test_run_link_opens_that_run(page, live_app, tmp_path):
-    zip_path = export_run(ROOT / "checkpoints" / SHIPPED_RUN, tmp_path)
+    zip_path = write_run_zip(ROOT / "checkpoints" / SHIPPED_RUN, tmp_path)
     run_id = import_run(zip_path, live_app["runs"], other_roots=[ROOT / "checkpoints"]).run_id
     open_page(page, live_app["url"] + f"?run={run_id}")
     page.locator("#link-note").get_by_text("Showing run").wait_for()

@@ -19,7 +19,7 @@ import pytest
 from gradio_client import Client
 
 from conftest import ROOT, free_port, synthetic_request
-from cce_demo.checkpoints import read_run
+from cce_demo.run_directory import read_run
 
 LINE_TIMEOUT = 240  # seconds for an awaited line; the app starts in seconds, more on a loaded host
 CRASH_MARKERS = ("Traceback (most recent call last)", "terminate called", "Segmentation fault", "core dumped")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cce_demo import train
-from cce_demo.checkpoints import list_runs
+from cce_demo.run_directory import list_runs
 
 
 def test_cli_trains_writes_a_run_and_prints_the_table(tmp_path, capsys):

@@ -18,12 +18,12 @@ import torch
 from safetensors.torch import save_file
 
 from cce_demo import transfer
-from cce_demo.checkpoints import RunWriter, load_models, read_events, read_run
+from cce_demo.run_directory import RunWriter, load_models, read_events, read_run
 from cce_demo.config import TrainConfig
 from cce_demo.engine import train_paired
 from cce_demo.models import build_model
 from cce_demo.predict import ModelCache, classify_upload
-from cce_demo.transfer import ExportRefused, ImportRefused, export_run, import_run
+from cce_demo.transfer import ExportRefused, ImportRefused, import_run, write_run_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "checkpoints" / "cifar10-lt100-standard-ce-cce"
@@ -49,7 +49,7 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_entries(tiny_run, tmp_path_factory) -> dict[str, bytes]:
     """The tiny run's export, as name -> bytes, for building variants."""
-    path = export_run(tiny_run, tmp_path_factory.mktemp("tiny-export"))
+    path = write_run_zip(tiny_run, tmp_path_factory.mktemp("tiny-export"))
     with zipfile.ZipFile(path) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
 
@@ -124,7 +124,7 @@ def assert_refused(zip_path: Path, runs: Path, message: str) -> ImportRefused:
 
 @pytest.fixture(scope="module")
 def shipped_zip(tmp_path_factory) -> Path:
-    return export_run(SHIPPED, tmp_path_factory.mktemp("export"))
+    return write_run_zip(SHIPPED, tmp_path_factory.mktemp("export"))
 
 
 def test_export_holds_the_run_files_and_two_csvs(shipped_zip):
@@ -157,14 +157,14 @@ def test_export_holds_the_run_files_and_two_csvs(shipped_zip):
 
 def test_export_reads_the_run_without_changing_it(tmp_path):
     before = {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in SHIPPED.iterdir()}
-    export_run(SHIPPED, tmp_path)
+    write_run_zip(SHIPPED, tmp_path)
     assert {path.name: (path.stat().st_mtime_ns, path.read_bytes()) for path in SHIPPED.iterdir()} == before
 
 
 def test_export_refuses_a_run_still_training(tmp_path, tiny_run):
     writer = RunWriter(tmp_path / "runs", read_run(tiny_run).config, "live")  # owned by this process: running
     with pytest.raises(ExportRefused, match="'live' is still training"):
-        export_run(writer.run_dir, tmp_path / "out")
+        write_run_zip(writer.run_dir, tmp_path / "out")
     assert not (tmp_path / "out" / "live.zip").exists()
 
 
@@ -172,7 +172,7 @@ def test_export_refuses_a_run_missing_a_model(tmp_path, tiny_run):
     copy = shutil.copytree(tiny_run, tmp_path / "tiny-run")
     (copy / "model-cce-seed0.safetensors").unlink()
     with pytest.raises(ExportRefused, match="missing its model file model-cce-seed0.safetensors"):
-        export_run(copy, tmp_path / "out")
+        write_run_zip(copy, tmp_path / "out")
 
 
 # ---------------------------------------------------------------- import: the round trip
@@ -227,7 +227,7 @@ def test_renamed_ids_count_on_from_the_base_and_stay_valid():
 
 
 def test_everything_export_writes_import_accepts(tiny_run, tmp_path, runs):
-    imported = import_run(export_run(tiny_run, tmp_path / "out"), runs)
+    imported = import_run(write_run_zip(tiny_run, tmp_path / "out"), runs)
     record, original = read_run(imported.run_dir), read_run(tiny_run)
     assert record.config == original.config and record.final == original.final
     images = torch.rand(4, 3, 32, 32)
@@ -533,10 +533,10 @@ def test_csv_cells_are_escaped_against_formulas():
 
 
 def test_exported_events_are_streamed_not_read_whole(tiny_run, tmp_path, monkeypatch):
-    import cce_demo.checkpoints as checkpoints
+    import cce_demo.run_directory as run_directory
 
-    monkeypatch.setattr(checkpoints, "read_events", lambda *_: pytest.fail("export read the whole event log"))
-    assert export_run(tiny_run, tmp_path).is_file()
+    monkeypatch.setattr(run_directory, "read_events", lambda *_: pytest.fail("export read the whole event log"))
+    assert write_run_zip(tiny_run, tmp_path).is_file()
     assert sum(1 for _ in transfer.iter_events(tiny_run)) == len(read_events(tiny_run))
 
 
@@ -554,7 +554,7 @@ def test_exports_are_pruned(tmp_path):
 def test_an_import_that_does_not_fit_is_refused_and_one_that_does_runs_retention(tiny_run, tmp_path, runs):
     from cce_demo.retention import DiskRules
 
-    path = export_run(tiny_run, tmp_path)
+    path = write_run_zip(tiny_run, tmp_path)
     first = import_run(path, runs, rules=DiskRules(keep_runs=1))
     second = import_run(path, runs, rules=DiskRules(keep_runs=1))
     assert second.removed == (first.run_id,) and [p.name for p in runs.iterdir()] == [second.run_id]

@@ -585,3 +585,47 @@ def test_the_runs_tab_says_where_runs_are_kept():
     with gr.Blocks() as quiet:
         build_layout()
     assert not [block for block in quiet.blocks.values() if getattr(block, "elem_id", None) == "storage-note"]
+
+
+# ---------------------------------------------------------------- one baseline, one sign
+
+
+@pytest.fixture(scope="module")
+def baseline_listed_last(tmp_path_factory):
+    """A finished run whose losses list CE second (`losses=["cce", "ce"]`, which the API accepts)."""
+    manager = JobManager(tmp_path_factory.mktemp("ui-cce-first"), allow_download=False, worker_niceness=0)
+    job_id = manager.submit(TrainConfig(epochs=1, seeds=(0,), losses=["cce", "ce"], **FAST))
+    snapshot = manager.wait(job_id, timeout=120)
+    manager.shutdown()
+    assert snapshot.status == JobStatus.DONE
+    return snapshot
+
+
+def test_card_per_class_column_and_overlay_share_one_sign_whatever_the_loss_order(baseline_listed_last):
+    """CE is the baseline even when listed second: the card, the per-class difference column beside it and the
+    Runs overlays all show CCE − CE, with the sign of CCE's score minus CE's (the oracle: the final evaluations)."""
+    import re
+
+    from cce_demo.ui.evidence import points
+    from cce_demo.ui.views import head_to_tail
+
+    snapshot = baseline_listed_last
+    assert snapshot.config.losses == ("cce", "ce") and snapshot.config.baseline == "ce"
+    cce, ce = snapshot.latest["cce"], snapshot.latest["ce"]
+
+    card = verdict_html(snapshot, "Your run")
+    balanced = 100 * (cce["balanced_accuracy"] - ce["balanced_accuracy"])
+    assert f"CCE (paper form) − CE: {points(balanced)} " in card and "CE − CCE" not in card
+
+    chart = recall_chart(snapshot)
+    order = head_to_tail(snapshot.class_counts)
+    per_class = [100 * (cce["per_class_recall"][index] - ce["per_class_recall"][index]) for index in order]
+    assert re.findall(r'title="(CC?E − CC?E: [^"]*?) points', chart) == [f"CCE − CE: {value:+.1f}" for value in per_class]
+
+    accuracy = runs.overlay_accuracy([("A", snapshot)])
+    lines = re.findall(r'<path ([^>]*)><title>(A · [^<:]*)</title>', accuracy)
+    dashed = {title: "stroke-dasharray" in attributes for attributes, title in lines}
+    assert dashed == {"A · CE": False, "A · CCE": True}  # the baseline solid, the other loss dashed
+    recall = runs.overlay_recall([("A", snapshot), ("B", snapshot)])
+    hatched = {title.split(" · ")[1] for title, hatch in re.findall(r'<div class="cc-bar" title="(A · [^"]*)"><span[^>]*><i( class="hatch")?', recall) if hatch}
+    assert hatched == {"CCE"}  # striped: the non-baseline loss only

@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 from gradio.data_classes import FileData
 
-from ..checkpoints import RUN_ID_PATTERN, RunCorruptError
+from ..run_directory import RUN_ID_PATTERN, RunCorruptError
 from ..jobs import JobSnapshot, UnknownJobError
 from ..transfer import ExportRefused, ImportRefused
 from .catalog import runs_records

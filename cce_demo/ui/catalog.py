@@ -9,12 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from ..checkpoints import EVENTS_FILE, RUN_ID_PATTERN, RunRecord, list_runs, read_run
+from ..run_directory import EVENTS_FILE, RUN_ID_PATTERN, RunRecord, list_runs, read_run
 from ..retention import received_at
 from ..status import PARTIAL, JobStatus
 from .charts import finite
 from .evidence import points
-from .names import display_name, short_name
+from .names import short_name
 from .views import percent_cell
 
 
@@ -189,6 +189,3 @@ def runs_records(catalog: RunCatalog, records: list[RunRecord]) -> list[dict[str
         })
     return result
 
-
-def display_losses(record: RunRecord) -> str:
-    return " vs ".join(display_name(loss) for loss in record.config.losses)

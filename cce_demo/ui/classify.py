@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import gradio as gr
 from PIL import Image
 
-from ..checkpoints import RunCorruptError, RunRecord
+from ..run_directory import RunCorruptError, RunRecord
 from ..predict import InvalidImageError, PreparedImage, classify_prepared, open_upload, prepare_image, to_rgb
 from .charts import Bars, RowLabel, bar_rows, escape
 from .context import UiContext, Update

@@ -19,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..checkpoints import RunCorruptError, RunRecord
+from ..run_directory import RunCorruptError, RunRecord
 from ..config import PRESETS, TrainConfig, preset
 from ..data import planned_class_counts
 from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
@@ -35,7 +35,7 @@ from .settings import class_names_for, config_from_form
 from .state import BrowserMemory, Controls, Drawn, ViewRef
 from .verdict import verdict_html
 from .views import (
-    CountsSeries, completion, confusion_html, counts_chart, counts_label, duration_text,
+    CountsSeries, completion, confusion_html, counts_chart, counts_label, countdown_text,
     epoch_chart, groups_table, loss_chart, recall_chart, status_html,
 )
 
@@ -160,11 +160,11 @@ def repeat_estimate(ctx: UiContext, snapshot: JobSnapshot) -> str:
     estimate = manager_estimate(ctx, config)
     if estimate is not None:
         seconds, text = estimate
-        return text or f"about {duration_text(seconds)}"
+        return text or f"about {countdown_text(seconds)}"
     elapsed = elapsed_seconds(ctx, snapshot)
     done = completion(snapshot).epochs_done
     if elapsed and done:
-        return f"about {duration_text(elapsed * len(REPEAT_SEEDS) * config.epochs / done)} (this run's time × 3)"
+        return f"about {countdown_text(elapsed * len(REPEAT_SEEDS) * config.epochs / done)} (this run's time × 3)"
     return ""
 
 

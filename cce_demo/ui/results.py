@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..metrics import Direction, direction_of
 from ..provenance import data_copy_text
 from ..reproduce import (
-    CLIPPED_MARK, HOLM_MARK, READABLE_RESULTS_FORMATS, REPLAY_CONDITIONS, interval_text, multiplicity_note, read_results,
+    CLIPPED_MARK, HOLM_MARK, REPLAY_CONDITIONS, interval_text, multiplicity_note, read_results,
     reproduce_command, seeds_note,
 )
 from .charts import Bars, Diffs, RowLabel, bar_rows, escape
 from .names import colour, display_name, short_name
 
 RESULTS_FILE = "results.json"
-SUPPORTED_FORMATS = READABLE_RESULTS_FORMATS
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,13 @@ def difference_words(entry: dict[str, Any], loss: str, baseline: str) -> str:
         return text + " (one seed: no interval, so no conclusion)"
     low, high = interval
     text += f" (95 % interval {_signed(low)} to {_signed(high)})"
-    if high < 0:
-        return text + f": below {display_name(baseline)} at this scale"
-    if low > 0:
-        return text + f": above {display_name(baseline)} at this scale"
-    return text + ": no clear difference at this scale"
+    direction = direction_of(low, high)
+    if direction == Direction.UNCLEAR:
+        return text + ": no clear difference at this scale"
+    return text + f": {direction} {display_name(baseline)} at this scale"
 
 
-def scale_text(data: dict[str, Any], table: dict[str, Any]) -> str:
+def grid_scale_text(data: dict[str, Any], table: dict[str, Any]) -> str:
     config = data.get("config", {})
     grid = data.get("grid", {})
     return (
@@ -179,7 +178,7 @@ def result_set_html(result: ResultSet) -> str:
     for table in data["tables"]:
         parts.append(
             '<div class="cc-card" style="margin:8px 0">'
-            f'<div class="cc-title">{escape(scale_text(data, table))}</div>'
+            f'<div class="cc-title">{escape(grid_scale_text(data, table))}</div>'
             f'<div class="cc-sub">Data: {escape(data_copy_text(table.get("data") or data.get("data")))}.</div>'
             f'<div class="cc-sub">Hardware: {escape(hardware_text(data))}. Reproduce it with: <code>{escape(reproduce_command(data))}</code>. '
             f'{escape(REPLAY_CONDITIONS)}</div>'

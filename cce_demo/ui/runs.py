@@ -15,11 +15,11 @@ from typing import Any, Sequence
 
 import gradio as gr
 
-from ..checkpoints import RunCorruptError, RunRecord
+from ..run_directory import RunCorruptError, RunRecord
 from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
 from ..retention import DiskRules, remove_run
 from ..status import JobStatus
-from ..transfer import ExportRefused, ImportedRun, ImportRefused, export_run, import_run, prune_exports
+from ..transfer import ExportRefused, ImportedRun, ImportRefused, import_run, prune_exports, write_run_zip
 from .admission import RefusedError
 from .catalog import runs_table
 from .charts import Bars, Line, RowLabel, bar_rows, escape, line_chart
@@ -30,7 +30,7 @@ from .handlers import NOT_LOADED, next_run_counts, require_visitor, show, view_o
 from .identity import Visitor, address_of
 from .layout import OVERLAY_HINT
 from .names import RUN_COLOURS, short_name
-from .settings import scale_text
+from .settings import run_scale_text
 from .views import head_to_tail
 
 MAX_OVERLAID = len(RUN_COLOURS)
@@ -132,7 +132,7 @@ def overlay_accuracy(snapshots: Sequence[tuple[str, JobSnapshot]]) -> str:
     runs with several seeds are averaged over their seeds at each epoch."""
     lines = []
     for (letter, snapshot), hue in zip(snapshots, RUN_COLOURS):
-        baseline = snapshot.config.losses[0]
+        baseline = snapshot.config.baseline
         for loss in snapshot.config.losses:
             lines.append(Line(f"{letter} · {short_name(loss)}", hue, mean_per_epoch(snapshot, loss),
                               style="solid" if loss == baseline else "dashed", markers=True))
@@ -158,7 +158,7 @@ def overlay_recall(snapshots: Sequence[tuple[str, JobSnapshot]]) -> str:
     for (letter, snapshot), hue in zip(snapshots, RUN_COLOURS):
         if not snapshot.latest:
             continue
-        baseline = snapshot.config.losses[0]
+        baseline = snapshot.config.baseline
         for loss in snapshot.config.losses:
             recall = (snapshot.latest.get(loss) or {}).get("per_class_recall")
             if recall:
@@ -195,7 +195,7 @@ def on_runs_selected(ctx: UiContext, selected: Any, visitor: Visitor | None = No
         if snapshot is not None:
             snapshots.append((letter, snapshot))
     key = "".join(
-        f'<div><b style="color:{hue}">{letter}</b> = <code>{escape(snapshot.job_id)}</code> · {escape(scale_text(snapshot.config))} · '
+        f'<div><b style="color:{hue}">{letter}</b> = <code>{escape(snapshot.job_id)}</code> · {escape(run_scale_text(snapshot.config))} · '
         f"{escape(str(snapshot.status))}</div>" for (letter, snapshot), hue in zip(snapshots, RUN_COLOURS)
     )
     return {ui.overlay_accuracy: overlay_accuracy(snapshots) + f'<div class="cc-card" style="margin-top:6px;font-size:13px">{key}</div>',
@@ -218,7 +218,7 @@ def export_zip(ctx: UiContext, run_id: str, address: str) -> Path:
     with ctx.app.admission.running(address, "transfer"):
         directory = exports_dir(ctx)
         prune_exports(directory, EXPORT_MAX_AGE_SECONDS, EXPORT_KEEP)  # the exports folder does not grow
-        return export_run(record.run_dir, directory)
+        return write_run_zip(record.run_dir, directory)
 
 
 def disk_rules(ctx: UiContext) -> DiskRules:

@@ -4,12 +4,9 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from .. import data
 from ..config import TrainConfig, parse_seed_text, preset
+from ..datasets import dataset_spec
 from .names import loss_from_display
-
-FORM_FIELDS = ("preset_name", "dataset", "profile", "imbalance_ratio", "losses", "gamma", "model", "epochs",
-               "batch_size", "learning_rate", "seeds", "device")
 
 
 def parse_seeds(value: Any) -> Any:
@@ -64,21 +61,19 @@ def config_from_request(request: dict[str, Any]) -> TrainConfig:
 
 
 def class_names_for(dataset: str, num_classes: int) -> tuple[str, ...]:
-    if dataset == "cifar10":
-        return data.CIFAR10_CLASSES
-    return tuple(f"class {index}" for index in range(num_classes))
+    """The class names a run will show, known before any data is loaded."""
+    return dataset_spec(dataset).class_names or tuple(f"class {index}" for index in range(num_classes))
 
 
-DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic data"}
 MODEL_LABELS = {
     "resnet8": "ResNet-8", "resnet20": "ResNet-20", "resnet32": "ResNet-32",
     "convnet-s": "ConvNet-S", "convnet-m": "ConvNet-M", "convnet-l": "ConvNet-L",
 }
 
 
-def scale_text(config: TrainConfig) -> str:
+def run_scale_text(config: TrainConfig) -> str:
     """A run's scale in a few words: "CIFAR-10-LT, ratio 100 · ResNet-8 · 25 epochs · seed 0"."""
-    dataset = DATASET_LABELS.get(config.dataset, config.dataset)
+    dataset = dataset_spec(config.dataset).label
     profile = "" if config.profile == "exp" else f" ({config.profile} profile)"
     seeds = f"seed {config.seeds[0]}" if len(config.seeds) == 1 else f"{len(config.seeds)} seeds ({', '.join(map(str, config.seeds))})"
     return (f"{dataset}, ratio {config.imbalance_ratio:g}{profile} · {MODEL_LABELS.get(config.model, config.model)} · "

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..jobs import JobSnapshot
-from ..metrics import format_p_value, summarise_differences
+from ..metrics import Direction, direction_of, format_p_value, summarise_differences
 from ..provenance import data_copy_text
 from ..status import JobStatus
 from .charts import escape
 from .evidence import points, preset_of, shipped_spread
 from .names import colour, display_name
-from .settings import MODEL_LABELS, scale_text
-from .views import completion, duration_text, status_of
+from .settings import MODEL_LABELS, run_scale_text
+from .views import completion, countdown_text, status_of
 
 VERDICT_STYLE = """<style>
 #verdict .cc-vh{display:flex;flex-wrap:wrap;gap:4px 10px;align-items:baseline;margin-bottom:6px}
@@ -123,11 +123,12 @@ def comparison_html(snapshot: JobSnapshot, item: LossComparison) -> str:
         low, high = summary.interval
         numbers = (f'<div class="cc-vn">{escape(name)} − {escape(base)}: {points(summary.mean)} <small>points balanced accuracy '
                    f'(95 % interval {points(low)} to {points(high)})</small>{tail_text}</div>')
-        if low <= 0 <= high:
+        direction = direction_of(low, high)
+        if direction == Direction.UNCLEAR:
             meaning = (f"Over {len(item.balanced)} seeds, no clear difference at this budget ({budget}): the 95 % interval "
                        "of the mean difference includes zero.")
         else:
-            direction = "higher" if summary.mean > 0 else "lower"
+            direction = "higher" if direction == Direction.ABOVE else "lower"
             meaning = (f"Over {len(item.balanced)} seeds it held up: {name} scored {direction} than {base} on average at "
                        f"this budget ({budget}); the 95 % interval excludes zero.")
         per_seed = ", ".join(f"seed {seed}: {points(value)}" for seed, value in zip(item.seeds, item.balanced))
@@ -160,7 +161,7 @@ def verdict_html(snapshot: JobSnapshot | None, title: str = "") -> str:
     done = completion(snapshot)
     chip = status.value if not done.partial else f"{status.value} after {done.text()}"
     header = (f'<div class="cc-vh"><b class="who">{escape(title or "Run")}</b><code>{escape(snapshot.job_id)}</code>'
-              f'<span class="cc-chip">{escape(scale_text(snapshot.config))}</span><span class="cc-chip">{escape(chip)}</span></div>')
+              f'<span class="cc-chip">{escape(run_scale_text(snapshot.config))}</span><span class="cc-chip">{escape(chip)}</span></div>')
     items = loss_comparisons(snapshot)
     if not items:
         body = f"<p>{escape(waiting_sentence(snapshot))}</p>"
@@ -180,7 +181,7 @@ def waiting_sentence(snapshot: JobSnapshot) -> str:
     if status == JobStatus.QUEUED:
         return f"Waiting in the queue. The verdict appears here when seed {first} has finished training."
     if status == JobStatus.RUNNING:
-        eta = duration_text(snapshot.eta_seconds) if len(snapshot.config.seeds) == 1 else ""
+        eta = countdown_text(snapshot.eta_seconds) if len(snapshot.config.seeds) == 1 else ""
         return (f"Training. The verdict appears here when seed {first} has finished"
                 + (f" (about {eta} from now)." if eta else "."))
     done = completion(snapshot)

@@ -5,13 +5,14 @@ matrices). Pure functions: a `JobSnapshot` (and settings) in, HTML or a table ou
 from __future__ import annotations
 
 import html
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from ..budget import COUNTDOWN_STEP_SECONDS, describe_duration
 from ..config import TrainConfig
+from ..datasets import dataset_spec
 from ..jobs import JobSnapshot
 from ..metrics import GROUP_NAMES, class_groups, summarise_differences
 from ..status import PARTIAL, JobStatus
@@ -20,25 +21,13 @@ from .errors import without_paths
 from .names import colour, display_name, short_name
 
 DEFAULT_SMOOTHING = 0.8
-# Test images per class in each dataset's (balanced) test split, to turn per-class McNemar counts into
-# recall differences; synthetic data has `synthetic_test_per_class`.
-TEST_IMAGES_PER_CLASS = {"cifar10": 1000, "cifar100": 100}
 NEXT_RUN_COLOUR = "#f59e0b"
 SHOWN_RUN_COLOUR = "#64748b"
 
 
-def duration_text(seconds: float | None) -> str:
-    """"45 s", "1 min 30 s", "28 min", "2.5 hours"; "" when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return ""
-    if seconds < 60:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 600:
-        minutes, rest = divmod(int(round(seconds / 5) * 5), 60)
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    if seconds < 7200:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} hours"
+def countdown_text(seconds: float | None) -> str:
+    """A countdown in words ("1 min 15 s"), "" when unknown."""
+    return describe_duration(seconds, COUNTDOWN_STEP_SECONDS)
 
 
 def status_of(snapshot: JobSnapshot) -> JobStatus:
@@ -95,7 +84,7 @@ def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
               f" · {escape(' vs '.join(display_name(loss) for loss in config.losses))} · device {escape(snapshot.device)}")
     parts = [header]
     estimate = getattr(snapshot, "estimate_seconds", None)
-    estimate_words = getattr(snapshot, "estimate_text", "") or (f"about {duration_text(estimate)}" if estimate else "")
+    estimate_words = getattr(snapshot, "estimate_text", "") or (f"about {countdown_text(estimate)}" if estimate else "")
     if status == JobStatus.QUEUED:
         parts.append(progress_bar(0.0, queued=True))
         wait = f"Waiting in the queue at position {snapshot.queue_position}." if snapshot.queue_position else "Waiting to start."
@@ -105,7 +94,7 @@ def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
     elif status == JobStatus.RUNNING:
         parts.append(progress_bar(snapshot.progress))
         line = f"{100 * snapshot.progress:.0f} %"
-        eta = duration_text(snapshot.eta_seconds)
+        eta = countdown_text(snapshot.eta_seconds)
         line += f" · about {eta} left" if eta else " · estimating the time left…"
         if estimate_words:
             line += f" (estimated at submit: {estimate_words})"
@@ -243,17 +232,13 @@ def group_of(class_counts: Sequence[int]) -> dict[int, str]:
     return {index: name for name, members in class_groups(class_counts).items() for index in members}
 
 
-def test_images_per_class(config: TrainConfig) -> int:
-    return TEST_IMAGES_PER_CLASS.get(config.dataset, config.synthetic_test_per_class)
-
-
 def per_class_differences(snapshot: JobSnapshot, other: str) -> tuple[list[float | None], list[tuple[float, float] | None] | None, int]:
     """Per class, `other` − baseline recall in points. With two or more finished seeds: the mean over the
     seeds (from each seed's per-class paired counts) and its 95 % interval; else the latest evaluation."""
     comparisons = [c for c in snapshot.comparisons if c["other"] == other and c.get("per_class_mcnemar")]
     num_classes = len(snapshot.class_names)
     if len(comparisons) >= 2:
-        support = test_images_per_class(snapshot.config)
+        support = snapshot.config.test_images_per_class  # per-class counts -> recall
         means, intervals = [], []
         for index in range(num_classes):
             values = [100 * (c["per_class_mcnemar"][index]["only_b_correct"] - c["per_class_mcnemar"][index]["only_a_correct"]) / support
@@ -262,7 +247,7 @@ def per_class_differences(snapshot: JobSnapshot, other: str) -> tuple[list[float
             means.append(summary.mean)
             intervals.append(summary.interval)
         return means, intervals, len(comparisons)
-    baseline = snapshot.config.losses[0]
+    baseline = snapshot.config.baseline
     base = snapshot.latest.get(baseline, {}).get("per_class_recall") or []
     mine = snapshot.latest.get(other, {}).get("per_class_recall") or []
     values = [100 * (b - a) if a is not None and b is not None else None for a, b in zip(base, mine)]
@@ -282,7 +267,7 @@ def recall_chart(snapshot: JobSnapshot | None) -> str:
     for loss in losses:
         recall = snapshot.latest[loss]["per_class_recall"]
         bars.append(Bars(display_name(loss), colour(loss), [recall[index] for index in order]))
-    baseline = snapshot.config.losses[0]
+    baseline = snapshot.config.baseline
     diffs, seeds_used = [], 1
     for loss in losses:
         if loss == baseline:
@@ -314,7 +299,7 @@ class CountsSeries:
 
 
 def counts_label(prefix: str, config: TrainConfig) -> str:
-    dataset = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(config.dataset, config.dataset)
+    dataset = dataset_spec(config.dataset).short_label
     profile = "" if config.profile == "exp" else f" {config.profile}"
     return f"{prefix}: {dataset}{profile}, ratio {config.imbalance_ratio:g}"
 

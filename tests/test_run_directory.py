@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from cce_demo import checkpoints
-from cce_demo.checkpoints import RunCorruptError, RunWriter, list_runs, load_models, read_events, read_run
+from cce_demo import run_directory
+from cce_demo.run_directory import RunCorruptError, RunWriter, list_runs, load_models, read_events, read_run
 from cce_demo.data import synthetic_dataset, to_model_input
 from cce_demo.engine import train_paired
 
@@ -52,7 +52,7 @@ def test_corrupt_runs_are_reported_without_hiding_the_others(finished_run):
 
 def test_truncated_weights_give_a_clear_error(finished_run):
     _, writer, _ = finished_run
-    path = writer.run_dir / checkpoints.weights_file_name("cce", 0)
+    path = writer.run_dir / run_directory.weights_file_name("cce", 0)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(RunCorruptError, match="cannot load"):
         load_models(read_run(writer.run_dir))
@@ -93,7 +93,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError):
-        checkpoints.write_json_atomic(target, {"new": True})
+        run_directory.write_json_atomic(target, {"new": True})
     assert json.loads(target.read_text()) == {"old": True}
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run.json"]
 
@@ -104,9 +104,9 @@ def test_failed_weights_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def broken_save(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoints, "save_file", broken_save)
+    monkeypatch.setattr(run_directory, "save_file", broken_save)
     with pytest.raises(OSError):
-        checkpoints.save_weights_atomic(tmp_path / "model.safetensors", build_model("resnet8", 10), {})
+        run_directory.save_weights_atomic(tmp_path / "model.safetensors", build_model("resnet8", 10), {})
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,0 +1,361 @@
+"""Run directories: self-describing training runs on disk (the format, its writer and its readers).
+
+A run directory holds `run.json` (config, class names and counts, status, final metrics, versions,
+timestamps), `events.jsonl` (the event history, appended as training goes) and one safetensors file per
+trained model. Every whole-file write goes to a temporary file first and is renamed into place, so a crash
+never leaves a half-written file; loading validates and never unpickles.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import __version__
+from .config import TrainConfig
+from .engine import Event, RunResult
+from .heads import prepare_for_loss
+from .provenance import environment
+from .status import JobStatus
+from .models import build_model
+
+FORMAT_VERSION = 1
+METADATA_FILE = "run.json"
+EVENTS_FILE = "events.jsonl"
+# Event kinds that trigger an append to events.jsonl (step events are buffered until the next of these), so
+# the log on disk is at most one epoch behind.
+FLUSH_KINDS = frozenset({"status", "started", "epoch", "seed_finished", "finished"})
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z, not $: "$" also matches before a final newline
+# Identifies this process for liveness checks of "running" runs (a pid alone is reused after restarts,
+# e.g. pid 1 in every container).
+PROCESS_TOKEN = secrets.token_hex(8)
+FILE_MODE = 0o644
+
+
+class RunCorruptError(RuntimeError):
+    """A run directory that cannot be read; the message names the directory and what is wrong."""
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def _temporary_beside(path: Path) -> str:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    os.chmod(temporary, FILE_MODE)  # mkstemp makes 0600; run files are meant to be shared and served
+    return temporary
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over `path`."""
+    path = Path(path)
+    temporary = _temporary_beside(path)
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_atomic(path, json.dumps(to_jsonable(value), indent=1, allow_nan=False).encode())
+
+
+def save_weights_atomic(path: Path, model: nn.Module, metadata: dict[str, str]) -> None:
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    temporary = _temporary_beside(path)
+    try:
+        save_file(tensors, temporary, metadata=metadata)
+        os.chmod(temporary, FILE_MODE)  # save_file recreates the file with its own mode
+        with open(temporary, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, tuples and dicts to plain JSON; NaN/inf become None (JSON has no NaN)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if isinstance(value, Event):
+            return to_jsonable(value.to_dict())
+        return {field.name: to_jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ---------------------------------------------------------------- writing a run
+
+
+def package_versions() -> dict[str, str]:
+    import numpy
+    import safetensors
+
+    return {
+        "cce_demo": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+        "safetensors": safetensors.__version__, "python": platform.python_version(),
+    }
+
+
+def weights_file_name(loss: str, seed: int) -> str:
+    return f"model-{loss}-seed{seed}.safetensors"
+
+
+def new_run_id(config: TrainConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{config.dataset}-{'-'.join(config.losses)}-{secrets.token_hex(3)}"
+
+
+def _process_start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+class RunWriter:
+    """Writes one run directory as the training goes: pass every engine event to `record`, then call
+    `finish` with the engine's result (or `fail` with a reason)."""
+
+    def __init__(self, runs_root: str | os.PathLike, config: TrainConfig, run_id: str | None = None) -> None:
+        self.run_id = run_id or new_run_id(config)
+        if not RUN_ID_PATTERN.match(self.run_id):
+            raise ValueError(f"run_id: only letters, digits, '.', '_' and '-' are allowed, got {self.run_id!r}")
+        self.run_dir = Path(runs_root) / self.run_id
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+        self._pending: list[str] = []
+        self.metadata: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "run_id": self.run_id,
+            "status": JobStatus.RUNNING,
+            "reason": "",
+            "config": config.to_dict(),
+            "losses": list(config.losses),
+            "created_at": _now(),
+            "finished_at": None,
+            "versions": package_versions(),
+            # CPU model, threads, torch/torchvision, deterministic settings: what a bit-for-bit replay needs.
+            "environment": environment(config.device),
+            "owner": {"token": PROCESS_TOKEN, "pid": os.getpid(), "start_time": _process_start_time(os.getpid())},
+            "class_names": None,
+            "class_counts": None,
+            "weights": {},
+            "final": {},
+        }
+        self._write_metadata()
+
+    def record(self, event: Event) -> None:
+        self._pending.append(json.dumps(to_jsonable(event), allow_nan=False))
+        if event.kind == "started":
+            self.metadata.update(
+                class_names=list(event.class_names), class_counts=list(event.class_counts), device=event.device,
+                num_train=event.num_train, num_test=event.num_test, data_source=event.data_source,
+                data=dict(getattr(event, "data", {}) or {}),
+            )
+            self._write_metadata()
+        if event.kind in FLUSH_KINDS:
+            self.flush_events()
+
+    def flush_events(self) -> None:
+        if not self._pending:
+            return
+        # Appending is not atomic, but a torn last line is skipped by `read_events`.
+        with open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8") as file:
+            file.write("\n".join(self._pending) + "\n")
+        self._pending.clear()
+
+    def finish(self, result: RunResult, status: JobStatus | None = None) -> None:
+        """Save every model trained (also on cancel) and the final metrics. `status` overrides the result's
+        (the job layer maps the engine's 'diverged' to 'failed')."""
+        self.flush_events()
+        weights = {}
+        for seed, models in result.models.items():
+            for loss, model in models.items():
+                name = weights_file_name(loss, seed)
+                save_weights_atomic(
+                    self.run_dir / name, model, {"run_id": self.run_id, "loss": loss, "seed": str(seed)}
+                )
+                weights.setdefault(loss, {})[str(seed)] = name
+        self.metadata.update(
+            status=status or result.status,
+            reason=result.reason,
+            finished_at=_now(),
+            weights=weights,
+            final={
+                "baseline": result.baseline,
+                "finished_seeds": result.finished_seeds,
+                # For a stopped seed these are from its last completed epoch, not from the saved weights.
+                "evaluations": {str(seed): value for seed, value in result.evaluations.items()},
+                "comparisons": result.comparisons,
+                "summaries": result.summaries,
+            },
+        )
+        self._write_metadata()
+
+    def fail(self, reason: str, status: JobStatus = JobStatus.FAILED) -> None:
+        self.flush_events()
+        self.metadata.update(status=status, reason=reason, finished_at=_now())
+        self._write_metadata()
+
+    def _write_metadata(self) -> None:
+        write_json_atomic(self.run_dir / METADATA_FILE, self.metadata)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# ---------------------------------------------------------------- reading runs
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_dir: Path
+    metadata: dict[str, Any]
+    config: TrainConfig
+    status: JobStatus  # as on disk, except a RUNNING run whose process is gone, which reads as INTERRUPTED
+
+    @property
+    def run_id(self) -> str:
+        return self.metadata["run_id"]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.metadata.get("class_names") or ())
+
+    @property
+    def class_counts(self) -> tuple[int, ...]:
+        return tuple(self.metadata.get("class_counts") or ())
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.metadata.get("final") or {}
+
+    @property
+    def has_weights(self) -> bool:
+        return bool(self.metadata.get("weights"))
+
+
+def owner_is_alive(owner: dict[str, Any] | None) -> bool:
+    """Whether the process that wrote a "running" run still runs: this process, or a live process with the
+    same pid *and* start time (so a reused pid after a restart does not count)."""
+    if not owner:
+        return False
+    if owner.get("token") == PROCESS_TOKEN:
+        return True
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    start_time = _process_start_time(pid)
+    return start_time is not None and start_time == owner.get("start_time")
+
+
+def read_run(run_dir: str | os.PathLike) -> RunRecord:
+    run_dir = Path(run_dir)
+    path = run_dir / METADATA_FILE
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise RunCorruptError(f"{run_dir}: no {METADATA_FILE} (not a run directory, or it was never finished writing)") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunCorruptError(f"{run_dir}: {METADATA_FILE} is unreadable ({error})") from error
+    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
+        raise RunCorruptError(f"{run_dir}: {METADATA_FILE} is not a cce_demo run of format {FORMAT_VERSION}")
+    try:
+        config = TrainConfig.from_dict(metadata["config"])
+        if not RUN_ID_PATTERN.match(str(metadata["run_id"])):
+            raise ValueError(f"bad run_id {metadata['run_id']!r}")
+    except (KeyError, TypeError, ValueError) as error:
+        raise RunCorruptError(f"{run_dir}: invalid metadata ({error})") from error
+    try:
+        status = JobStatus(metadata.get("status", ""))
+    except ValueError:
+        raise RunCorruptError(f"{run_dir}: unknown status {metadata.get('status')!r}") from None
+    if status == JobStatus.RUNNING and not owner_is_alive(metadata.get("owner")):
+        status = JobStatus.INTERRUPTED
+    return RunRecord(run_dir, metadata, config, status)
+
+
+def list_runs(runs_roots: Iterable[str | os.PathLike]) -> tuple[list[RunRecord], list[str]]:
+    """Every readable run under the given roots, newest first, and one message per unreadable directory
+    (a corrupt run never hides the others)."""
+    records, problems = [], []
+    for root in runs_roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for run_dir in sorted(root.iterdir()):
+            if not run_dir.is_dir() or run_dir.name.startswith("."):
+                continue
+            try:
+                records.append(read_run(run_dir))
+            except RunCorruptError as error:
+                problems.append(str(error))
+    records.sort(key=lambda record: record.metadata.get("created_at") or "", reverse=True)
+    return records, problems
+
+
+def read_events(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The event history; a torn or garbled line (a crash mid-append) is skipped, not fatal."""
+    path = Path(run_dir) / EVENTS_FILE
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
+def load_models(record: RunRecord, seed: int | None = None) -> dict[str, nn.Module]:
+    """Rebuild the run's models (one per loss) from the directory alone, in eval mode on the CPU. `seed`
+    picks among several seeds (default: the first saved). Weights are read with safetensors (no pickle) and
+    must match the architecture exactly."""
+    weights = record.metadata.get("weights") or {}
+    if not weights:
+        raise RunCorruptError(f"{record.run_dir}: this run has no saved models (status {record.status})")
+    num_classes = len(record.class_names) or record.config.num_classes
+    models = {}
+    for loss, by_seed in weights.items():
+        chosen = str(seed) if seed is not None else sorted(by_seed, key=int)[0]
+        if chosen not in by_seed:
+            raise RunCorruptError(f"{record.run_dir}: no {loss} model for seed {chosen}; saved seeds: {sorted(by_seed)}")
+        file_name = by_seed[chosen]
+        path = record.run_dir / Path(file_name).name  # never follow a path out of the run directory
+        # The same head the loss trained with (LDAM: a scaled cosine classifier, same parameter names).
+        model = prepare_for_loss(build_model(record.config.model, num_classes), loss)
+        try:
+            state = load_file(str(path))  # a missing file (deleted meanwhile) is an OSError, handled below
+            model.load_state_dict(state, strict=True)
+        except (OSError, SafetensorError, RuntimeError, ValueError) as error:
+            raise RunCorruptError(f"{record.run_dir}: cannot load {path.name} ({error})") from error
+        models[loss] = model.eval()
+    return models
