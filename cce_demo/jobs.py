@@ -24,27 +24,21 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 import torch
 
-from .run_directory import (
-    EVENTS_FILE, METADATA_FILE, RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_id, read_events, read_run, to_jsonable,
-)
-from .budget import (
-    CALIBRATION, Calibration, CostEstimate, Limits, ModelCost, WorkPlan, describe_duration, estimate_seconds, plan_work,
-    remaining_seconds,
-)
+from .budget import CALIBRATION, Calibration, CostEstimate, Limits, describe_duration, estimate_seconds
 from .config import TrainConfig
 from .data import DataUnavailableError
 from .engine import Event, RunResult, resolve_device, train_paired
 from .retention import apply_retention, remove_run
+from .run_directory import RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_id, to_jsonable
+from .run_state import JobSnapshot, RunState, finished_message, snapshot_from_run_dir
 from .speed_probe import ProbeStopped, probe
 from .status import FINISHED, JobStatus
 
 TERMINAL = FINISHED  # kept as a name: the job states after which nothing changes
-MAX_STEP_POINTS = 1000  # curve points kept per job (downsampled by 2 whenever exceeded): bounded memory
 DEFAULT_MAX_QUEUE = 8
 DEFAULT_KEEP_FINISHED = 16  # finished jobs kept in memory; older ones are read back from disk
 MAX_TOMBSTONES = 1000  # final snapshots of evicted jobs that never started (no run directory to read back)
@@ -52,8 +46,6 @@ WORKER_NICENESS = 10  # training threads yield the CPU to request handlers, so t
 PROBE_THREAD = "speed-probe"
 STOP_REASON = "stopped by request"  # the engine's own words for a stop, kept so that memory and disk agree
 SHUTDOWN_REASON = "the app shut down"
-# Progress of a run replayed from disk whose model has no cost figures: training steps only.
-STEPS_ONLY_COST = ModelCost(train_seconds_per_image=1.0, train_seconds_per_step=0.0, eval_seconds_per_image=0.0)
 
 logger = logging.getLogger(__name__)
 
@@ -77,236 +69,24 @@ class UnknownJobError(KeyError):
         return str(self.args[0])
 
 
-@dataclass(frozen=True)
-class JobSnapshot:
-    """An immutable copy of a job's state. Containers are tuples and read-only mappings; the dicts inside
-    come from events and are never changed after they are recorded."""
-
-    job_id: str
-    status: JobStatus
-    config: TrainConfig
-    version: int  # increases with every change; redraw only when it moved
-    queue_position: int | None  # 1-based among waiting jobs; None when not queued
-    progress: float  # 0..1 over all seeds, training and evaluation weighted by their estimated cost
-    eta_seconds: float | None  # while running: remaining work at the pace measured so far; else None
-    message: str  # the latest status line ("Loading cifar10…")
-    error: str  # why it failed / was cancelled / was interrupted
-    device: str
-    run_dir: str | None
-    class_names: tuple[str, ...]
-    class_counts: tuple[int, ...]
-    steps: tuple[Mapping[str, Any], ...]  # downsampled step events (loss and CE part per loss)
-    epochs: tuple[Mapping[str, Any], ...]  # per epoch: seed, epoch, per-loss test loss / accuracies
-    latest: Mapping[str, Any]  # loss -> the latest full evaluation (recall, groups, confusion matrix)
-    comparisons: tuple[Mapping[str, Any], ...]  # per seed and non-baseline loss: McNemar etc.
-    summaries: Mapping[str, Any]  # loss -> across-seed summary of the balanced-accuracy difference
-    submitted_at: float
-    started_at: float | None
-    finished_at: float | None
-    # The estimate made at submit (None for runs read back from disk) and its text ("about 1 min 40 s on
-    # this machine").
-    estimate_seconds: float | None = None
-    estimate_text: str = ""
-    time_limit_seconds: float | None = None  # wall time after which it is stopped as timed out; None: never
-    # Who submitted it (a browser session or a client address). For comparing with the caller's own id
-    # only: never show it to, or send it in an API answer to, anyone else.
-    client_id: str | None = None
-    # Stopped (the status already reads cancelled) but the worker is still ending the step under way and
-    # writing what it trained; the run directory settles when this turns False.
-    recording: bool = False
-
-    @property
-    def is_finished(self) -> bool:
-        """Nothing about this job changes any more: a final status, and its run directory written."""
-        return self.status in TERMINAL and not self.recording
-
-
 @dataclass
-class _Job:
-    """Mutable state of one job, guarded by the manager's lock."""
+class _Job(RunState):
+    """One job of the worker: its run state (run_state.py) plus what only the worker uses to stop it and to
+    settle its run directory; guarded by the manager's lock."""
 
-    job_id: str
-    config: TrainConfig
-    device: str
-    submitted_at: float = field(default_factory=time.time)
-    status: JobStatus = JobStatus.QUEUED
-    version: int = 0
-    message: str = "Waiting in the queue"
-    error: str = ""
-    run_dir: str | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    class_names: tuple[str, ...] = ()
-    class_counts: tuple[int, ...] = ()
-    total_steps: int = 0
-    global_step: int = 0
-    step_stride: int = 1
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    latest: dict[str, Any] = field(default_factory=dict)
-    comparisons: list[dict[str, Any]] = field(default_factory=list)
-    summaries: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
-    client_id: str | None = None
-    estimate: CostEstimate | None = None
-    time_limit_seconds: float | None = None
     timed_out: bool = False  # set (by the worker, under the lock) when the time limit stopped it
     # Set by `cancel` / `shutdown` with the status: why it was stopped (recorded on disk with these words),
     # while `recording` says the worker has not yet written what it trained.
     stop_reason: str | None = None
-    recording: bool = False
     # The run directory could not be written, so what it says is wrong or gone: this job's final snapshot is
     # kept in memory for good (a tombstone) instead of being read back from disk.
     disk_unreliable: bool = False
-    # Progress and ETA: the work plan in estimated seconds (from the "started" event), the evaluations done,
-    # and monotonic clock readings: when the job started, when the work started (data loaded) and when the
-    # last event came, with the ETA computed then.
-    cost: ModelCost | None = None
-    plan: WorkPlan | None = None
-    evaluations_done: int = 0
-    started_clock: float | None = None
-    work_started_clock: float | None = None
-    last_event_clock: float | None = None
-    eta_at_last_event: float | None = None
-
-    def apply(self, event: Mapping[str, Any], now: float | None = None) -> None:
-        """Fold one event (as plain JSON data, live or replayed from events.jsonl) into the state. `now` is
-        the monotonic clock when it happened (default: now); it only matters for the ETA of a live job."""
-        now = time.monotonic() if now is None else now
-        kind = event.get("kind")
-        if kind == "status":
-            self.message = event["message"]
-        elif kind == "started":
-            self.class_names = tuple(event["class_names"])
-            self.class_counts = tuple(event["class_counts"])
-            self.total_steps = int(event["total_steps"])
-            self.device = event.get("device", self.device)
-            self.message = f"Training on {self.device}"
-            num_train = int(event.get("num_train") or sum(self.class_counts))
-            num_test = int(event.get("num_test") or 0)
-            # The engine's evaluation sizes follow from the config (budget.epoch_evaluation_images mirrors it).
-            self.plan = plan_work(self.config, self.cost or STEPS_ONLY_COST, num_train, num_test)
-            self.work_started_clock = now
-            self._measure(now)
-        elif kind == "step":
-            self.global_step = int(event["global_step"])
-            if self.global_step % self.step_stride == 0 or not self.steps:
-                self.steps.append(dict(event))
-                if len(self.steps) > MAX_STEP_POINTS:
-                    self.steps = self.steps[::2]  # keeps the first point
-                    self.step_stride *= 2
-            self._measure(now)
-        elif kind == "epoch":
-            self.global_step = int(event["global_step"])
-            self.evaluations_done += 1
-            evaluations = event["evaluations"]
-            self.latest = evaluations
-            self.epochs.append({
-                "seed": event["seed"], "epoch": event["epoch"], "global_step": event["global_step"],
-                "losses": {
-                    name: {key: value[key] for key in ("test_loss", "accuracy", "balanced_accuracy", "complement_entropy", "group_recall")}
-                    for name, value in evaluations.items()
-                },
-            })
-            self.message = f"Seed {event['seed']}, epoch {event['epoch']} evaluated"
-            self._measure(now)
-        elif kind == "seed_finished":
-            self.comparisons.extend(event["comparisons"])
-        elif kind == "finished":
-            self.summaries = dict(event["summaries"])
-
-    def _measure(self, now: float) -> None:
-        """Recompute the ETA at an event: the work left at the pace measured since the work started."""
-        if self.plan is None or self.work_started_clock is None:
-            return
-        done = self.plan.done_seconds(self.global_step, self.evaluations_done)
-        self.eta_at_last_event = remaining_seconds(self.plan.total_seconds, done, now - self.work_started_clock)
-        self.last_event_clock = now
-
-    def progress(self) -> float:
-        if self.status == JobStatus.DONE:
-            return 1.0
-        return self.plan.progress(self.global_step, self.evaluations_done) if self.plan is not None else 0.0
-
-    def eta_seconds(self, now: float) -> float | None:
-        """Seconds left while running. Between events it counts down with the clock, so it neither freezes
-        nor climbs during an evaluation (whose cost the ETA already includes); before the data is loaded it
-        is the estimate less the time spent so far, never below the estimate's training and evaluation."""
-        if self.status != JobStatus.RUNNING:
-            return None
-        if self.eta_at_last_event is not None and self.last_event_clock is not None:
-            return max(0.0, self.eta_at_last_event - (now - self.last_event_clock))
-        if self.estimate is not None and self.started_clock is not None:
-            work = self.estimate.training_seconds + self.estimate.evaluation_seconds
-            return max(work, self.estimate.total_seconds - (now - self.started_clock))
-        return None
-
-    def snapshot(self, queue_position: int | None) -> JobSnapshot:
-        return JobSnapshot(
-            job_id=self.job_id, status=self.status, config=self.config, version=self.version,
-            queue_position=queue_position, progress=self.progress(), eta_seconds=self.eta_seconds(time.monotonic()),
-            message=self.message, error=self.error, device=self.device, run_dir=self.run_dir,
-            class_names=self.class_names, class_counts=self.class_counts, steps=tuple(self.steps),
-            epochs=tuple(self.epochs), latest=MappingProxyType(dict(self.latest)), comparisons=tuple(self.comparisons),
-            summaries=MappingProxyType(dict(self.summaries)), submitted_at=self.submitted_at,
-            started_at=self.started_at, finished_at=self.finished_at,
-            estimate_seconds=self.estimate.total_seconds if self.estimate is not None else None,
-            estimate_text=self.estimate.text if self.estimate is not None else "",
-            time_limit_seconds=self.time_limit_seconds, client_id=self.client_id, recording=self.recording,
-        )
 
     @property
     def settled(self) -> bool:
         """A final status and nothing left for the worker to write."""
         return self.status in TERMINAL and not self.recording
-
-
-_DISK_SNAPSHOTS: OrderedDict[tuple[str, float, float], JobSnapshot] = OrderedDict()
-_DISK_SNAPSHOTS_LOCK = threading.Lock()
-DISK_SNAPSHOT_CACHE_SIZE = 16
-
-
-def snapshot_from_run_dir(run_dir: Path) -> JobSnapshot:
-    """A finished run's snapshot, replayed from its directory once and cached until its files change (a long
-    run's event log has tens of thousands of lines; pages poll every second)."""
-    run_dir = Path(run_dir)
-    stamps = tuple((run_dir / name).stat().st_mtime if (run_dir / name).exists() else 0.0 for name in (METADATA_FILE, EVENTS_FILE))
-    key = (str(run_dir.resolve()), *stamps)
-    with _DISK_SNAPSHOTS_LOCK:
-        if key in _DISK_SNAPSHOTS:
-            _DISK_SNAPSHOTS.move_to_end(key)
-            return _DISK_SNAPSHOTS[key]
-    snapshot = job_from_run_dir(run_dir).snapshot(None)
-    with _DISK_SNAPSHOTS_LOCK:
-        _DISK_SNAPSHOTS[key] = snapshot
-        while len(_DISK_SNAPSHOTS) > DISK_SNAPSHOT_CACHE_SIZE:
-            _DISK_SNAPSHOTS.popitem(last=False)
-    return snapshot
-
-
-def _finished_message(status: JobStatus) -> str:
-    return "Finished" if status == JobStatus.DONE else status.label
-
-
-def job_from_run_dir(run_dir: Path) -> _Job:
-    """Rebuild a finished (or interrupted) job's state from its run directory."""
-    record = read_run(run_dir)
-    device = record.metadata.get("device", "cpu")
-    job = _Job(record.run_id, record.config, device)
-    try:  # only weights the progress of a stopped run; any figures do
-        job.cost = CALIBRATION.cost(torch.device(device).type, record.config.model)
-    except (ValueError, RuntimeError):
-        job.cost = None
-    for event in read_events(run_dir):
-        job.apply(event)
-    job.status = JobStatus(record.status)
-    job.error = record.metadata.get("reason", "")
-    if job.status == JobStatus.INTERRUPTED:
-        job.error = job.error or "the app stopped while this run was training"
-    job.message = _finished_message(job.status)
-    job.run_dir = str(run_dir)
-    job.version = 1
-    return job
 
 
 class JobManager:
@@ -543,7 +323,7 @@ class JobManager:
         if job.job_id in self._queue:
             self._queue.remove(job.job_id)
             job.error = "cancelled before it started" if reason == STOP_REASON else reason
-            job.message = _finished_message(job.status)
+            job.message = finished_message(job.status)
             self._retire(job)
             self._touch_queue()
         else:
@@ -649,7 +429,7 @@ class JobManager:
             with self._lock:
                 job.status, job.error, job.recording = status, reason, False
                 job.finished_at = job.finished_at if job.stop_reason is not None else time.time()
-                job.message = _finished_message(status)
+                job.message = finished_message(status)
                 self._retire(job)
                 self._touch(job)
 

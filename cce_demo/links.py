@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from .run_directory import RUN_ID_PATTERN
 from .config import DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESET_ALIASES, PRESETS, PROFILES, TrainConfig
+from .run_directory import RUN_ID_PATTERN
 
 DEFAULT_PRESET = "quick"  # the form's own default
 MAX_SHOWN_VALUE = 40  # characters of an ignored value echoed back (a query can be arbitrarily long)

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .run_directory import RunRecord, load_models
 from .data import IMAGE_SIZE, to_model_input
 from .datasets import dataset_spec
 from .engine import test_logits
 from .losses import log_prior
+from .run_directory import RunRecord, load_models
 
 MAX_UPLOAD_PIXELS = 25_000_000  # 25 megapixels: a large photo passes, a decompression bomb does not
 # At most this many pixels are ever decoded. What the models see is 32x32, so a large JPEG is decoded at 1/2,

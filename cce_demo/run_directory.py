@@ -29,9 +29,9 @@ from . import __version__
 from .config import TrainConfig
 from .engine import Event, RunResult
 from .heads import prepare_for_loss
+from .models import build_model
 from .provenance import environment
 from .status import JobStatus
-from .models import build_model
 
 FORMAT_VERSION = 1
 METADATA_FILE = "run.json"

@@ -15,13 +15,13 @@ import torch
 from tqdm import tqdm
 
 from . import data
-from .run_directory import RunWriter
 from .config import (
     DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESET_ALIASES, PRESETS, PROFILES, SCHEDULES, TrainConfig,
     parse_seed_text, preset,
 )
 from .engine import Event, RunResult, train_paired
 from .metrics import GROUP_NAMES, format_p_value, format_percent
+from .run_directory import RunWriter
 from .status import JobStatus
 
 DEFAULT_RUNS_DIR = "runs"  # unless CCE_RUNS_DIR says otherwise (the app reads the same variable)

@@ -36,16 +36,16 @@ from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from .config import TrainConfig
+from .datasets import dataset_spec
+from .metrics import GROUP_NAMES
+from .models import build_model
+from .retention import DiskRules, apply_retention, received_stamp, runs_on_disk
 from .run_directory import (
     EVENTS_FILE, FILE_MODE, FORMAT_VERSION, METADATA_FILE, RUN_ID_PATTERN, RunCorruptError, read_run,
     weights_file_name, write_json_atomic,
 )
-from .config import TrainConfig
-from .datasets import dataset_spec
-from .jobs import job_from_run_dir
-from .metrics import GROUP_NAMES
-from .models import build_model
-from .retention import DiskRules, apply_retention, received_stamp, runs_on_disk
+from .run_state import state_from_run_dir
 from .status import JobStatus
 
 CURVES_FILE = "curves.csv"
@@ -850,6 +850,6 @@ def _check_readable(staging: Path, metadata: dict[str, Any]) -> None:
     write_json_atomic(staging / METADATA_FILE, metadata)
     try:
         read_run(staging)
-        job_from_run_dir(staging)
+        state_from_run_dir(staging)
     except (RunCorruptError, KeyError, TypeError, ValueError, IndexError) as error:
         raise ImportRefused(f"import: the app cannot read this run ({type(error).__name__}: {error})") from error

@@ -1,8 +1,8 @@
 """The per-visitor limits as pure logic (admission.py): a fake clock, no server."""
 import pytest
 
-from cce_demo.ui.admission import Admission, GroupLimit, RefusedError, SlidingWindow
-from cce_demo.ui.identity import VisitorSigner, address_key, address_of
+from cce_demo.ui.kit.admission import Admission, GroupLimit, RefusedError, SlidingWindow
+from cce_demo.ui.kit.identity import VisitorSigner, address_key, address_of
 
 
 class Clock:

@@ -1,6 +1,6 @@
 """README's results block and About's summary are computed from the shipped results.json files (issue 19)."""
 from cce_demo import claims
-from cce_demo.ui.about import ABOUT
+from cce_demo.ui.about.layout import ABOUT
 from conftest import ROOT
 
 

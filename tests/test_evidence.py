@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 from cce_demo.config import preset
 from cce_demo.reproduce import Distribution, Grid, build_results
-from cce_demo.ui.evidence import shipped_spread
-from cce_demo.ui.verdict import spread_sentence
+from cce_demo.ui.kit.evidence import shipped_spread
+from cce_demo.ui.compare.verdict import spread_sentence
 
 
 def cell(seed, ce, cce):
@@ -56,7 +56,7 @@ def test_format_1_grids_give_the_spread_from_their_interval():
 
 
 def test_the_verdict_names_the_data_copy_from_run_json(tmp_path):
-    from cce_demo.ui.verdict import data_sentence
+    from cce_demo.ui.compare.verdict import data_sentence
 
     config = preset("quick")
     (tmp_path / "run.json").write_text(json.dumps({"data": {"copy": "CIFAR-10 (JPEG q75 copy)", "how": "detected from the files' hashes"}}))
@@ -69,7 +69,7 @@ def test_the_verdict_names_the_data_copy_from_run_json(tmp_path):
 def test_the_measured_prior_correction_matches_its_benchmark_file():
     """MEASURED_PRIOR_CORRECTION is typed (the image ships without bench/), so it is checked against the file."""
     from conftest import ROOT
-    from cce_demo.ui.evidence import MEASURED_PRIOR_CORRECTION
+    from cce_demo.ui.kit.evidence import MEASURED_PRIOR_CORRECTION
 
     measured = json.loads((ROOT / "bench" / "prior_correction_results.json").read_text())
     typed = MEASURED_PRIOR_CORRECTION[measured["run_id"]]
@@ -79,7 +79,7 @@ def test_the_measured_prior_correction_matches_its_benchmark_file():
 
 
 def test_a_malformed_data_record_reads_as_not_recorded(tmp_path):
-    from cce_demo.ui.verdict import data_sentence
+    from cce_demo.ui.compare.verdict import data_sentence
 
     for data in ([1, 2], {"copy": 5}, "text", None):
         (tmp_path / "run.json").write_text(json.dumps({"data": data}))

@@ -9,8 +9,9 @@ from cce_demo.budget import Limits, ModelCost, calibration
 from cce_demo.run_directory import RunWriter, list_runs, load_models, read_run
 from cce_demo.config import preset
 from cce_demo.jobs import (
-    MAX_STEP_POINTS, BudgetExceededError, ClientLimitError, JobManager, QueueFullError, UnknownJobError,
+    BudgetExceededError, ClientLimitError, JobManager, QueueFullError, UnknownJobError,
 )
+from cce_demo.run_state import MAX_STEP_POINTS
 from cce_demo.status import JobStatus
 
 

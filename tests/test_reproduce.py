@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cce_demo import reproduce
+from cce_demo import grid_tables, reproduce
 from cce_demo.run_directory import read_run
-from cce_demo.reproduce import Distribution, Grid, aggregate, interval_of, load_grid_file, named_grid_path
+from cce_demo.grid_tables import aggregate, interval_of
+from cce_demo.reproduce import Distribution, Grid, load_grid_file, named_grid_path
 
 TINY = ["--dataset", "synthetic", "--losses", "ce,cce", "--seeds", "0,1", "--epochs", "1", "--batch-size", "64",
         "--no-progress"]
@@ -61,7 +62,7 @@ def test_hardware_of_cells_that_disagree_lists_every_value():
     combined = reproduce.combined_hardware([first, second, first])
     assert combined == {"cpu": "X", "cpu_count": 2, "torch_threads": "1 or 2", "gpu": "G", "gpu_count": 1}
     assert reproduce.combined_hardware([first]) == first
-    assert "1 or 2 torch threads" in reproduce.describe_hardware(combined)
+    assert "1 or 2 torch threads" in grid_tables.describe_hardware(combined)
 
 
 def test_data_dir_is_not_recorded_in_the_command():
@@ -149,7 +150,7 @@ def test_format_1_files_are_still_read_and_their_score_intervals_clipped(tmp_pat
              "losses": {"ce": {"rank_tail": {"mean": 0.02, "low": -0.05, "high": 0.09, "seeds": 3}}}, "prior_corrected": {}}
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"format_version": 1, "tables": [table], "config": {"subset_seed": 4}}))
-    results = reproduce.read_results(path)
+    results = grid_tables.read_results(path)
     entry = results["tables"][0]["losses"]["ce"]["rank_tail"]
     assert entry["low"] == 0.0 and entry["clipped"] is True and entry["high"] == 0.09
     assert results["tables"][0]["per_class_recall"]["ce"][0]["low"] == 0.0
@@ -157,4 +158,4 @@ def test_format_1_files_are_still_read_and_their_score_intervals_clipped(tmp_pat
     assert results["data"]["copy"] == "CIFAR-10 (JPEG q75 copy)" and "declared" in results["data"]["how"]
     path.write_text(json.dumps({"format_version": 3, "tables": []}))
     with pytest.raises(ValueError, match="format"):
-        reproduce.read_results(path)
+        grid_tables.read_results(path)

@@ -12,7 +12,9 @@ from cce_demo.budget import Limits
 from cce_demo.jobs import JobManager
 from cce_demo.links import settings_from_query
 from cce_demo.predict import ModelCache
-from cce_demo.ui import handlers, runs, share
+from cce_demo.ui.compare import handlers
+from cce_demo.ui.runs import handlers as runs
+from cce_demo.ui.compare import share
 from cce_demo.ui.context import AppContext, UiContext
 from cce_demo.ui.layout import build_layout
 from conftest import ROOT
@@ -42,41 +44,41 @@ def load(ctx, **query):
 def test_a_query_fills_the_form_and_starts_nothing(ctx):
     ui = ctx.ui
     updates = load(ctx, preset="standard", ratio="50", seeds="0,1,2", losses="ce,cce_reference")
-    assert updates[ui.preset] == "standard" and updates[ui.ratio] == 50 and updates[ui.seeds] == "0,1,2"
-    assert updates[ui.losses] == ["CE", "CCE (reference code)"]
-    assert "ratio 50" in updates[ui.counts_chart]  # the class counts follow the link's settings
-    assert "Settings from the link" in updates[ui.link_note] and "Ignored" not in updates[ui.link_note]
-    assert "Estimated time" in updates[ui.estimate]
+    assert updates[ui.compare.preset] == "standard" and updates[ui.compare.ratio] == 50 and updates[ui.compare.seeds] == "0,1,2"
+    assert updates[ui.compare.losses] == ["CE", "CCE (reference code)"]
+    assert "ratio 50" in updates[ui.compare.counts_chart]  # the class counts follow the link's settings
+    assert "Settings from the link" in updates[ui.compare.link_note] and "Ignored" not in updates[ui.compare.link_note]
+    assert "Estimated time" in updates[ui.compare.estimate]
     assert ctx.app.manager.list_jobs() == []
 
 
 def test_invalid_query_values_are_named_in_one_note(ctx):
     ui = ctx.ui
     updates = load(ctx, preset="quick", epochs="many", colour="red", run="no-such-run")
-    note = updates[ui.link_note]
+    note = updates[ui.compare.link_note]
     assert note.count("<li>") == 3 and "epochs=" in note and "colour=" in note and "no-such-run" in note
-    assert updates[ui.epochs] == 25 or ui.epochs in updates  # the preset's own value, not "many"
+    assert updates[ui.compare.epochs] == 25 or ui.compare.epochs in updates  # the preset's own value, not "many"
     assert updates[ui.view] is not None  # the page still shows the default run
 
 
 def test_run_query_opens_the_run_and_no_query_adds_no_note(ctx):
     ui = ctx.ui
     updates = load(ctx, run=SHIPPED_RUN)
-    assert updates[ui.view].id == SHIPPED_RUN and "Showing run" in updates[ui.link_note]
-    assert ui.preset not in updates  # no settings in the link: the form keeps its own state
-    assert load(ctx)[ui.link_note] == ""
+    assert updates[ui.view].id == SHIPPED_RUN and "Showing run" in updates[ui.compare.link_note]
+    assert ui.compare.preset not in updates  # no settings in the link: the form keeps its own state
+    assert load(ctx)[ui.compare.link_note] == ""
 
 
 def test_copy_link_reads_back_as_the_same_settings(ctx):
     ui = ctx.ui
     form = ["quick", "cifar10", "exp", 100, ["CE", "CCE (paper form)"], -1, "resnet8", 3, 128, 0.1, "0, 1", "auto"]
-    link = share.on_link_settings(ctx, "http://host:7860/?run=old#x", *form)[ui.share_link]
+    link = share.on_link_settings(ctx, "http://host:7860/?run=old#x", *form)[ui.compare.share_link]
     assert link.startswith("http://host:7860/?preset=quick&")
     query = dict(part.split("=", 1) for part in link.split("?", 1)[1].split("&"))
     settings = settings_from_query(query)
     assert settings.config.imbalance_ratio == 100 and settings.config.epochs == 3 and settings.config.seeds == (0, 1)
     view = load(ctx)[ui.view]
-    assert share.on_link_run(ctx, "http://host/", view)[ui.share_link] == f"http://host/?run={view.id}"
+    assert share.on_link_run(ctx, "http://host/", view)[ui.compare.share_link] == f"http://host/?run={view.id}"
     with pytest.raises(gr.Error, match="not valid"):
         share.on_link_settings(ctx, "http://host/", *form[:7], -3, *form[8:])
 
@@ -84,27 +86,27 @@ def test_copy_link_reads_back_as_the_same_settings(ctx):
 def test_estimate_says_when_the_limit_would_refuse(ctx):
     # 10 epochs of the pair at ratio 100 is estimated well under the 5-minute limit; 500 epochs far over it.
     form = ["quick", "cifar10", "exp", 100, ["CE", "CCE (paper form)"], -1, "resnet8", 10, 128, 0.1, "0", "cpu"]
-    assert "limit here: 5 min per job" in share.on_estimate(ctx, *form)[ctx.ui.estimate]
-    over = share.on_estimate(ctx, *form[:7], 500, *form[8:])[ctx.ui.estimate]
+    assert "limit here: 5 min per job" in share.on_estimate(ctx, *form)[ctx.ui.compare.estimate]
+    over = share.on_estimate(ctx, *form[:7], 500, *form[8:])[ctx.ui.compare.estimate]
     assert "over the limit of 5 min" in over and "refused" in over
-    assert "unknown until the settings are valid" in share.on_estimate(ctx, *form[:7], None, *form[8:])[ctx.ui.estimate]
+    assert "unknown until the settings are valid" in share.on_estimate(ctx, *form[:7], None, *form[8:])[ctx.ui.compare.estimate]
 
 
 def test_download_and_upload_in_the_runs_tab(ctx):
     ui = ctx.ui
     with pytest.raises(gr.Error, match="exactly one"):
         runs.on_export_run(ctx, [])
-    exported = runs.on_export_run(ctx, [SHIPPED_RUN])[ui.run_zip]
+    exported = runs.on_export_run(ctx, [SHIPPED_RUN])[ui.runs.run_zip]
     path = exported.value["path"] if isinstance(exported.value, dict) else exported.value
     assert zipfile.ZipFile(path).namelist().count("recall.csv") == 1
     visitor = load(ctx)[ui.visitor]
     imported = runs.on_import_run(ctx, str(path), visitor)
-    new_id = imported[ui.run_choice].value[0]
+    new_id = imported[ui.runs.run_choice].value[0]
     assert new_id.startswith(f"{SHIPPED_RUN}-imported-")  # the shipped run's id is taken
-    assert new_id in imported[ui.transfer_note] and imported[ui.run_choice].value == [new_id]
-    assert imported[ui.classify_run].value == new_id
+    assert new_id in imported[ui.runs.transfer_note] and imported[ui.runs.run_choice].value == [new_id]
+    assert imported[ui.classify.classify_run].value == new_id
     refused = runs.on_import_run(ctx, str(CAT), visitor)
-    assert "zip" in refused[ui.transfer_note] and ui.run_choice not in refused
+    assert "zip" in refused[ui.runs.transfer_note] and ui.runs.run_choice not in refused
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cce_demo.reproduce import Distribution, Grid, build_results, markdown_report, read_results
+from cce_demo.grid_tables import markdown_report, read_results
+from cce_demo.reproduce import Distribution, Grid, build_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "results").glob("*/results.json"))

@@ -15,13 +15,17 @@ from cce_demo.jobs import JobManager
 from cce_demo.predict import ModelCache
 from cce_demo.status import JobStatus
 from cce_demo.ui import RunCatalog, config_from_form, config_from_request, confusion_html, groups_table, runs_table
-from cce_demo.ui import api, classify, handlers, runs
-from cce_demo.ui.charts import ticks
+from cce_demo.ui import api
+from cce_demo.ui.classify import handlers as classify
+from cce_demo.ui.compare import view as compare_view
+from cce_demo.ui.compare import handlers
+from cce_demo.ui.runs import handlers as runs
+from cce_demo.ui.kit.charts import ticks
 from cce_demo.ui.context import AppContext, UiContext
 from cce_demo.ui.layout import build_layout
-from cce_demo.ui.state import BrowserMemory, Drawn, ViewRef
-from cce_demo.ui.verdict import verdict_html
-from cce_demo.ui.views import counts_chart, epoch_chart, loss_chart, recall_chart, smooth, status_html
+from cce_demo.ui.kit.state import BrowserMemory, Controls, Drawn, ViewRef
+from cce_demo.ui.compare.verdict import verdict_html
+from cce_demo.ui.compare.views import counts_chart, epoch_chart, loss_chart, recall_chart, smooth, status_html
 
 FAST = dict(dataset="synthetic", imbalance_ratio=2.0, batch_size=64, device="cpu", max_per_class=40, synthetic_test_per_class=10)
 WINNER_WORDS = ("better", "worse", "helped", "hurt", "wins", "winner", "held up", "scored higher", "scored lower")
@@ -142,8 +146,8 @@ def test_recall_chart_groups_classes_with_counts_once_and_marks_zero(finished):
 
 
 def test_counts_chart_says_which_run_it_shows():
-    next_run = handlers.next_run_counts("quick", "cifar10", "exp", 10)
-    shown = handlers.next_run_counts("standard", "cifar10", "exp", 100)
+    next_run = compare_view.next_run_counts("quick", "cifar10", "exp", 10)
+    shown = compare_view.next_run_counts("standard", "cifar10", "exp", 100)
     shown = dataclasses.replace(shown, label=shown.label.replace("next run", "shown run"))
     both = counts_chart(next_run, shown)
     assert "next run: CIFAR-10, ratio 10" in both and "shown run: CIFAR-10, ratio 100" in both
@@ -174,7 +178,7 @@ def test_verdict_on_one_seed_never_names_a_winner(finished):
 
 def test_verdict_quotes_the_measured_spread_of_the_preset(finished):
     _, snapshot = finished
-    from cce_demo.ui.evidence import shipped_spread
+    from cce_demo.ui.kit.evidence import shipped_spread
 
     quick = dataclasses.replace(one_seed(snapshot), config=PRESETS["quick"])
     text = verdict_html(quick, "Your run")
@@ -263,9 +267,9 @@ def test_load_gives_the_browser_an_id_and_shows_the_shipped_run(ctx, finished):
     assert memory.token and memory.job_id is None
     assert ctx.app.signer.verify(memory.token) == updates[ui.visitor]
     assert updates[ui.view] == ViewRef("run", snapshot.job_id, "Shipped run")
-    assert updates[ui.start].interactive is True and updates[ui.stop].interactive is False
-    assert "Over 2 seeds" in updates[ui.verdict] and "next run: CIFAR-10, ratio 10" in updates[ui.counts_chart]
-    assert "shown run: synthetic, ratio 2" in updates[ui.counts_chart]
+    assert updates[ui.compare.start].interactive is True and updates[ui.compare.stop].interactive is False
+    assert "Over 2 seeds" in updates[ui.compare.verdict] and "next run: CIFAR-10, ratio 10" in updates[ui.compare.counts_chart]
+    assert "shown run: synthetic, ratio 2" in updates[ui.compare.counts_chart]
 
 
 def test_start_makes_one_job_per_browser_and_stop_reaches_it(ctx):
@@ -273,18 +277,18 @@ def test_start_makes_one_job_per_browser_and_stop_reaches_it(ctx):
     page = load(ctx)
     first = start(ctx, page)
     job_id = first[ui.view].id
-    assert first[ui.start].interactive is False and first[ui.stop].interactive is True
+    assert first[ui.compare.start].interactive is False and first[ui.compare.stop].interactive is True
     assert BrowserMemory.from_json(first[ui.memory]).job_id == job_id
     again = start(ctx, page)  # a second click, even with the memory from before the first answer
     assert again[ui.view].id == job_id and len(manager.list_jobs()) == 1
     reloaded = load(ctx, page[ui.memory])  # a reload (a new session) re-attaches by the signed token
-    assert reloaded[ui.view] == ViewRef("job", job_id, "Your run") and reloaded[ui.stop].interactive is True
+    assert reloaded[ui.view] == ViewRef("job", job_id, "Your run") and reloaded[ui.compare.stop].interactive is True
     visitor = reloaded[ui.visitor]
     stopped = handlers.on_stop(ctx, visitor, reloaded[ui.view])
-    assert stopped[ui.stop].interactive is False
+    assert stopped[ui.compare.stop].interactive is False
     assert manager.wait(job_id, timeout=30).status == JobStatus.CANCELLED
     tick = handlers.on_tick(ctx, reloaded[ui.view], reloaded[ui.drawn], visitor, 0.8)
-    assert tick[ui.start].interactive is True and "cancelled" in tick[ui.status]
+    assert tick[ui.compare.start].interactive is True and "cancelled" in tick[ui.compare.status]
     assert handlers.on_tick(ctx, reloaded[ui.view], tick[ui.drawn], visitor, 0.8) == {}  # nothing new
 
 
@@ -311,13 +315,13 @@ def test_a_second_browser_watches_but_cannot_stop(ctx):
     job_id = start(ctx, mine)[ui.view].id
     other = load(ctx)
     assert other[ui.view].id == job_id and "another browser" in other[ui.view].title
-    assert other[ui.stop].interactive is False and "only while your own run" in other[ui.stop].value
+    assert other[ui.compare.stop].interactive is False and "only while your own run" in other[ui.compare.stop].value
     with pytest.raises(gr.Error, match="no queued or running job"):
         handlers.on_stop(ctx, other[ui.visitor], other[ui.view])
     # The other browser claims the job in its localStorage, with a forged visitor id: it is still not its job.
     forged = {"visitor": "v1." + "0" * 32 + "." + "f" * 64, "job_id": job_id}
     claimed = load(ctx, forged)
-    assert claimed[ui.visitor] != mine[ui.visitor] and claimed[ui.stop].interactive is False
+    assert claimed[ui.visitor] != mine[ui.visitor] and claimed[ui.compare.stop].interactive is False
     with pytest.raises(gr.Error, match="no queued or running job"):
         handlers.on_stop(ctx, claimed[ui.visitor], claimed[ui.view])
     with pytest.raises(gr.Error, match="reload the page"):  # a session that never loaded the page
@@ -350,18 +354,18 @@ def test_repeat_queues_the_shown_settings_with_three_seeds(ctx, finished):
 def test_repeat_button_says_how_long(ctx, finished):
     _, snapshot = finished
     one = dataclasses.replace(one_seed(snapshot), started_at=100.0, finished_at=130.0)
-    button = handlers.repeat_update(ctx, one, handlers.Controls(None))
+    button = compare_view.repeat_update(ctx, one, Controls(None))
     assert button.visible is True and "3 seeds" in button.value and "about" in button.value
     three = dataclasses.replace(snapshot, config=snapshot.config.replace(seeds=(0, 1, 2)))
-    assert handlers.repeat_update(ctx, three, handlers.Controls(None)).visible is False
-    assert handlers.repeat_update(ctx, one, handlers.Controls("busy")).interactive is False  # follows Start
+    assert compare_view.repeat_update(ctx, three, Controls(None)).visible is False
+    assert compare_view.repeat_update(ctx, one, Controls("busy")).interactive is False  # follows Start
 
 
 def test_preset_and_settings_update_the_counts_chart(ctx):
     ui = ctx.ui
     updates = handlers.on_preset(ctx, "standard", None)
-    assert updates[ui.ratio] == 100 and "9 min 15 s" in updates[ui.preset_note]
-    assert "next run: CIFAR-10, ratio 100" in updates[ui.counts_chart]
+    assert updates[ui.compare.ratio] == 100 and "9 min 15 s" in updates[ui.compare.preset_note]
+    assert "next run: CIFAR-10, ratio 100" in updates[ui.compare.counts_chart]
     assert handlers.on_settings(ctx, None, "quick", "cifar10", "exp", None) == {}  # half-typed ratio: keep the chart
 
 
@@ -372,16 +376,16 @@ def test_classify_handler_shows_errors_in_place_and_clears_old_results(ctx, fini
     ui = ctx.ui
     paths = write_bad_images(tmp_path)
     good = classify.on_classify(ctx, str(paths["rgba.png"]), snapshot.job_id, False)
-    assert 'id="prediction-0"' in good[ui.predictions] and 'id="prediction-1"' in good[ui.predictions]
-    assert "#1f77b4" in good[ui.predictions] and "#d62728" in good[ui.predictions]  # CE blue, CCE red
-    assert good[ui.upload_preview] is not None and good[ui.seen].size == (160, 160)
-    assert "balanced accuracy" in good[ui.predictions] and "training images" in good[ui.class_lean]
+    assert 'id="prediction-0"' in good[ui.classify.predictions] and 'id="prediction-1"' in good[ui.classify.predictions]
+    assert "#1f77b4" in good[ui.classify.predictions] and "#d62728" in good[ui.classify.predictions]  # CE blue, CCE red
+    assert good[ui.classify.upload_preview] is not None and good[ui.classify.seen].size == (160, 160)
+    assert "balanced accuracy" in good[ui.classify.predictions] and "training images" in good[ui.classify.class_lean]
     corrected = classify.on_classify(ctx, str(paths["rgba.png"]), snapshot.job_id, True)
-    assert "after the prior correction" in corrected[ui.predictions]
-    assert "after the prior correction" not in good[ui.predictions]
+    assert "after the prior correction" in corrected[ui.classify.predictions]
+    assert "after the prior correction" not in good[ui.classify.predictions]
     bad = classify.on_classify(ctx, str(paths["text.png"]), snapshot.job_id, False)  # returns, never raises
-    assert bad[ui.predictions] == "" and bad[ui.seen] is None and bad[ui.upload_preview] is None
-    assert "not an image" in bad[ui.classify_note]
+    assert bad[ui.classify.predictions] == "" and bad[ui.classify.seen] is None and bad[ui.classify.upload_preview] is None
+    assert "not an image" in bad[ui.classify.classify_note]
 
 
 def test_classify_api_refuses_bad_images_clearly(ctx, finished, tmp_path):
@@ -422,12 +426,12 @@ def test_runs_overlay_two_runs(ctx, finished):
     job_id = api.start_comparison(ctx, {"preset": "quick", "epochs": 1, "seeds": [0], **FAST})["job_id"]
     ctx.app.manager.wait(job_id, timeout=120)
     refreshed = runs.on_refresh_runs(ctx)
-    assert {choice[0] for choice in refreshed[ui.run_choice].choices} >= {job_id, snapshot.job_id}
+    assert {choice[0] for choice in refreshed[ui.runs.run_choice].choices} >= {job_id, snapshot.job_id}
     hint = runs.on_runs_selected(ctx, [job_id])
-    assert "two or more" in hint[ui.overlay_accuracy]
+    assert "two or more" in hint[ui.runs.overlay_accuracy]
     overlay = runs.on_runs_selected(ctx, [job_id, snapshot.job_id])
-    assert "A · CE" in overlay[ui.overlay_accuracy] and "B · CCE" in overlay[ui.overlay_accuracy]
-    assert "A · CE" in overlay[ui.overlay_recall] and "hatch" in overlay[ui.overlay_recall]
+    assert "A · CE" in overlay[ui.runs.overlay_accuracy] and "B · CCE" in overlay[ui.runs.overlay_accuracy]
+    assert "A · CE" in overlay[ui.runs.overlay_recall] and "hatch" in overlay[ui.runs.overlay_recall]
     opened = runs.on_open_run(ctx, [snapshot.job_id], load(ctx)[ui.visitor], 0.8, "quick", "cifar10", "exp", 10)
     assert opened[ui.view].kind == "run" and opened[ui.tabs].selected == "compare"
     with pytest.raises(gr.Error, match="exactly one"):
@@ -454,15 +458,15 @@ def test_tick_redraws_the_verdict_when_the_job_starts_running(ctx):
         snapshot = manager.wait_for_change(job_id, snapshot.version, timeout=30)
     drawn = dataclasses.replace(first[ui.drawn], status="queued", epochs=len(snapshot.epochs), version=snapshot.version - 1)
     tick = handlers.on_tick(ctx, first[ui.view], drawn, first[ui.visitor], 0.8)
-    assert "running" in tick[ui.verdict] and tick[ui.drawn].status == "running"
+    assert "running" in tick[ui.compare.verdict] and tick[ui.drawn].status == "running"
     manager.cancel(job_id)
 
 
 def test_smoothing_control_redraws_the_loss_chart(ctx, finished):
     _, snapshot = finished
     view = ViewRef("run", snapshot.job_id, "Shipped run")
-    raw = handlers.on_smoothing(ctx, view, 0)[ctx.ui.loss_chart]
-    smoothed = handlers.on_smoothing(ctx, view, 0.9)[ctx.ui.loss_chart]
+    raw = handlers.on_smoothing(ctx, view, 0)[ctx.ui.compare.loss_chart]
+    smoothed = handlers.on_smoothing(ctx, view, 0.9)[ctx.ui.compare.loss_chart]
     assert "Raw values" in raw and "moving average, 0.9" in smoothed
 
 
@@ -496,11 +500,11 @@ def test_a_view_that_cannot_be_drawn_shows_a_message_in_place(ctx, finished, cap
     garbage = dataclasses.replace(snapshot, latest={"ce": "not an evaluation"}, comparisons=({"other": 1},))
     view = ViewRef("run", snapshot.job_id, "Run")
     with caplog.at_level(logging.WARNING, logger="cce_demo.ui"):
-        first = handlers.render(ctx, view, garbage, handlers.Controls(None), smoothing=0.8)
-        again = handlers.render(ctx, view, garbage, handlers.Controls(None), smoothing=0.8)
+        first = compare_view.render(ctx, view, garbage, Controls(None), smoothing=0.8)
+        again = compare_view.render(ctx, view, garbage, Controls(None), smoothing=0.8)
     ui = ctx.ui
-    assert "cannot be drawn for this run" in first[ui.recall_chart] and "The rest of the page works" in first[ui.confusion]
-    assert first == again or first[ui.recall_chart] == again[ui.recall_chart]
+    assert "cannot be drawn for this run" in first[ui.compare.recall_chart] and "The rest of the page works" in first[ui.compare.confusion]
+    assert first == again or first[ui.compare.recall_chart] == again[ui.compare.recall_chart]
     failures = [record for record in caplog.records if "cannot draw" in record.getMessage()]
     assert failures and all(record.exc_info is None for record in failures)
     assert len(failures) == len({record.getMessage() for record in failures})  # once per run and view, not per tick
@@ -522,13 +526,13 @@ def test_in_public_mode_only_its_owner_deletes_a_run(ctx):
     owner, stranger = load(space), load(space)
     job_id = finished_job(space, owner)
     selected = runs.on_runs_selected(space, [job_id], stranger[ui.visitor])
-    assert selected[ui.delete_button].interactive is False and "Only the browser that trained" in selected[ui.delete_note]
+    assert selected[ui.runs.delete_button].interactive is False and "Only the browser that trained" in selected[ui.runs.delete_note]
     with pytest.raises(gr.Error, match="Only the browser that trained or uploaded a run can delete it"):
         runs.on_delete_run(space, [job_id], stranger[ui.visitor])
     with pytest.raises(gr.Error, match="reload the page|Only the browser"):
         runs.on_delete_run(space, [job_id], None)
     assert (ctx.app.manager.runs_dir / job_id).is_dir()
-    assert runs.on_runs_selected(space, [job_id], owner[ui.visitor])[ui.delete_button].interactive is True
+    assert runs.on_runs_selected(space, [job_id], owner[ui.visitor])[ui.runs.delete_button].interactive is True
     runs.on_delete_run(space, [job_id], owner[ui.visitor])
     assert not (ctx.app.manager.runs_dir / job_id).exists()
 
@@ -546,12 +550,12 @@ def test_an_unreadable_run_is_listed_without_the_server_path(ctx):
     broken = ctx.app.manager.runs_dir / "broken-run"
     broken.mkdir()
     (broken / "run.json").write_text("{not json")
-    message = runs.on_refresh_runs(ctx)[ctx.ui.runs_problems]
+    message = runs.on_refresh_runs(ctx)[ctx.ui.runs.runs_problems]
     assert "broken-run" in message and str(ctx.app.manager.runs_dir) not in message
 
 
 def test_a_results_file_with_a_missing_key_is_listed_not_fatal(tmp_path):
-    from cce_demo.ui.layout import results_tab_html
+    from cce_demo.ui.results.views import results_tab_html
 
     grid = tmp_path / "broken-grid"
     grid.mkdir()
@@ -606,8 +610,8 @@ def test_card_per_class_column_and_overlay_share_one_sign_whatever_the_loss_orde
     Runs overlays all show CCE − CE, with the sign of CCE's score minus CE's (the oracle: the final evaluations)."""
     import re
 
-    from cce_demo.ui.evidence import points
-    from cce_demo.ui.views import head_to_tail
+    from cce_demo.ui.kit.formatting import points
+    from cce_demo.ui.kit.charts import head_to_tail
 
     snapshot = baseline_listed_last
     assert snapshot.config.losses == ("cce", "ce") and snapshot.config.baseline == "ce"

@@ -20,16 +20,18 @@ from typing import Any
 import gradio as gr
 from gradio.data_classes import FileData
 
+from ..jobs import UnknownJobError
 from ..run_directory import RUN_ID_PATTERN, RunCorruptError
-from ..jobs import JobSnapshot, UnknownJobError
+from ..run_state import JobSnapshot
 from ..transfer import ExportRefused, ImportRefused
 from .catalog import runs_records
-from .classify import classify_file
-from .admission import RefusedError
+from .classify.handlers import classify_file
+from .compare.settings import config_from_request
 from .context import UiContext
-from .errors import user_error, without_paths
-from .identity import address_key, address_of
-from .settings import config_from_request
+from .kit.admission import RefusedError
+from .kit.errors import user_error, without_paths
+from .kit.identity import address_key, address_of
+from .runs.handlers import export_zip, import_zip
 
 MAX_SHOWN = 40  # characters of a refused value echoed back in a message
 MAX_MESSAGE = 600  # a message never grows with the input that caused it
@@ -165,8 +167,6 @@ def classify(ctx: UiContext, file_path: Any, run_id: Any, address: str = "") -> 
 def export_run(ctx: UiContext, run_id: Any, address: str = "") -> Path:
     """The run's zip (run.json, events.jsonl, weights, curves.csv, recall.csv), written to the app's exports
     directory; shipped runs too."""
-    from .runs import export_zip
-
     try:
         return export_zip(ctx, check_id(run_id, "run_id"), address)
     except (ValueError, RunCorruptError, RefusedError) as error:  # ExportRefused is a ValueError
@@ -176,8 +176,6 @@ def export_run(ctx: UiContext, run_id: Any, address: str = "") -> Path:
 def import_run(ctx: UiContext, zip_path: str, address: str = "", owner: str | None = None) -> dict:
     """Import a run zip (a path this server trusts) into the runs directory: {run_id, original_run_id,
     renamed, status}."""
-    from .runs import import_zip
-
     try:
         return import_zip(ctx, zip_path, address, owner).to_dict()
     except (ImportRefused, ExportRefused, ValueError, RefusedError) as error:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
-from ..run_directory import EVENTS_FILE, RUN_ID_PATTERN, RunRecord, list_runs, read_run
 from ..retention import received_at
+from ..run_directory import EVENTS_FILE, RUN_ID_PATTERN, RunRecord, list_runs, read_run
 from ..status import PARTIAL, JobStatus
-from .charts import finite
-from .evidence import points
-from .names import short_name
-from .views import percent_cell
+from .kit.charts import finite
+from .kit.formatting import percent_cell, points
+from .kit.names import short_name
 
 
 @dataclass(frozen=True)
@@ -189,3 +188,6 @@ def runs_records(catalog: RunCatalog, records: list[RunRecord]) -> list[dict[str
         })
     return result
 
+
+def run_choices(records: Sequence[RunRecord]) -> list[str]:
+    return [record.run_id for record in records if record.has_weights]

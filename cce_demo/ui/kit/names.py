@@ -2,8 +2,8 @@
 prediction (CE blue, CCE red); the CE part of a loss is drawn dashed in its loss's colour."""
 from __future__ import annotations
 
-from ..config import LOSS_NAMES
-from ..losses import DISPLAY_NAMES
+from ...config import LOSS_NAMES
+from ...losses import DISPLAY_NAMES
 
 LOSS_COLOURS = {
     "ce": "#1f77b4", "cce": "#d62728", "cce_reference": "#ff7f0e", "focal": "#2ca02c", "logit_adjusted": "#9467bd",

@@ -16,66 +16,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-# The page-wide CSS of these charts and cards, injected once by the layout (gr.HTML applies a <style> it
-# holds to the whole page, which also works when a test launches the app without launch(css=...)).
-STYLE = """<style>
-.cc-card{border:1px solid var(--border-color-primary);border-radius:10px;padding:12px 16px;background:var(--block-background-fill);color:var(--body-text-color);font-size:14px;line-height:1.45}
-.cc-status{font-size:13px;line-height:1.5;padding:2px 4px;color:var(--body-text-color)}
-.cc-chart{font-size:13px;color:var(--body-text-color);padding:10px 12px;border:1px solid var(--border-color-primary);border-radius:8px;background:var(--block-background-fill)}
-.cc-title{font-weight:600;font-size:14px;margin-bottom:2px}
-.cc-sub{color:var(--body-text-color-subdued);font-size:12px;margin-bottom:6px}
-.cc-legend{display:flex;flex-wrap:wrap;gap:2px 14px;font-size:12px;margin:2px 0 6px}
-.cc-legend span{white-space:nowrap}
-.cc-sw{display:inline-block;width:18px;height:0;border-top:3px solid;vertical-align:middle;margin-right:5px}
-.cc-sw.dash{border-top-style:dashed;border-top-width:2px}
-.cc-sw.faint{opacity:.35;border-top-width:2px}
-.cc-sw.box{width:11px;height:11px;border:0;vertical-align:-1px}
-.cc-plot{position:relative;margin:8px 10px 34px 46px}
-.cc-plot svg{position:absolute;left:0;top:0;width:100%;height:100%;overflow:visible}
-.cc-plot .grid{stroke:var(--border-color-primary);stroke-width:1}
-.cc-plot .sep{stroke:var(--body-text-color-subdued);stroke-width:1;stroke-dasharray:4 4}
-.cc-yt,.cc-xt,.cc-xl,.cc-sl{position:absolute;font-size:11px;color:var(--body-text-color-subdued);white-space:nowrap}
-.cc-yt{right:calc(100% + 6px);transform:translateY(-50%)}
-.cc-xt{top:calc(100% + 4px);transform:translateX(-50%)}
-.cc-xl{top:calc(100% + 18px);left:50%;transform:translateX(-50%)}
-.cc-sl{top:-2px;transform:translateX(4px)}
-.cc-empty{display:flex;align-items:center;justify-content:center;text-align:center;border:1px dashed var(--border-color-primary);border-radius:6px;color:var(--body-text-color-subdued);padding:8px;font-size:13px}
-.cc-rows{display:grid;column-gap:10px;row-gap:2px;align-items:center;overflow-y:auto}
-.cc-rows.two{grid-template-columns:minmax(5.5em,9em) minmax(80px,1fr)}
-.cc-rows.three{grid-template-columns:minmax(5.5em,9em) minmax(80px,1fr) minmax(78px,.65fr)}
-.cc-head .cc-legend span{white-space:normal}
-.cc-rows.wide .cc-bar b,.cc-rows.wide .cc-axis b{flex-basis:3.3em}
-@media (max-width:560px){
- .cc-rows.two,.cc-rows.three{column-gap:6px}
- .cc-rows.three{grid-template-columns:5.6em minmax(70px,1fr) minmax(70px,.8fr)}
- .cc-bar b,.cc-diff b,.cc-axis b{flex-basis:2.1em}
- .cc-chart{padding:8px}
- .cc-plot{margin-left:40px;margin-right:6px}
- .cc-rows.wide .cc-bar b,.cc-rows.wide .cc-axis b{flex-basis:3em}
- .cc-tagline{display:none}
-}
-.cc-head{font-size:11px;color:var(--body-text-color-subdued);padding-bottom:2px;border-bottom:1px solid var(--border-color-primary)}
-.cc-group{grid-column:1/-1;font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.04em;color:var(--body-text-color-subdued);margin-top:6px}
-.cc-label{font-size:12px;line-height:1.2;padding:2px 0}
-.cc-label small{display:block;font-size:11px;color:var(--body-text-color-subdued)}
-.cc-bar,.cc-diff{display:flex;align-items:center;gap:4px;height:12px}
-.cc-track{position:relative;flex:1;height:10px;background:linear-gradient(to right,transparent calc(50% - .5px),var(--border-color-primary) calc(50% - .5px),var(--border-color-primary) calc(50% + .5px),transparent calc(50% + .5px))}
-.cc-track i{position:absolute;top:0;bottom:0;left:0;border-radius:0 2px 2px 0}
-.cc-track i.hatch{background-image:repeating-linear-gradient(45deg,rgba(255,255,255,.55) 0 3px,transparent 3px 6px)!important}
-.cc-track.zero{border-left:3px solid #b91c1c}
-.cc-bar b,.cc-diff b{flex:0 0 2.6em;text-align:right;font-size:11px;font-weight:500;font-variant-numeric:tabular-nums}
-.cc-bar b.zero{color:#b91c1c;font-weight:700}
-.cc-dtrack{position:relative;flex:1;height:10px;background:linear-gradient(to right,transparent calc(50% - 1px),var(--body-text-color-subdued) calc(50% - 1px),var(--body-text-color-subdued) calc(50% + 1px),transparent calc(50% + 1px))}
-.cc-dtrack i{position:absolute;top:1px;bottom:1px}
-.cc-dtrack u{position:absolute;top:4px;height:2px;background:var(--body-text-color);text-decoration:none}
-.cc-axis{display:flex;gap:4px;font-size:10px;color:var(--body-text-color-subdued)}
-.cc-axis span{position:relative;flex:1;height:12px}
-.cc-axis span em{position:absolute;transform:translateX(-50%);font-style:normal}
-.cc-axis b{flex:0 0 2.6em}
-.cc-progress{height:10px;border-radius:5px;background:var(--border-color-primary);overflow:hidden;margin:6px 0 4px}
-.cc-progress i{display:block;height:100%;background:var(--color-accent);border-radius:5px;transition:width .6s}
-.cc-progress.queued i{background:var(--body-text-color-subdued)}
-</style>"""
 
 CHART_WIDTH = 1000.0  # SVG user units; the drawing stretches to the element, strokes keep their width
 CHART_HEIGHT = 1000.0
@@ -423,3 +363,11 @@ def progress_bar(fraction: float, queued: bool = False) -> str:
     fraction = 0.0 if not math.isfinite(fraction) else max(0.0, min(1.0, fraction))
     return (f'<div class="cc-progress{" queued" if queued else ""}" role="progressbar" aria-valuemin="0" '
             f'aria-valuemax="100" aria-valuenow="{100 * fraction:.0f}"><i style="width:{100 * fraction:.1f}%"></i></div>')
+
+
+def head_to_tail(counts: Sequence[int]) -> list[int]:
+    """Class indices from the most to the fewest training images (ties keep their index order)."""
+    return sorted(range(len(counts)), key=lambda index: -counts[index])
+
+
+DEFAULT_SMOOTHING = 0.8

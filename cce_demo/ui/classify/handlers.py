@@ -7,21 +7,20 @@ raised error marks every output with an "Error" badge. The /classify API endpoin
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import gradio as gr
 from PIL import Image
 
-from ..run_directory import RunCorruptError, RunRecord
-from ..predict import InvalidImageError, PreparedImage, classify_prepared, open_upload, prepare_image, to_rgb
-from .charts import Bars, RowLabel, bar_rows, escape
-from .context import UiContext, Update
-from .admission import RefusedError
-from .errors import note_user_error
-from .identity import address_of
-from .evidence import MEASURED_PRIOR_CORRECTION
-from .names import colour, display_name
-from .views import head_to_tail
+from ...predict import InvalidImageError, PreparedImage, classify_prepared, open_upload, prepare_image, to_rgb
+from ...run_directory import RunCorruptError, RunRecord
+from ..context import UiContext, Update
+from ..kit.admission import RefusedError
+from ..kit.charts import Bars, RowLabel, bar_rows, escape, head_to_tail
+from ..kit.errors import note_user_error
+from ..kit.evidence import MEASURED_PRIOR_CORRECTION
+from ..kit.identity import address_of
+from ..kit.names import colour, display_name
 
 PREVIEW_SIZE = 256  # the upload preview's longest side, in pixels
 SEEN_SIZE = 160  # the 32×32 image enlarged (nearest neighbour, so its pixels stay visible)
@@ -139,7 +138,7 @@ def cleared(ctx: UiContext, message: str = "", error: bool = False) -> Update:
     if message:
         style = "color:#b91c1c;border-color:#b91c1c" if error else ""
         note = f'<div class="cc-card" style="{style}">{escape(message)}</div>'
-    return {ui.upload_preview: None, ui.seen: None, ui.classify_note: note, ui.predictions: "", ui.class_lean: ""}
+    return {ui.classify.upload_preview: None, ui.classify.seen: None, ui.classify.classify_note: note, ui.classify.predictions: "", ui.classify.class_lean: ""}
 
 
 def on_classify(ctx: UiContext, file_path: Any, run_id: Any, correct_prior: bool, request: gr.Request = None) -> Update:
@@ -158,12 +157,10 @@ def on_classify(ctx: UiContext, file_path: Any, run_id: Any, correct_prior: bool
         notes += " Note: " + "; ".join(prepared.notes) + "."
     seen = Image.fromarray(prepared.pixels).resize((SEEN_SIZE, SEEN_SIZE), Image.Resampling.NEAREST)
     return {
-        ui.upload_preview: preview_of(image), ui.seen: seen,
-        ui.classify_note: f'<div class="cc-sub" style="font-size:13px">{escape(notes)}</div>',
-        ui.predictions: predictions_html(record, predictions, correct_prior),
-        ui.class_lean: lean_html(record, predictions, correct_prior),
+        ui.classify.upload_preview: preview_of(image), ui.classify.seen: seen,
+        ui.classify.classify_note: f'<div class="cc-sub" style="font-size:13px">{escape(notes)}</div>',
+        ui.classify.predictions: predictions_html(record, predictions, correct_prior),
+        ui.classify.class_lean: lean_html(record, predictions, correct_prior),
     }
 
 
-def run_choices(records: Sequence[RunRecord]) -> list[str]:
-    return [record.run_id for record in records if record.has_weights]

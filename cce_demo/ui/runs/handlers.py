@@ -15,46 +15,28 @@ from typing import Any, Sequence
 
 import gradio as gr
 
-from ..run_directory import RunCorruptError, RunRecord
-from ..jobs import JobSnapshot, UnknownJobError, snapshot_from_run_dir
-from ..retention import DiskRules, remove_run
-from ..status import JobStatus
-from ..transfer import ExportRefused, ImportedRun, ImportRefused, import_run, prune_exports, write_run_zip
-from .admission import RefusedError
-from .catalog import runs_table
-from .charts import Bars, Line, RowLabel, bar_rows, escape, line_chart
-from .classify import run_choices
-from .context import UiContext, Update
-from .errors import note_user_error, user_error, without_paths
-from .handlers import NOT_LOADED, next_run_counts, require_visitor, show, view_of_run
-from .identity import Visitor, address_of
+from ...jobs import UnknownJobError
+from ...retention import DiskRules, remove_run
+from ...run_directory import RunCorruptError, RunRecord
+from ...run_state import JobSnapshot, snapshot_from_run_dir
+from ...status import JobStatus
+from ...transfer import ExportRefused, ImportedRun, ImportRefused, import_run, prune_exports, write_run_zip
+from ..compare.view import NOT_LOADED, next_run_counts, require_visitor, show, view_of_run
+from ..context import UiContext, Update
+from ..kit.admission import RefusedError
+from ..kit.charts import Bars, Line, RowLabel, bar_rows, escape, head_to_tail, line_chart
+from ..kit.errors import note_user_error, user_error
+from ..kit.formatting import run_scale_text
+from ..kit.identity import Visitor, address_of
+from ..kit.names import RUN_COLOURS, short_name
+from ..listing import on_refresh_runs
 from .layout import OVERLAY_HINT
-from .names import RUN_COLOURS, short_name
-from .settings import run_scale_text
-from .views import head_to_tail
 
 MAX_OVERLAID = len(RUN_COLOURS)
 EXPORT_MAX_AGE_SECONDS = 900  # a download is fetched within seconds; Gradio serves its own copy meanwhile
 EXPORT_KEEP = 8
 NOT_YOURS = ("Only the browser that trained or uploaded a run can delete it here; runs are removed on their own "
              "once enough newer ones exist.")
-
-
-def on_refresh_runs(ctx: UiContext, select: str | None = None) -> Update:
-    """The runs table and both run pickers; `select` (a run that just finished) is preselected for classifying
-    when it has models."""
-    ui, catalog = ctx.ui, ctx.app.catalog
-    records, problems = catalog.records()
-    frame = runs_table(catalog, records)
-    ids = [record.run_id for record in records]
-    with_weights = run_choices(records)
-    default = catalog.default_run(records)
-    chosen = select if select in with_weights else (default.run_id if default else (with_weights[0] if with_weights else None))
-    message = ("**Unreadable run directories:** " + "; ".join(without_paths(problem) for problem in problems)) if problems else ""
-    return {
-        ui.runs_frame: frame, ui.run_choice: gr.Dropdown(choices=ids), ui.runs_problems: message,
-        ui.classify_run: gr.Dropdown(choices=with_weights, value=chosen),
-    }
 
 
 def one_selected(selected: Any, action: str) -> str:
@@ -103,7 +85,7 @@ def on_delete_run(ctx: UiContext, selected: Any, visitor: Visitor | None) -> Upd
         raise user_error(f"Could not delete {run_id} ({error.strerror or type(error).__name__}).", "delete") from None
     gr.Info(f"Deleted run {run_id}.")
     updates = on_refresh_runs(ctx)
-    updates[ctx.ui.run_choice] = gr.Dropdown(choices=updates[ctx.ui.run_choice].choices, value=[])
+    updates[ctx.ui.runs.run_choice] = gr.Dropdown(choices=updates[ctx.ui.runs.run_choice].choices, value=[])
     return updates
 
 
@@ -179,7 +161,7 @@ def delete_controls(ctx: UiContext, chosen: Sequence[str], visitor: Visitor | No
         except (ValueError, RunCorruptError):
             reason = "This run cannot be read."
     note = f'<div class="cc-sub">Delete is not available: {escape(reason)}</div>' if reason else ""
-    return {ui.delete_button: gr.Button(interactive=len(chosen) <= 1 and not reason), ui.delete_note: note}
+    return {ui.runs.delete_button: gr.Button(interactive=len(chosen) <= 1 and not reason), ui.runs.delete_note: note}
 
 
 def on_runs_selected(ctx: UiContext, selected: Any, visitor: Visitor | None = None) -> Update:
@@ -188,7 +170,7 @@ def on_runs_selected(ctx: UiContext, selected: Any, visitor: Visitor | None = No
     chosen = [run for run in (selected or []) if run][:MAX_OVERLAID]
     controls = delete_controls(ctx, chosen, visitor)
     if len(chosen) < 2:
-        return {ui.overlay_accuracy: OVERLAY_HINT, ui.overlay_recall: "", **controls}
+        return {ui.runs.overlay_accuracy: OVERLAY_HINT, ui.runs.overlay_recall: "", **controls}
     snapshots = []
     for letter, run_id in zip(string.ascii_uppercase, chosen):
         snapshot = snapshot_of_run(ctx, run_id)
@@ -198,8 +180,8 @@ def on_runs_selected(ctx: UiContext, selected: Any, visitor: Visitor | None = No
         f'<div><b style="color:{hue}">{letter}</b> = <code>{escape(snapshot.job_id)}</code> · {escape(run_scale_text(snapshot.config))} · '
         f"{escape(str(snapshot.status))}</div>" for (letter, snapshot), hue in zip(snapshots, RUN_COLOURS)
     )
-    return {ui.overlay_accuracy: overlay_accuracy(snapshots) + f'<div class="cc-card" style="margin-top:6px;font-size:13px">{key}</div>',
-            ui.overlay_recall: overlay_recall(snapshots), **controls}
+    return {ui.runs.overlay_accuracy: overlay_accuracy(snapshots) + f'<div class="cc-card" style="margin-top:6px;font-size:13px">{key}</div>',
+            ui.runs.overlay_recall: overlay_recall(snapshots), **controls}
 
 
 # ---------------------------------------------------------------- download and upload a run
@@ -253,7 +235,7 @@ def on_export_run(ctx: UiContext, selected: Any, request: gr.Request = None) -> 
         path = export_zip(ctx, run_id, address_of(request))
     except (ValueError, RunCorruptError, RefusedError) as error:
         raise user_error(str(error), "export") from None
-    return {ctx.ui.run_zip: gr.File(value=str(path), visible=True)}
+    return {ctx.ui.runs.run_zip: gr.File(value=str(path), visible=True)}
 
 
 def on_import_run(ctx: UiContext, upload: Any, visitor: Visitor | None, request: gr.Request = None) -> Update:
@@ -261,12 +243,12 @@ def on_import_run(ctx: UiContext, upload: Any, visitor: Visitor | None, request:
     path = upload if isinstance(upload, str) else getattr(upload, "name", None)
     if not isinstance(visitor, Visitor):
         message = note_user_error(NOT_LOADED, "import")
-        return {ctx.ui.transfer_note: f'<div class="cc-card" style="color:#b91c1c;border-color:#b91c1c">{escape(message)}</div>'}
+        return {ctx.ui.runs.transfer_note: f'<div class="cc-card" style="color:#b91c1c;border-color:#b91c1c">{escape(message)}</div>'}
     try:
         imported = import_zip(ctx, path, address_of(request), visitor.id)
     except (ValueError, RefusedError) as error:  # ImportRefused names the reason
         message = note_user_error(str(error), "import")
-        return {ctx.ui.transfer_note: f'<div class="cc-card" style="color:#b91c1c;border-color:#b91c1c">{escape(message)}</div>'}
+        return {ctx.ui.runs.transfer_note: f'<div class="cc-card" style="color:#b91c1c;border-color:#b91c1c">{escape(message)}</div>'}
     except OSError as error:
         raise user_error(f"import: could not write the run here ({error.strerror or type(error).__name__})", "import") from None
     renamed = f" (its id {imported.original_run_id} was taken here)" if imported.renamed else ""
@@ -274,9 +256,11 @@ def on_import_run(ctx: UiContext, upload: Any, visitor: Visitor | None, request:
         renamed += (f"; to stay within this app's limits on runs kept, {len(imported.removed)} older "
                     f"run{'s were' if len(imported.removed) > 1 else ' was'} removed")
     updates = on_refresh_runs(ctx, select=imported.run_id)
-    updates[ctx.ui.run_choice] = gr.Dropdown(choices=updates[ctx.ui.run_choice].choices, value=[imported.run_id],
+    updates[ctx.ui.runs.run_choice] = gr.Dropdown(choices=updates[ctx.ui.runs.run_choice].choices, value=[imported.run_id],
                                            allow_custom_value=True)
-    updates[ctx.ui.transfer_note] = (f'<div class="cc-card">Imported run <code>{escape(imported.run_id)}</code>{escape(renamed)}, '
+    updates[ctx.ui.runs.transfer_note] = (f'<div class="cc-card">Imported run <code>{escape(imported.run_id)}</code>{escape(renamed)}, '
                                      f"status {escape(imported.status)}. It is selected above: open it in the compare view, "
                                      "or classify with it.</div>")
     return updates
+
+

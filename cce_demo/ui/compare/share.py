@@ -14,15 +14,15 @@ from typing import Any, Mapping
 
 import gradio as gr
 
-from ..budget import describe_duration
-from ..links import QuerySettings, UnlinkableConfig, link_for, query_for_config, query_for_run, settings_from_query
-from .charts import escape
-from .context import UiContext, Update
-from .errors import user_error
-from .evidence import preset_note
-from .names import display_name
+from ...budget import describe_duration
+from ...links import QuerySettings, UnlinkableConfig, link_for, query_for_config, query_for_run, settings_from_query
+from ..context import UiContext, Update
+from ..kit.charts import escape
+from ..kit.errors import user_error
+from ..kit.evidence import preset_note
+from ..kit.names import display_name
+from ..kit.state import ViewRef
 from .settings import config_from_form
-from .state import ViewRef
 
 # The browser's own address replaces the link box's value before the handler runs; the handler answers the
 # full link, which the second function copies (the clipboard API needs a secure context: https or localhost;
@@ -85,9 +85,9 @@ def form_updates(ctx: UiContext, settings: QuerySettings) -> Update:
         return {}
     ui = ctx.ui
     values = form_values(settings)
-    updates: Update = {getattr(ui, name): value for name, value in values.items()}
-    updates[ui.preset_note] = preset_note(values["preset"])
-    updates[ui.estimate] = estimate_html(ctx, settings.config)
+    updates: Update = {getattr(ui.compare, name): value for name, value in values.items()}
+    updates[ui.compare.preset_note] = preset_note(values["preset"])
+    updates[ui.compare.estimate] = estimate_html(ctx, settings.config)
     return updates
 
 
@@ -120,9 +120,9 @@ def on_estimate(ctx: UiContext, *form: Any) -> Update:
     try:
         config = config_from_form(*form)
     except (ValueError, TypeError) as error:
-        return {ctx.ui.estimate: f'<span class="cc-sub">Estimated time: unknown until the settings are valid '
+        return {ctx.ui.compare.estimate: f'<span class="cc-sub">Estimated time: unknown until the settings are valid '
                                  f"({escape(str(error)[:200])})</span>"}
-    return {ctx.ui.estimate: estimate_html(ctx, config)}
+    return {ctx.ui.compare.estimate: estimate_html(ctx, config)}
 
 
 # ---------------------------------------------------------------- Copy link
@@ -137,11 +137,11 @@ def on_link_settings(ctx: UiContext, page_url: Any, *form: Any) -> Update:
         raise user_error(str(error), "link") from None
     except (ValueError, TypeError) as error:
         raise user_error(f"No link for settings that are not valid: {error}", "link") from None
-    return {ctx.ui.share_link: link_for(str(page_url or ""), query)}
+    return {ctx.ui.compare.share_link: link_for(str(page_url or ""), query)}
 
 
 def on_link_run(ctx: UiContext, page_url: Any, view: ViewRef | None) -> Update:
     """The link that opens the run on screen."""
     if view is None:
         raise user_error("There is no run on screen to link to.", "link")
-    return {ctx.ui.share_link: link_for(str(page_url or ""), query_for_run(view.id))}
+    return {ctx.ui.compare.share_link: link_for(str(page_url or ""), query_for_run(view.id))}

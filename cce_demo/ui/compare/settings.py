@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from ..config import TrainConfig, parse_seed_text, preset
-from ..datasets import dataset_spec
-from .names import loss_from_display
+from ...config import TrainConfig, parse_seed_text, preset
+from ...datasets import dataset_spec
+from ..kit.names import loss_from_display
 
 
 def parse_seeds(value: Any) -> Any:
@@ -65,16 +65,3 @@ def class_names_for(dataset: str, num_classes: int) -> tuple[str, ...]:
     return dataset_spec(dataset).class_names or tuple(f"class {index}" for index in range(num_classes))
 
 
-MODEL_LABELS = {
-    "resnet8": "ResNet-8", "resnet20": "ResNet-20", "resnet32": "ResNet-32",
-    "convnet-s": "ConvNet-S", "convnet-m": "ConvNet-M", "convnet-l": "ConvNet-L",
-}
-
-
-def run_scale_text(config: TrainConfig) -> str:
-    """A run's scale in a few words: "CIFAR-10-LT, ratio 100 · ResNet-8 · 25 epochs · seed 0"."""
-    dataset = dataset_spec(config.dataset).label
-    profile = "" if config.profile == "exp" else f" ({config.profile} profile)"
-    seeds = f"seed {config.seeds[0]}" if len(config.seeds) == 1 else f"{len(config.seeds)} seeds ({', '.join(map(str, config.seeds))})"
-    return (f"{dataset}, ratio {config.imbalance_ratio:g}{profile} · {MODEL_LABELS.get(config.model, config.model)} · "
-            f"{config.epochs} epoch{'s' if config.epochs != 1 else ''} · {seeds}")

@@ -10,24 +10,20 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ..budget import COUNTDOWN_STEP_SECONDS, describe_duration
-from ..config import TrainConfig
-from ..datasets import dataset_spec
-from ..jobs import JobSnapshot
-from ..metrics import GROUP_NAMES, class_groups, summarise_differences
-from ..status import PARTIAL, JobStatus
-from .charts import Bars, Diffs, Line, RowLabel, Separator, bar_rows, escape, finite, line_chart, progress_bar
-from .errors import without_paths
-from .names import colour, display_name, short_name
+from ...config import TrainConfig
+from ...datasets import dataset_spec
+from ...metrics import GROUP_NAMES, class_groups, summarise_differences
+from ...run_state import JobSnapshot
+from ...status import PARTIAL, JobStatus
+from ..kit.charts import (
+    DEFAULT_SMOOTHING, Bars, Diffs, Line, RowLabel, Separator, bar_rows, escape, finite, head_to_tail, line_chart, progress_bar,
+)
+from ..kit.errors import without_paths
+from ..kit.formatting import countdown_text, number_cell, percent_cell
+from ..kit.names import colour, display_name, short_name
 
-DEFAULT_SMOOTHING = 0.8
 NEXT_RUN_COLOUR = "#f59e0b"
 SHOWN_RUN_COLOUR = "#64748b"
-
-
-def countdown_text(seconds: float | None) -> str:
-    """A countdown in words ("1 min 15 s"), "" when unknown."""
-    return describe_duration(seconds, COUNTDOWN_STEP_SECONDS)
 
 
 def status_of(snapshot: JobSnapshot) -> JobStatus:
@@ -221,11 +217,6 @@ def epoch_chart(snapshot: JobSnapshot | None, metric: str, title: str, as_percen
 # ---------------------------------------------------------------- per-class recall and differences
 
 
-def head_to_tail(counts: Sequence[int]) -> list[int]:
-    """Class indices from the most to the fewest training images (ties keep their index order)."""
-    return sorted(range(len(counts)), key=lambda index: -counts[index])
-
-
 def group_of(class_counts: Sequence[int]) -> dict[int, str]:
     if len(class_counts) < 3:
         return {}
@@ -342,17 +333,6 @@ def counts_chart(next_run: CountsSeries | None, shown_run: CountsSeries | None) 
 
 
 # ---------------------------------------------------------------- table and matrices
-
-
-def percent_cell(value: Any) -> str:
-    """A fraction as a table cell in %: "n/a" for None, NaN, ±inf or anything else (a diverged run)."""
-    number = finite(value)
-    return "n/a" if number is None else f"{100 * number:.1f}"
-
-
-def number_cell(value: Any, digits: int = 3) -> str:
-    number = finite(value)
-    return "n/a" if number is None else f"{number:.{digits}f}"
 
 
 GROUP_COLUMNS = ["loss", "accuracy %", "balanced accuracy %", "head %", "medium %", "tail %", "test complement entropy"]

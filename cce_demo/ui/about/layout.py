@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..claims import about_summary, shipped_grids
-from ..provenance import DATA_COPY_ENV, JPEG_COPY
+import gradio as gr
+
+from ...claims import about_summary, shipped_grids
+from ...provenance import DATA_COPY_ENV, JPEG_COPY
 
 ABOUT_TEXT = """
 ## What is Complement Cross Entropy?
@@ -93,3 +95,16 @@ def about_markdown(results_root: Path | None = None) -> str:
 
 
 ABOUT = about_markdown()
+
+
+SAVE_PNG_HINT = """### Saving a chart as PNG
+The charts are drawn as HTML, so they have no download menu of their own. To save one as a picture, use your
+browser's screenshot tool: in Chrome or Edge, right-click the chart → *Inspect*, then right-click the highlighted
+element → *Capture node screenshot*; in Firefox, right-click → *Take Screenshot* and click the chart. The numbers
+behind the charts come with every run you download (Runs tab → *Download run*): `curves.csv` (training loss per
+step) and `recall.csv` (per-class recall of each model), ready for a spreadsheet or your own plots."""
+
+
+def build() -> None:
+    """Create the tab's only component inside the current `gr.Tab`; it has no events."""
+    gr.Markdown(ABOUT + "\n" + SAVE_PNG_HINT)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import PRESETS, TrainConfig
-from ..metrics import t_critical_95
-from ..reproduce import read_results
+from ...config import PRESETS, TrainConfig
+from ...grid_tables import read_results
+from ...metrics import t_critical_95
+from .formatting import points
 
 REPOSITORY_RESULTS = Path(__file__).resolve().parent.parent.parent / "results"
 
@@ -161,14 +162,6 @@ def shipped_spread(config: TrainConfig, root: Path | None = None) -> GridSpread 
             differences = {loss: entry["balanced_accuracy"] for loss, entry in table["versus_baseline"].items()}
             return GridSpread(name, len(table["seeds"]), baseline, spread[0], spread[1], differences)
     return None
-
-
-def points(value: float) -> str:
-    """A difference in percentage points, with a real minus sign: "−1.6", "+0.3", "0.0"."""
-    text = f"{value:+.1f}"
-    if text in ("+0.0", "-0.0"):
-        return "0.0"
-    return text.replace("-", "−")
 
 
 # Post-hoc prior correction (logits − log prior, τ = 1) of the shipped run's models on the whole CIFAR-10 test

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..metrics import Direction, direction_of
-from ..provenance import data_copy_text
-from ..reproduce import (
+from ...grid_tables import (
     CLIPPED_MARK, HOLM_MARK, REPLAY_CONDITIONS, interval_text, multiplicity_note, read_results,
     reproduce_command, seeds_note,
 )
-from .charts import Bars, Diffs, RowLabel, bar_rows, escape
-from .names import colour, display_name, short_name
+from ...metrics import Direction, direction_of
+from ...provenance import data_copy_text
+from ..kit.charts import Bars, Diffs, RowLabel, bar_rows, escape
+from ..kit.names import colour, display_name, short_name
 
 RESULTS_FILE = "results.json"
 
@@ -206,3 +206,20 @@ def results_html(sets: Sequence[ResultSet], problems: Sequence[str] = ()) -> str
     notes = "".join(f'<div class="cc-sub">Unreadable: {escape(problem)}</div>' for problem in problems)
     return intro + body + notes
 
+
+def results_tab_html(results_dir: Path | None) -> str:
+    """The Results tab, built once at start-up: a grid file that cannot be drawn (a missing key, a wrong type)
+    is listed as unreadable instead of stopping the app."""
+    sets, problems = load_result_sets(results_dir)
+    drawable = []
+    for result in sets:
+        try:
+            result_set_html(result)
+        except Exception as error:  # noqa: BLE001 - any malformed grid: listed, never fatal
+            problems.append(f"{result.name}: cannot be drawn ({type(error).__name__}: {str(error)[:200]})")
+            continue
+        drawable.append(result)
+    html = results_html(drawable, problems)
+    if not drawable and problems:  # results_html lists problems only beside a drawable grid
+        html += "".join(f'<div class="cc-sub">Unreadable: {escape(problem)}</div>' for problem in problems)
+    return html

@@ -14,26 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..jobs import JobSnapshot
-from ..metrics import Direction, direction_of, format_p_value, summarise_differences
-from ..provenance import data_copy_text
-from ..status import JobStatus
-from .charts import escape
-from .evidence import points, preset_of, shipped_spread
-from .names import colour, display_name
-from .settings import MODEL_LABELS, run_scale_text
-from .views import completion, countdown_text, status_of
-
-VERDICT_STYLE = """<style>
-#verdict .cc-vh{display:flex;flex-wrap:wrap;gap:4px 10px;align-items:baseline;margin-bottom:6px}
-#verdict .cc-vh b.who{font-size:15px}
-#verdict .cc-chip{font-size:12px;padding:1px 8px;border-radius:10px;background:var(--border-color-primary)}
-#verdict .cc-vi{border-left:4px solid;padding:4px 0 4px 12px;margin:8px 0}
-#verdict .cc-vn{font-size:20px;font-weight:700;line-height:1.25}
-#verdict .cc-vn small{font-size:13px;font-weight:400;color:var(--body-text-color-subdued)}
-#verdict .cc-vs{margin:4px 0 0}
-#verdict .cc-vx{margin:4px 0 0;font-size:12.5px;color:var(--body-text-color-subdued)}
-</style>"""
+from ...metrics import Direction, direction_of, format_p_value, summarise_differences
+from ...provenance import data_copy_text
+from ...run_state import JobSnapshot
+from ...status import JobStatus
+from ..kit.charts import escape
+from ..kit.evidence import preset_of, shipped_spread
+from ..kit.formatting import MODEL_LABELS, countdown_text, points, run_scale_text
+from ..kit.names import colour, display_name
+from ..kit.theme import VERDICT_STYLE
+from .views import completion, status_of
 
 
 @dataclass(frozen=True)

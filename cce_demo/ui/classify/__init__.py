@@ -1,0 +1,1 @@
+"""The Classify tab: its layout, its handler and its events."""

@@ -1,0 +1,226 @@
+"""Handlers of the Train & compare tab and of the page's lifecycle (load, the 1 s timer).
+
+Each handler is `def on_x(ctx: UiContext, *inputs) -> Update`: it returns a dict keyed by the components it
+changes (components left out keep what they show). Expected user errors are raised as `user_error(...)`.
+
+The UI <-> worker contract (docs/design.md, "UI and worker"): handlers never train; they submit configs to
+the `JobManager`, read immutable `JobSnapshot`s and cancel. Who is asking is the `Visitor` the server issued
+on page load and holds in a `gr.State` (identity.py), never anything the browser sends. A visitor owns at
+most one queued or running job (`JobOwners`), so Start cannot make a second one and Stop always reaches it;
+the manager also caps jobs per address (`identity.address_key`), which a visitor cannot multiply.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import gradio as gr
+
+from ...config import PRESETS, TrainConfig, preset
+from ...jobs import UnknownJobError
+from ...run_directory import RunCorruptError
+from ...status import JobStatus
+from ..context import UiContext, Update
+from ..kit.errors import user_error
+from ..kit.evidence import preset_note
+from ..kit.identity import Visitor, address_key
+from ..kit.names import display_name
+from ..kit.state import BrowserMemory, Drawn, ViewRef
+from ..listing import on_refresh_runs
+from . import share
+from .settings import config_from_form
+from .view import (
+    REPEAT_SEEDS, TITLE_OTHER, TITLE_YOURS, cannot_draw, control_updates, controls_for, is_active, next_run_counts,
+    render, repeat_update, require_visitor, safely, show, shown_run_counts, snapshot_for, view_of_run,
+)
+from .views import counts_chart, loss_chart, status_html
+
+
+
+# ---------------------------------------------------------------- reading state
+
+
+# ---------------------------------------------------------------- the "Repeat with 3 seeds" estimate
+
+
+# ---------------------------------------------------------------- drawing a view
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def linked_run(ctx: UiContext, run_id: str | None, visitor: Visitor) -> tuple[ViewRef | None, str | None]:
+    """The run a link asks to open (`?run=<id>`), or why it cannot be opened."""
+    if run_id is None:
+        return None, None
+    try:
+        ctx.app.catalog.find(run_id)
+    except (ValueError, RunCorruptError):
+        return None, f"run={run_id!r}: no such run here"
+    return view_of_run(ctx, run_id, visitor), None
+
+
+def on_load(ctx: UiContext, memory_json: Any, visitor: Visitor | None, smoothing: float, preset_name: str, dataset: str,
+            profile: str, ratio: Any, request: gr.Request = None) -> Update:
+    """Recognise the visitor by its signed token (or issue a new one) and hold it in the session, re-attach it to
+    its job after a reload, else show its last run, else a job that is running (a second browser watches
+    instead of starting another by accident), else the default run. A link's query (share.py) fills the form
+    and may open a run; it never starts a job."""
+    memory = BrowserMemory.from_json(memory_json)
+    if not isinstance(visitor, Visitor):
+        visitor, _ = ctx.app.signer.recognise(memory.token)
+    manager, owners = ctx.app.manager, ctx.app.owners
+    query = share.query_of(request)
+    view = None
+    own = owners.job_of(visitor.id)
+    if own and snapshot_for(ctx, ViewRef("job", own, TITLE_YOURS)) is not None:
+        view = ViewRef("job", own, TITLE_YOURS)
+    elif memory.job_id and snapshot_for(ctx, view_of_run(ctx, memory.job_id, visitor)) is not None:
+        view = view_of_run(ctx, memory.job_id, visitor)  # its last run, read only: a job id proves nothing
+    linked, run_problem = linked_run(ctx, query.run_id, visitor)
+    if linked is not None:
+        view = linked
+    if view is None:
+        active = manager.active_jobs()
+        if active:
+            view = ViewRef("job", active[0].job_id, TITLE_OTHER)
+    if view is None:
+        record = ctx.app.catalog.default_run()
+        if record is not None:
+            view = view_of_run(ctx, record.run_id, visitor)
+    if query.has_settings:
+        config = query.config
+        counts = next_run_counts(query.preset or "quick", config.dataset, config.profile, config.imbalance_ratio)
+    else:
+        counts = next_run_counts(preset_name, dataset, profile, ratio)
+    updates = show(ctx, view, visitor, smoothing, counts, remembered_job=memory.job_id)
+    updates.update(share.form_updates(ctx, query))
+    if ctx.ui.compare.estimate not in updates:
+        try:
+            updates[ctx.ui.compare.estimate] = share.estimate_html(ctx, preset(preset_name, dataset=dataset, profile=profile,
+                                                                         imbalance_ratio=float(ratio)))
+        except (TypeError, ValueError):
+            pass
+    updates[ctx.ui.compare.link_note] = share.link_note_html(query, run_problem, linked.id if linked else None)
+    return updates
+
+
+def submit(ctx: UiContext, config: TrainConfig, client_id: str) -> str:
+    """Queue a job, telling the manager whose it is when it takes a client id."""
+    manager = ctx.app.manager
+    if "client_id" in inspect.signature(manager.submit).parameters:
+        return manager.submit(config, client_id=client_id)
+    return manager.submit(config)
+
+
+def start_job(ctx: UiContext, visitor: Visitor, config: TrainConfig, smoothing: float, next_counts: Any,
+              request: gr.Request | None) -> Update:
+    """Queue `config` for this visitor, or point at the job it already has. The manager counts it against the
+    caller's address (its per-visitor cap), the ownership table against the visitor."""
+    client = address_key(request)
+    try:
+        job_id, started = ctx.app.owners.start(visitor.id, lambda: submit(ctx, config, client),
+                                               lambda job: is_active(ctx, job))
+    except (ValueError, RuntimeError) as error:  # invalid settings, a full queue, a budget refusal
+        raise user_error(str(error), "start") from None
+    snapshot = ctx.app.manager.snapshot(job_id)
+    if not started:
+        gr.Info("Your run is still training; stop it before starting another. The page shows it again.")
+    elif snapshot.queue_position and any(other.status == JobStatus.RUNNING for other in ctx.app.manager.active_jobs()):
+        gr.Info(f"Another job is training; yours waits its turn (position {snapshot.queue_position}).")
+    return show(ctx, ViewRef("job", job_id, TITLE_YOURS), visitor, smoothing, next_counts)
+
+
+def on_start(ctx: UiContext, visitor: Visitor | None, smoothing: float, *form: Any, request: gr.Request = None) -> Update:
+    visitor = require_visitor(visitor, "start")
+    try:
+        config = config_from_form(*form)
+    except ValueError as error:
+        raise user_error(str(error), "start") from None
+    return start_job(ctx, visitor, config, smoothing, next_run_counts(*form[:4]), request)
+
+
+def on_repeat(ctx: UiContext, visitor: Visitor | None, view: ViewRef | None, smoothing: float, *counts_form: Any,
+              request: gr.Request = None) -> Update:
+    """Queue the shown run's settings again with seeds 0, 1, 2."""
+    visitor = require_visitor(visitor, "repeat")
+    snapshot = snapshot_for(ctx, view)
+    if snapshot is None:
+        raise user_error("There is no run shown to repeat.", "repeat")
+    return start_job(ctx, visitor, snapshot.config.replace(seeds=REPEAT_SEEDS), smoothing, next_run_counts(*counts_form),
+                     request)
+
+
+def on_stop(ctx: UiContext, visitor: Visitor | None, view: ViewRef | None) -> Update:
+    """Stop this visitor's queued or running job (whatever the page shows); nobody else's."""
+    visitor = require_visitor(visitor, "stop")
+    own = controls_for(ctx, visitor).own_active_job
+    if own is None:
+        raise user_error("This browser has no queued or running job to stop.", "stop")
+    try:
+        ctx.app.manager.cancel(own)
+        snapshot = ctx.app.manager.snapshot(own)
+    except UnknownJobError as error:
+        raise user_error(str(error), "stop") from None
+    updates: Update = {ctx.ui.compare.stop: gr.Button(value="Stopping…", interactive=False)}
+    if view is not None and view.id == own:
+        updates[ctx.ui.compare.status] = safely(snapshot, "status", cannot_draw("status line"), status_html, snapshot, view.title)
+    return updates
+
+
+def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: Visitor | None, smoothing: float) -> Update:
+    """Every second: redraw what changed in a live job; keep the buttons in step with this visitor's job."""
+    if drawn is None or not isinstance(visitor, Visitor):
+        return {}  # the page has not finished loading
+    updates: Update = {}
+    controls = controls_for(ctx, visitor)
+    if controls != drawn.controls:
+        updates.update(control_updates(ctx, controls))
+        drawn = Drawn(drawn.version, drawn.epochs, drawn.finished, controls, drawn.status)
+        updates[ctx.ui.drawn] = drawn
+    if view is None or view.kind != "job" or drawn.finished:
+        if updates and view is not None:  # the buttons changed: the repeat button follows Start
+            snapshot = snapshot_for(ctx, view)
+            updates[ctx.ui.compare.repeat] = safely(snapshot, "repeat button", gr.Button(visible=False), repeat_update, ctx, snapshot, controls)
+        return updates
+    try:
+        snapshot = ctx.app.manager.snapshot(view.id)
+    except UnknownJobError:
+        return updates
+    if snapshot.version == drawn.version:
+        if snapshot.status == JobStatus.RUNNING:  # unchanged: only the status line (its ETA)
+            updates[ctx.ui.compare.status] = safely(snapshot, "status", cannot_draw("status line"), status_html, snapshot, view.title)
+        return updates
+    epoch_views = len(snapshot.epochs) != drawn.epochs or snapshot.is_finished or str(snapshot.status) != drawn.status
+    updates.update(render(ctx, view, snapshot, controls, smoothing=smoothing, epoch_views=epoch_views))
+    updates[ctx.ui.drawn] = Drawn(snapshot.version, len(snapshot.epochs), snapshot.is_finished, controls, str(snapshot.status))
+    if snapshot.is_finished:
+        updates.update(on_refresh_runs(ctx, select=view.id))  # the runs list gains the finished run
+    return updates
+
+
+def on_preset(ctx: UiContext, preset_name: str, view: ViewRef | None) -> Update:
+    """Fill the advanced settings from a preset."""
+    ui = ctx.ui
+    config = PRESETS[preset_name]
+    return {
+        ui.compare.preset_note: preset_note(preset_name), ui.compare.dataset: config.dataset, ui.compare.profile: config.profile,
+        ui.compare.ratio: config.imbalance_ratio, ui.compare.losses: [display_name(loss) for loss in config.losses], ui.compare.gamma: config.gamma,
+        ui.compare.model: config.model, ui.compare.epochs: config.epochs, ui.compare.batch_size: config.batch_size,
+        ui.compare.learning_rate: config.learning_rate, ui.compare.seeds: ",".join(map(str, config.seeds)), ui.compare.device: config.device,
+        ui.compare.counts_chart: counts_chart(next_run_counts(preset_name, config.dataset, config.profile, config.imbalance_ratio),
+                                      shown_run_counts(snapshot_for(ctx, view))),
+    }
+
+
+def on_settings(ctx: UiContext, view: ViewRef | None, preset_name: str, dataset: str, profile: str, ratio: Any) -> Update:
+    """The class-count chart follows the settings (a half-typed ratio keeps the last chart)."""
+    counts = next_run_counts(preset_name, dataset, profile, ratio)
+    if counts is None:
+        return {}
+    return {ctx.ui.compare.counts_chart: counts_chart(counts, shown_run_counts(snapshot_for(ctx, view)))}
+
+
+def on_smoothing(ctx: UiContext, view: ViewRef | None, smoothing: float) -> Update:
+    snapshot = snapshot_for(ctx, view)
+    return {ctx.ui.compare.loss_chart: safely(snapshot, "loss chart", cannot_draw("training-loss chart"), loss_chart, snapshot, smoothing)}

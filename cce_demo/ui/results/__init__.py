@@ -1,0 +1,1 @@
+"""The Results tab: the shipped result grids, drawn once at start-up."""

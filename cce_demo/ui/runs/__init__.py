@@ -1,0 +1,1 @@
+"""The Runs tab: its layout, its handlers (open, delete, overlay, download, upload) and their events."""

@@ -1,0 +1,21 @@
+"""Which input feeds which handler of the Runs tab, and what each may update."""
+from __future__ import annotations
+
+from ..context import PRIVATE, QUIET, UiContext, bind
+from ..listing import on_refresh_runs
+from . import handlers
+
+
+def connect(ctx: UiContext) -> None:
+    ui, tab = ctx.ui, ctx.ui.runs
+    counts_form = [ui.compare.preset, ui.compare.dataset, ui.compare.profile, ui.compare.ratio]
+    tab.refresh_button.click(bind(ctx, on_refresh_runs), None, ui.runs_outputs, **QUIET)
+    tab.open_button.click(bind(ctx, handlers.on_open_run), [tab.run_choice, ui.visitor, ui.compare.smoothing, *counts_form],
+                          [*ui.view_switch, ui.tabs], **QUIET)
+    tab.delete_button.click(bind(ctx, handlers.on_delete_run), [tab.run_choice, ui.visitor], ui.runs_outputs, **QUIET)
+    tab.download_button.click(bind(ctx, handlers.on_export_run), tab.run_choice, tab.run_zip, concurrency_limit=2,
+                              concurrency_id="transfer", **QUIET)
+    tab.upload_button.upload(bind(ctx, handlers.on_import_run), [tab.upload_button, ui.visitor],
+                             [*ui.runs_outputs, tab.transfer_note], concurrency_limit=2, concurrency_id="transfer", **PRIVATE)
+    tab.run_choice.change(bind(ctx, handlers.on_runs_selected), [tab.run_choice, ui.visitor],
+                          [tab.overlay_accuracy, tab.overlay_recall, tab.delete_button, tab.delete_note], **QUIET)

@@ -1,0 +1,53 @@
+"""The Runs tab's components: the runs on disk, open / delete / download / upload, and the overlays of the
+selected runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+OVERLAY_HINT = '<div class="cc-sub">Select two or more runs above to overlay their curves and per-class recall.</div>'
+
+
+@dataclass(frozen=True)
+class RunsLayout:
+    runs_frame: gr.Dataframe
+    runs_problems: gr.Markdown
+    run_choice: gr.Dropdown
+    open_button: gr.Button
+    delete_button: gr.Button
+    refresh_button: gr.Button
+    delete_note: gr.HTML  # why Delete is not available for the selected run
+    download_button: gr.Button
+    upload_button: gr.UploadButton
+    run_zip: gr.File  # the exported zip, with its download link
+    transfer_note: gr.HTML
+    overlay_accuracy: gr.HTML
+    overlay_recall: gr.HTML
+
+
+def build(storage_note: str = "") -> RunsLayout:
+    """Create the tab's components inside the current `gr.Tab`. `storage_note` says where runs are kept and
+    whether they survive a restart."""
+    if storage_note:
+        gr.Markdown(storage_note, elem_id="storage-note")
+    runs_frame = gr.Dataframe(label="Runs on disk", interactive=False, wrap=True, elem_id="runs-table")
+    runs_problems = gr.Markdown()
+    run_choice = gr.Dropdown([], multiselect=True, allow_custom_value=True, elem_id="run-choice",
+                             label="Runs: select one to open or delete, two or more to overlay them below")
+    with gr.Row():
+        open_button = gr.Button("Open in compare view", elem_id="open-run")
+        delete_button = gr.Button("Delete run", variant="stop", elem_id="delete-run")
+        refresh_button = gr.Button("Refresh", elem_id="refresh-runs")
+    delete_note = gr.HTML(elem_id="delete-note")
+    with gr.Row():
+        download_button = gr.Button("Download run (.zip)", elem_id="download-run")
+        upload_button = gr.UploadButton("Upload run (.zip)", file_types=[".zip"], file_count="single",
+                                        type="filepath", elem_id="upload-run")
+    run_zip = gr.File(label="Run zip: run.json, events.jsonl, weights, curves.csv, recall.csv", visible=False,
+                      interactive=False, elem_id="run-zip")
+    transfer_note = gr.HTML(elem_id="transfer-note")
+    overlay_accuracy = gr.HTML(OVERLAY_HINT, elem_id="overlay-accuracy")
+    overlay_recall = gr.HTML(elem_id="overlay-recall")
+    return RunsLayout(runs_frame, runs_problems, run_choice, open_button, delete_button, refresh_button, delete_note,
+                      download_button, upload_button, run_zip, transfer_note, overlay_accuracy, overlay_recall)
