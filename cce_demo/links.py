@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from .config import DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESET_ALIASES, PRESETS, PROFILES, TrainConfig
+from .config import LOSS_NAMES, PRESET_ALIASES, PRESETS, TrainConfig
+from .fields import FORM_FIELDS, Field
 from .run_directory import RUN_ID_PATTERN
 
 DEFAULT_PRESET = "quick"  # the form's own default
@@ -70,19 +71,18 @@ def _seeds(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in parts)
 
 
-# Query key -> (TrainConfig field, parser), in the order the form shows them; a link's query follows it.
+
+
+def _parser(field: Field) -> Callable[[str], Any]:
+    if field.kind in ("dropdown", "radio"):
+        return _choice(field.choices)
+    return {"number": _number, "whole": _whole, "losses": _losses, "seeds": _seeds}[field.kind]
+
+
+# Query key -> (TrainConfig field, parser): every setting of the form (fields.py), in its order; a link's query
+# follows it.
 SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "dataset": ("dataset", _choice(DATASETS)),
-    "profile": ("profile", _choice(PROFILES)),
-    "ratio": ("imbalance_ratio", _number),
-    "losses": ("losses", _losses),
-    "gamma": ("gamma", _number),
-    "model": ("model", _choice(MODEL_NAMES)),
-    "epochs": ("epochs", _whole),
-    "batch": ("batch_size", _whole),
-    "lr": ("learning_rate", _number),
-    "seeds": ("seeds", _seeds),
-    "device": ("device", _choice(DEVICES)),
+    field.query_key: (field.config_field, _parser(field)) for field in FORM_FIELDS
 }
 LINKED_FIELDS = tuple(field for field, _ in SETTINGS.values())
 KNOWN_KEYS = ("preset", *SETTINGS, "run")

@@ -24,16 +24,16 @@ from typing import Any, Sequence
 import torch
 
 from . import data
-from .config import (
-    DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESET_ALIASES, PRESETS, PROFILES, SCHEDULES, TrainConfig,
-    parse_seed_text, preset,
-)
+from .config import PRESET_ALIASES, PRESETS, TrainConfig, parse_seed_text, preset
 from .engine import Event, train_paired
+from .fields import FIELDS, add_flags, flag_values
 from .grid_tables import REPLAY_CONDITIONS, RESULTS_FORMAT_VERSION, aggregate, markdown_report
 from .provenance import combined_data, environment
 from .run_directory import RunCorruptError, RunWriter, read_run, write_atomic, write_json_atomic
 from .status import JobStatus
 
+# The settings a grid varies (one cell per combination); its losses train together in each cell.
+GRID_AXES = ("dataset", "profile", "imbalance_ratio")
 GRIDS_DIR = Path(__file__).resolve().parent.parent / "grids"
 CELL_FILE = "cell.json"  # beside run.json: the cell's wall time and where it ran, written when it finished
 RESULTS_JSON = "results.json"
@@ -307,22 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grid", help="a named grid (grids/<name>.toml) or a TOML/JSON grid file; flags override it")
     parser.add_argument("--name", help="the grid's name (default: the grid file's, or 'custom')")
     parser.add_argument("--preset", choices=[*PRESETS, *PRESET_ALIASES])
-    parser.add_argument("--dataset", help=f"comma-separated, from {', '.join(DATASETS)}")
-    parser.add_argument("--profile", help=f"comma-separated, from {', '.join(PROFILES)}")
-    parser.add_argument("--imbalance-ratio", help="comma-separated ratios (>= 1)")
-    parser.add_argument("--losses", help=f"comma-separated, from {', '.join(LOSS_NAMES)}")
-    parser.add_argument("--seeds", help="comma-separated training seeds (e.g. 0,1,2)")
+    # One flag per setting (fields.py); the grid's axes take several comma-separated values.
+    add_flags(parser, lists=GRID_AXES)
     parser.add_argument("--seed", type=int, help="one training seed")
-    parser.add_argument("--max-per-class", type=int)
-    parser.add_argument("--model", choices=MODEL_NAMES)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--schedule", choices=SCHEDULES)
-    parser.add_argument("--gamma", type=float)
-    parser.add_argument("--epoch-eval-images", type=int, help="test images scored after each epoch but the last")
-    parser.add_argument("--device", choices=DEVICES)
     parser.add_argument("--data-dir", help="folder with CIFAR (npz or torchvision); default: $CCE_DATA_DIR or ./data")
     parser.add_argument("--no-download", action="store_true")
     parser.add_argument("--output-dir", help="default: results/<grid name>")
@@ -359,12 +346,8 @@ def grid_from_args(arguments: argparse.Namespace) -> Grid:
     if arguments.seed is not None:
         base["seeds"] = [arguments.seed]
     overrides = dict(base.get("overrides", {}))
-    for flag, field_name in (("max_per_class", "max_per_class"), ("model", "model"), ("epochs", "epochs"),
-                             ("batch_size", "batch_size"), ("learning_rate", "learning_rate"),
-                             ("weight_decay", "weight_decay"), ("schedule", "schedule"), ("gamma", "gamma"),
-                             ("epoch_eval_images", "epoch_eval_images"), ("device", "device")):
-        if getattr(arguments, flag) is not None:
-            overrides[field_name] = getattr(arguments, flag)
+    # Every other setting is the same for all cells.
+    overrides.update(flag_values(arguments, [field for field in FIELDS if field.config_field not in (*GRID_AXES, "losses", "seeds")]))
     base["overrides"] = overrides
     return Grid(**base)
 

@@ -15,11 +15,9 @@ import torch
 from tqdm import tqdm
 
 from . import data
-from .config import (
-    DATASETS, DEVICES, LOSS_NAMES, MODEL_NAMES, PRESET_ALIASES, PRESETS, PROFILES, SCHEDULES, TrainConfig,
-    parse_seed_text, preset,
-)
+from .config import PRESET_ALIASES, PRESETS, TrainConfig, preset
 from .engine import Event, RunResult, train_paired
+from .fields import add_flags, flag_values
 from .metrics import GROUP_NAMES, format_p_value, format_percent
 from .run_directory import RunWriter
 from .status import JobStatus
@@ -36,21 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset", choices=[*PRESETS, *PRESET_ALIASES], default="quick",
         help="starting point; flags below override it (default: quick; 'paper' is the old name of ldam-drw)",
     )
-    parser.add_argument("--dataset", choices=DATASETS)
-    parser.add_argument("--profile", choices=PROFILES, help="long-tail profile")
-    parser.add_argument("--imbalance-ratio", type=float, help="largest class count / smallest (>= 1)")
-    parser.add_argument("--max-per-class", type=int, help="cap on the largest class before the tail is cut")
-    parser.add_argument("--losses", help=f"comma-separated, from {', '.join(LOSS_NAMES)} (default: ce,cce)")
-    parser.add_argument("--model", choices=MODEL_NAMES)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--schedule", choices=SCHEDULES)
-    parser.add_argument("--gamma", type=float, help="paper-form CCE weight (default -1)")
+    add_flags(parser)  # one flag per setting (fields.py): --dataset, --imbalance-ratio, --losses, --seeds, ...
     parser.add_argument("--seed", type=int, help="one training seed")
-    parser.add_argument("--seeds", help="several training seeds, comma-separated (e.g. 0,1,2)")
-    parser.add_argument("--device", choices=DEVICES)
     parser.add_argument("--data-dir", help=f"folder with CIFAR (npz or torchvision); default: $CCE_DATA_DIR or ./{data.DEFAULT_DATA_DIR}")
     parser.add_argument("--no-download", action="store_true", help="never download; fail if the data is not on disk")
     parser.add_argument(
@@ -66,20 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(arguments: argparse.Namespace) -> TrainConfig:
     if arguments.seed is not None and arguments.seeds is not None:
         raise ValueError("seeds: give either --seed or --seeds, not both")
-    overrides = {
-        "dataset": arguments.dataset, "profile": arguments.profile, "imbalance_ratio": arguments.imbalance_ratio,
-        "max_per_class": arguments.max_per_class, "model": arguments.model, "epochs": arguments.epochs,
-        "batch_size": arguments.batch_size, "learning_rate": arguments.learning_rate,
-        "weight_decay": arguments.weight_decay, "schedule": arguments.schedule, "gamma": arguments.gamma,
-        "device": arguments.device,
-    }
-    if arguments.losses is not None:
-        overrides["losses"] = tuple(name.strip() for name in arguments.losses.split(",") if name.strip())
+    overrides = flag_values(arguments)
     if arguments.seed is not None:
         overrides["seeds"] = (arguments.seed,)
-    if arguments.seeds is not None:
-        overrides["seeds"] = parse_seed_text(arguments.seeds)
-    return preset(arguments.preset, **{key: value for key, value in overrides.items() if value is not None})
+    return preset(arguments.preset, **overrides)
 
 
 def result_table(result: RunResult) -> str:

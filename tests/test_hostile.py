@@ -14,12 +14,17 @@ from gradio_client.exceptions import AppError
 from gradio_client.utils import QueueError
 from PIL import Image
 
+from cce_demo.config import PRESETS
+from cce_demo.fields import form_values
 from conftest import ROOT, running_app, synthetic_request
 from raw_queue import call, fn_index, new_session
 
 SHIPPED_RUN = "cifar10-lt100-standard-ce-cce"
 LONG_BUT_ALLOWED = synthetic_request(epochs=60)
 FORM = ["quick", "synthetic", "exp", 2, ["CE", "CCE (paper form)"], -1, "resnet8", 60, 64, 0.1, "0", "cpu"]
+# A handler that reads the form takes its inputs as a set, which Gradio orders by component: the form, the
+# smoothing, then the page's state (memory, visitor). PAGE_FORM is the form as a page shows it on load.
+PAGE_FORM = ["quick", *form_values(PRESETS["quick"]).values()]
 
 
 def visitor(address: str) -> dict[str, str]:
@@ -51,7 +56,7 @@ def client_for(space, address: str) -> Client:
 def load_page(space, session: str, address: str, memory=None):
     """A page load in `session` (the load event, as the browser sends it), from `address`."""
     index = fn_index(space["demo"], "on_load")
-    answer = call(space["url"], index, [memory, None, 0.8, "quick", "cifar10", "exp", 10], session, visitor(address))
+    answer = call(space["url"], index, [*PAGE_FORM, 0.8, memory, None], session, visitor(address))
     assert answer.success, answer.output
     return answer
 
@@ -80,7 +85,7 @@ def test_forged_sessions_do_not_beat_the_one_job_limit(space, quiet_manager):
     headers = visitor("198.51.100.3")
     # Straight to the queue with made-up sessions that never loaded the page: no visitor, no job.
     for _ in range(3):
-        answer = call(url, start, [{"client_id": new_session()}, 0.8, *FORM], new_session(), headers)
+        answer = call(url, start, [*FORM, 0.8, {"client_id": new_session()}], new_session(), headers)
         assert not answer.success and "reload the page" in answer.text
     assert quiet_manager.active_jobs() == []
     # Ten sessions that did load (ten identities, each validly issued): one address still holds one job.
@@ -88,7 +93,7 @@ def test_forged_sessions_do_not_beat_the_one_job_limit(space, quiet_manager):
     for _ in range(10):
         session = new_session()
         load_page(space, session, "198.51.100.3")
-        answer = call(url, start, [None, 0.8, *FORM], session, headers)
+        answer = call(url, start, [*FORM, 0.8, None], session, headers)
         if answer.success:
             accepted.append(answer)
         else:
@@ -255,7 +260,7 @@ def test_gradio_level_refusals_are_one_line(space, capfd, caplog):
     demo, url = space["demo"], space["url"]
     capfd.readouterr()
     with caplog.at_level("WARNING", logger="cce_demo.ui"):
-        answer = call(url, fn_index(demo, "on_start"), [None, "not a number", *FORM], new_session(), visitor("198.51.100.60"))
+        answer = call(url, fn_index(demo, "on_start"), [*FORM, "not a number", None], new_session(), visitor("198.51.100.60"))
         assert not answer.success
         outside = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}, "orig_name": "passwd"}
         answer = call(url, fn_index(demo, "on_import_run"), [outside, None], new_session(), visitor("198.51.100.60"))

@@ -9,6 +9,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from cce_demo.budget import Limits
+from cce_demo.config import PRESETS
+from cce_demo.fields import form_values
 from cce_demo.jobs import JobManager
 from cce_demo.links import settings_from_query
 from cce_demo.predict import ModelCache
@@ -38,7 +40,19 @@ def ctx(tmp_path):
 
 def load(ctx, **query):
     request = types.SimpleNamespace(query_params=query)
-    return handlers.on_load(ctx, None, None, 0.8, "quick", "cifar10", "exp", 10, request=request)
+    ui = ctx.ui
+    inputs = {ui.memory: None, ui.visitor: None, ui.compare.smoothing: 0.8,
+              **as_inputs(ctx, ["quick", "cifar10", "exp", 10])}
+    return handlers.on_load(ctx, inputs, request=request)
+
+
+def as_inputs(ctx, form):
+    """The form as an event hands it to a handler, {component: value}: `form` is the preset and the settings in
+    the form's order (fields.py); settings left out keep the preset's values."""
+    tab = ctx.ui.compare
+    preset_name, *settings = form
+    values = {**form_values(PRESETS[preset_name]), **dict(zip(tab.settings, settings))}
+    return {tab.preset: preset_name, **{tab.settings[name]: value for name, value in values.items()}}
 
 
 def test_a_query_fills_the_form_and_starts_nothing(ctx):
@@ -72,7 +86,7 @@ def test_run_query_opens_the_run_and_no_query_adds_no_note(ctx):
 def test_copy_link_reads_back_as_the_same_settings(ctx):
     ui = ctx.ui
     form = ["quick", "cifar10", "exp", 100, ["CE", "CCE (paper form)"], -1, "resnet8", 3, 128, 0.1, "0, 1", "auto"]
-    link = share.on_link_settings(ctx, "http://host:7860/?run=old#x", *form)[ui.compare.share_link]
+    link = share.on_link_settings(ctx, {ui.compare.share_link: "http://host:7860/?run=old#x", **as_inputs(ctx, form)})[ui.compare.share_link]
     assert link.startswith("http://host:7860/?preset=quick&")
     query = dict(part.split("=", 1) for part in link.split("?", 1)[1].split("&"))
     settings = settings_from_query(query)
@@ -80,16 +94,16 @@ def test_copy_link_reads_back_as_the_same_settings(ctx):
     view = load(ctx)[ui.view]
     assert share.on_link_run(ctx, "http://host/", view)[ui.compare.share_link] == f"http://host/?run={view.id}"
     with pytest.raises(gr.Error, match="not valid"):
-        share.on_link_settings(ctx, "http://host/", *form[:7], -3, *form[8:])
+        share.on_link_settings(ctx, {ui.compare.share_link: "http://host/", **as_inputs(ctx, [*form[:7], -3, *form[8:]])})
 
 
 def test_estimate_says_when_the_limit_would_refuse(ctx):
     # 10 epochs of the pair at ratio 100 is estimated well under the 5-minute limit; 500 epochs far over it.
     form = ["quick", "cifar10", "exp", 100, ["CE", "CCE (paper form)"], -1, "resnet8", 10, 128, 0.1, "0", "cpu"]
-    assert "limit here: 5 min per job" in share.on_estimate(ctx, *form)[ctx.ui.compare.estimate]
-    over = share.on_estimate(ctx, *form[:7], 500, *form[8:])[ctx.ui.compare.estimate]
+    assert "limit here: 5 min per job" in share.on_estimate(ctx, as_inputs(ctx, form))[ctx.ui.compare.estimate]
+    over = share.on_estimate(ctx, as_inputs(ctx, [*form[:7], 500, *form[8:]]))[ctx.ui.compare.estimate]
     assert "over the limit of 5 min" in over and "refused" in over
-    assert "unknown until the settings are valid" in share.on_estimate(ctx, *form[:7], None, *form[8:])[ctx.ui.compare.estimate]
+    assert "unknown until the settings are valid" in share.on_estimate(ctx, as_inputs(ctx, [*form[:7], None, *form[8:]]))[ctx.ui.compare.estimate]
 
 
 def test_download_and_upload_in_the_runs_tab(ctx):

@@ -54,19 +54,29 @@ def one_seed(snapshot):
 
 
 def form_values(**changes):
-    values = dict(preset_name="quick", dataset="synthetic", profile="exp", imbalance_ratio=10, losses=["CE", "CCE (paper form)"],
+    values = dict(dataset="synthetic", profile="exp", ratio=10, losses=["CE", "CCE (paper form)"],
                   gamma=-1, model="resnet8", epochs=3, batch_size=64, learning_rate=0.1, seeds="0, 1", device="cpu")
     values.update(changes)
     return values
 
 
+def form(ctx, preset_name="quick", **settings):
+    """The form as an event hands it to a handler, {component: value}: the preset's own values (fields.py) with
+    `settings` (by the form's names) changed."""
+    from cce_demo.fields import form_values as preset_values
+
+    tab = ctx.ui.compare
+    values = {**preset_values(PRESETS[preset_name]), **settings}
+    return {tab.preset: preset_name, **{tab.settings[name]: value for name, value in values.items()}}
+
+
 def test_form_to_config():
-    config = config_from_form(**form_values())
+    config = config_from_form("quick", form_values())
     assert config.losses == ("ce", "cce") and config.seeds == (0, 1) and config.epochs == 3
     for change, field in [({"epochs": 2.5}, "epochs"), ({"seeds": "a,b"}, "seeds"), ({"losses": []}, "losses"),
-                          ({"imbalance_ratio": 0.2}, "imbalance_ratio"), ({"batch_size": None}, "batch_size")]:
+                          ({"ratio": 0.2}, "imbalance_ratio"), ({"batch_size": None}, "batch_size")]:
         with pytest.raises(ValueError, match=field):
-            config_from_form(**form_values(**change))
+            config_from_form("quick", form_values(**change))
 
 
 def test_api_request_to_config():
@@ -146,8 +156,8 @@ def test_recall_chart_groups_classes_with_counts_once_and_marks_zero(finished):
 
 
 def test_counts_chart_says_which_run_it_shows():
-    next_run = compare_view.next_run_counts("quick", "cifar10", "exp", 10)
-    shown = compare_view.next_run_counts("standard", "cifar10", "exp", 100)
+    next_run = compare_view.next_run_counts("quick", {"dataset": "cifar10", "profile": "exp", "ratio": 10})
+    shown = compare_view.next_run_counts("standard", {"dataset": "cifar10", "profile": "exp", "ratio": 100})
     shown = dataclasses.replace(shown, label=shown.label.replace("next run", "shown run"))
     both = counts_chart(next_run, shown)
     assert "next run: CIFAR-10, ratio 10" in both and "shown run: CIFAR-10, ratio 100" in both
@@ -250,13 +260,16 @@ def ctx(finished, tmp_path):
 
 def load(ctx, memory=None, visitor=None):
     """A page load: `memory` is what the browser sends from its localStorage, `visitor` the session's state."""
-    return handlers.on_load(ctx, memory, visitor, 0.8, "quick", "cifar10", "exp", 10)
+    ui = ctx.ui
+    inputs = {ui.memory: memory, ui.visitor: visitor, ui.compare.smoothing: 0.8,
+              **form(ctx, "quick", dataset="cifar10", profile="exp", ratio=10)}
+    return handlers.on_load(ctx, inputs)
 
 
 def start(ctx, page, **changes):
     """Start pressed on a loaded page (its session's visitor, as the server holds it)."""
-    form = form_values(**{"epochs": 300, "seeds": "0", **changes})
-    return handlers.on_start(ctx, page[ctx.ui.visitor], 0.8, *form.values())
+    settings = form_values(**{"epochs": 300, "seeds": "0", **changes})
+    return handlers.on_start(ctx, {ctx.ui.visitor: page[ctx.ui.visitor], ctx.ui.compare.smoothing: 0.8, **form(ctx, "quick", **settings)})
 
 
 def test_load_gives_the_browser_an_id_and_shows_the_shipped_run(ctx, finished):
@@ -345,7 +358,8 @@ def test_repeat_queues_the_shown_settings_with_three_seeds(ctx, finished):
     loaded = load(ctx)
     shown = dataclasses.replace(loaded[ui.view])
     one = ViewRef("run", shown.id, shown.title)
-    updates = handlers.on_repeat(ctx, loaded[ui.visitor], one, 0.8, "quick", "cifar10", "exp", 10)
+    updates = handlers.on_repeat(ctx, {ui.visitor: loaded[ui.visitor], ui.view: one, ui.compare.smoothing: 0.8,
+                                       **form(ctx, "quick", dataset="cifar10", profile="exp", ratio=10)})
     job = ctx.app.manager.snapshot(updates[ui.view].id)
     assert job.config.seeds == (0, 1, 2) and job.config.dataset == "synthetic"
     ctx.app.manager.cancel(job.job_id)
@@ -366,7 +380,7 @@ def test_preset_and_settings_update_the_counts_chart(ctx):
     updates = handlers.on_preset(ctx, "standard", None)
     assert updates[ui.compare.ratio] == 100 and "9 min 15 s" in updates[ui.compare.preset_note]
     assert "next run: CIFAR-10, ratio 100" in updates[ui.compare.counts_chart]
-    assert handlers.on_settings(ctx, None, "quick", "cifar10", "exp", None) == {}  # half-typed ratio: keep the chart
+    assert handlers.on_settings(ctx, {ui.view: None, **form(ctx, "quick", dataset="cifar10", profile="exp", ratio=None)}) == {}  # half-typed ratio: keep the chart
 
 
 def test_classify_handler_shows_errors_in_place_and_clears_old_results(ctx, finished, tmp_path):
@@ -432,10 +446,12 @@ def test_runs_overlay_two_runs(ctx, finished):
     overlay = runs.on_runs_selected(ctx, [job_id, snapshot.job_id])
     assert "A · CE" in overlay[ui.runs.overlay_accuracy] and "B · CCE" in overlay[ui.runs.overlay_accuracy]
     assert "A · CE" in overlay[ui.runs.overlay_recall] and "hatch" in overlay[ui.runs.overlay_recall]
-    opened = runs.on_open_run(ctx, [snapshot.job_id], load(ctx)[ui.visitor], 0.8, "quick", "cifar10", "exp", 10)
+    opened = runs.on_open_run(ctx, {ui.runs.run_choice: [snapshot.job_id], ui.visitor: load(ctx)[ui.visitor], ui.compare.smoothing: 0.8,
+                                    **form(ctx, "quick", dataset="cifar10", profile="exp", ratio=10)})
     assert opened[ui.view].kind == "run" and opened[ui.tabs].selected == "compare"
     with pytest.raises(gr.Error, match="exactly one"):
-        runs.on_open_run(ctx, [job_id, snapshot.job_id], None, 0.8, "quick", "cifar10", "exp", 10)
+        runs.on_open_run(ctx, {ui.runs.run_choice: [job_id, snapshot.job_id], ui.visitor: None, ui.compare.smoothing: 0.8,
+                               **form(ctx, "quick", dataset="cifar10", profile="exp", ratio=10)})
     with pytest.raises(gr.Error, match="Shipped runs cannot be deleted"):
         runs.on_delete_run(ctx, [snapshot.job_id], None)
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import gradio as gr
 
-from ...config import PRESETS, TrainConfig, preset
+from ...config import PRESETS, TrainConfig
+from ...fields import form_values
 from ...jobs import UnknownJobError
 from ...run_directory import RunCorruptError
 from ...status import JobStatus
@@ -24,14 +25,13 @@ from ..context import UiContext, Update
 from ..kit.errors import user_error
 from ..kit.evidence import preset_note
 from ..kit.identity import Visitor, address_key
-from ..kit.names import display_name
 from ..kit.state import BrowserMemory, Drawn, ViewRef
 from ..listing import on_refresh_runs
 from . import share
 from .settings import config_from_form
 from .view import (
-    REPEAT_SEEDS, TITLE_OTHER, TITLE_YOURS, cannot_draw, control_updates, controls_for, is_active, next_run_counts,
-    render, repeat_update, require_visitor, safely, show, shown_run_counts, snapshot_for, view_of_run,
+    REPEAT_SEEDS, TITLE_OTHER, TITLE_YOURS, cannot_draw, control_updates, controls_for, counts_config, is_active,
+    next_run_counts, render, repeat_update, require_visitor, safely, show, shown_run_counts, snapshot_for, view_of_run,
 )
 from .views import counts_chart, loss_chart, status_html
 
@@ -60,13 +60,15 @@ def linked_run(ctx: UiContext, run_id: str | None, visitor: Visitor) -> tuple[Vi
     return view_of_run(ctx, run_id, visitor), None
 
 
-def on_load(ctx: UiContext, memory_json: Any, visitor: Visitor | None, smoothing: float, preset_name: str, dataset: str,
-            profile: str, ratio: Any, request: gr.Request = None) -> Update:
+def on_load(ctx: UiContext, inputs: dict[Any, Any], request: gr.Request = None) -> Update:
     """Recognise the visitor by its signed token (or issue a new one) and hold it in the session, re-attach it to
     its job after a reload, else show its last run, else a job that is running (a second browser watches
     instead of starting another by accident), else the default run. A link's query (share.py) fills the form
-    and may open a run; it never starts a job."""
-    memory = BrowserMemory.from_json(memory_json)
+    and may open a run; it never starts a job. `inputs`: the browser's memory, the visitor, the smoothing and the
+    form, as {component: value}."""
+    ui = ctx.ui
+    memory, visitor, smoothing = BrowserMemory.from_json(inputs[ui.memory]), inputs[ui.visitor], inputs[ui.compare.smoothing]
+    preset_name, settings = ui.compare.form_of(inputs)
     if not isinstance(visitor, Visitor):
         visitor, _ = ctx.app.signer.recognise(memory.token)
     manager, owners = ctx.app.manager, ctx.app.owners
@@ -89,16 +91,14 @@ def on_load(ctx: UiContext, memory_json: Any, visitor: Visitor | None, smoothing
         if record is not None:
             view = view_of_run(ctx, record.run_id, visitor)
     if query.has_settings:
-        config = query.config
-        counts = next_run_counts(query.preset or "quick", config.dataset, config.profile, config.imbalance_ratio)
+        counts = next_run_counts(query.preset or "quick", form_values(query.config))
     else:
-        counts = next_run_counts(preset_name, dataset, profile, ratio)
+        counts = next_run_counts(preset_name, settings)
     updates = show(ctx, view, visitor, smoothing, counts, remembered_job=memory.job_id)
     updates.update(share.form_updates(ctx, query))
     if ctx.ui.compare.estimate not in updates:
         try:
-            updates[ctx.ui.compare.estimate] = share.estimate_html(ctx, preset(preset_name, dataset=dataset, profile=profile,
-                                                                         imbalance_ratio=float(ratio)))
+            updates[ctx.ui.compare.estimate] = share.estimate_html(ctx, counts_config(preset_name, settings))
         except (TypeError, ValueError):
             pass
     updates[ctx.ui.compare.link_note] = share.link_note_html(query, run_problem, linked.id if linked else None)
@@ -131,24 +131,28 @@ def start_job(ctx: UiContext, visitor: Visitor, config: TrainConfig, smoothing: 
     return show(ctx, ViewRef("job", job_id, TITLE_YOURS), visitor, smoothing, next_counts)
 
 
-def on_start(ctx: UiContext, visitor: Visitor | None, smoothing: float, *form: Any, request: gr.Request = None) -> Update:
-    visitor = require_visitor(visitor, "start")
+def on_start(ctx: UiContext, inputs: dict[Any, Any], request: gr.Request = None) -> Update:
+    """Queue the form's settings. `inputs`: the visitor, the smoothing and the form, as {component: value}."""
+    ui = ctx.ui
+    visitor = require_visitor(inputs[ui.visitor], "start")
+    preset_name, settings = ui.compare.form_of(inputs)
     try:
-        config = config_from_form(*form)
+        config = config_from_form(preset_name, settings)
     except ValueError as error:
         raise user_error(str(error), "start") from None
-    return start_job(ctx, visitor, config, smoothing, next_run_counts(*form[:4]), request)
+    return start_job(ctx, visitor, config, inputs[ui.compare.smoothing], next_run_counts(preset_name, settings), request)
 
 
-def on_repeat(ctx: UiContext, visitor: Visitor | None, view: ViewRef | None, smoothing: float, *counts_form: Any,
-              request: gr.Request = None) -> Update:
-    """Queue the shown run's settings again with seeds 0, 1, 2."""
-    visitor = require_visitor(visitor, "repeat")
-    snapshot = snapshot_for(ctx, view)
+def on_repeat(ctx: UiContext, inputs: dict[Any, Any], request: gr.Request = None) -> Update:
+    """Queue the shown run's settings again with seeds 0, 1, 2. `inputs`: the visitor, the view, the smoothing
+    and the form, as {component: value}."""
+    ui = ctx.ui
+    visitor = require_visitor(inputs[ui.visitor], "repeat")
+    snapshot = snapshot_for(ctx, inputs[ui.view])
     if snapshot is None:
         raise user_error("There is no run shown to repeat.", "repeat")
-    return start_job(ctx, visitor, snapshot.config.replace(seeds=REPEAT_SEEDS), smoothing, next_run_counts(*counts_form),
-                     request)
+    return start_job(ctx, visitor, snapshot.config.replace(seeds=REPEAT_SEEDS), inputs[ui.compare.smoothing],
+                     next_run_counts(*ui.compare.form_of(inputs)), request)
 
 
 def on_stop(ctx: UiContext, visitor: Visitor | None, view: ViewRef | None) -> Update:
@@ -202,23 +206,21 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: 
 def on_preset(ctx: UiContext, preset_name: str, view: ViewRef | None) -> Update:
     """Fill the advanced settings from a preset."""
     ui = ctx.ui
-    config = PRESETS[preset_name]
+    values = form_values(PRESETS[preset_name])
     return {
-        ui.compare.preset_note: preset_note(preset_name), ui.compare.dataset: config.dataset, ui.compare.profile: config.profile,
-        ui.compare.ratio: config.imbalance_ratio, ui.compare.losses: [display_name(loss) for loss in config.losses], ui.compare.gamma: config.gamma,
-        ui.compare.model: config.model, ui.compare.epochs: config.epochs, ui.compare.batch_size: config.batch_size,
-        ui.compare.learning_rate: config.learning_rate, ui.compare.seeds: ",".join(map(str, config.seeds)), ui.compare.device: config.device,
-        ui.compare.counts_chart: counts_chart(next_run_counts(preset_name, config.dataset, config.profile, config.imbalance_ratio),
-                                      shown_run_counts(snapshot_for(ctx, view))),
+        ui.compare.preset_note: preset_note(preset_name),
+        **{ui.compare.settings[name]: value for name, value in values.items()},
+        ui.compare.counts_chart: counts_chart(next_run_counts(preset_name, values), shown_run_counts(snapshot_for(ctx, view))),
     }
 
 
-def on_settings(ctx: UiContext, view: ViewRef | None, preset_name: str, dataset: str, profile: str, ratio: Any) -> Update:
-    """The class-count chart follows the settings (a half-typed ratio keeps the last chart)."""
-    counts = next_run_counts(preset_name, dataset, profile, ratio)
+def on_settings(ctx: UiContext, inputs: dict[Any, Any]) -> Update:
+    """The class-count chart follows the settings (a half-typed ratio keeps the last chart). `inputs`: the view
+    and the form, as {component: value}."""
+    counts = next_run_counts(*ctx.ui.compare.form_of(inputs))
     if counts is None:
         return {}
-    return {ctx.ui.compare.counts_chart: counts_chart(counts, shown_run_counts(snapshot_for(ctx, view)))}
+    return {ctx.ui.compare.counts_chart: counts_chart(counts, shown_run_counts(snapshot_for(ctx, inputs[ctx.ui.view])))}
 
 
 def on_smoothing(ctx: UiContext, view: ViewRef | None, smoothing: float) -> Update:

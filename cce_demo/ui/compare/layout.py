@@ -3,11 +3,16 @@ card beside the class counts, then the evidence (per-class recall, curves, group
 and the share links. No behaviour here: handlers.py fills them and connect.py wires their events."""
 from __future__ import annotations
 
+import contextlib
+import itertools
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import gradio as gr
 
-from ...config import DATASETS, LOSS_NAMES, MODEL_NAMES, PRESETS, PROFILES
+from ...config import PRESETS
+from ...fields import FORM_FIELDS, Field, widget_value
 from ..kit.charts import DEFAULT_SMOOTHING
 from ..kit.evidence import preset_note
 from ..kit.names import display_name
@@ -18,20 +23,11 @@ DEFAULT_PRESET = "quick"
 @dataclass(frozen=True)
 class CompareLayout:
     link_note: gr.HTML  # what a link's query set and what it ignored (share.py)
-    # The settings (in the order `settings.config_from_form` takes them)
     preset: gr.Radio
     preset_note: gr.Markdown
-    dataset: gr.Dropdown
-    profile: gr.Radio
-    ratio: gr.Number
-    losses: gr.CheckboxGroup
-    gamma: gr.Number
-    model: gr.Dropdown
-    epochs: gr.Number
-    batch_size: gr.Number
-    learning_rate: gr.Number
-    seeds: gr.Textbox
-    device: gr.Radio
+    # The settings' widgets by the form's names (fields.py), in its order; also reachable as attributes
+    # (`layout.ratio`).
+    settings: Mapping[str, gr.components.Component]
     counts_chart: gr.HTML
     start: gr.Button
     stop: gr.Button
@@ -50,17 +46,39 @@ class CompareLayout:
     groups: gr.Dataframe
     confusion: gr.HTML
 
+    def __getattr__(self, name: str) -> gr.components.Component:
+        if name != "settings" and name in self.settings:
+            return self.settings[name]
+        raise AttributeError(name)
+
     @property
-    def form(self) -> list[gr.components.Component]:
-        """The settings, in `config_from_form`'s argument order."""
-        return [self.preset, self.dataset, self.profile, self.ratio, self.losses, self.gamma, self.model, self.epochs,
-                self.batch_size, self.learning_rate, self.seeds, self.device]
+    def form(self) -> set[gr.components.Component]:
+        """The preset and the settings: as an event's inputs, the handler gets them as one {component: value}."""
+        return {self.preset, *self.settings.values()}
+
+    def form_of(self, inputs: Mapping[gr.components.Component, Any]) -> tuple[str, dict[str, Any]]:
+        """The preset's name and the settings' values by the form's names, from an event's {component: value}."""
+        return inputs[self.preset], {name: inputs[widget] for name, widget in self.settings.items()}
 
     @property
     def view_outputs(self) -> list[gr.components.Component]:
         """Everything that shows the viewed run (what `view.render` may update)."""
         return [self.status, self.verdict, self.repeat, self.counts_chart, self.recall_chart, self.loss_chart,
                 self.test_loss_chart, self.accuracy_chart, self.groups, self.confusion]
+
+
+def widget(field: Field, value: Any) -> gr.components.Component:
+    """The form's widget for one setting of the table (fields.py), showing `value`."""
+    if field.kind == "dropdown":
+        return gr.Dropdown(list(field.choices), value=value, label=field.label)
+    if field.kind == "radio":
+        return gr.Radio(list(field.choices), value=value, label=field.label)
+    if field.kind == "losses":
+        return gr.CheckboxGroup([display_name(loss) for loss in field.choices], value=value, label=field.label)
+    if field.kind == "seeds":
+        return gr.Textbox(value, label=field.label)
+    bounds = {} if field.minimum is None else {"minimum": field.minimum}
+    return gr.Number(value, label=field.label, precision=0 if field.kind == "whole" else None, **bounds)
 
 
 def build() -> CompareLayout:
@@ -70,23 +88,11 @@ def build() -> CompareLayout:
     preset = gr.Radio(list(PRESETS), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
     note = gr.Markdown(preset_note(DEFAULT_PRESET), elem_id="preset-note")
     with gr.Accordion("Advanced settings", open=False):
-        with gr.Row():
-            dataset = gr.Dropdown(list(DATASETS), value=quick.dataset, label="Dataset")
-            profile = gr.Radio(list(PROFILES), value=quick.profile, label="Imbalance profile")
-            ratio = gr.Number(quick.imbalance_ratio, label="Imbalance ratio (≥ 1)", minimum=1)
-        losses = gr.CheckboxGroup(
-            [display_name(loss) for loss in LOSS_NAMES],
-            value=[display_name(loss) for loss in quick.losses], label="Losses to compare",
-        )
-        with gr.Row():
-            gamma = gr.Number(quick.gamma, label="γ of paper-form CCE")
-            model = gr.Dropdown(list(MODEL_NAMES), value=quick.model, label="Model")
-            epochs = gr.Number(quick.epochs, label="Epochs", precision=0)
-        with gr.Row():
-            batch_size = gr.Number(quick.batch_size, label="Batch size", precision=0)
-            learning_rate = gr.Number(quick.learning_rate, label="Learning rate")
-            seeds = gr.Textbox(",".join(map(str, quick.seeds)), label="Seeds (e.g. 0,1,2)")
-            device = gr.Radio(["auto", "cpu", "cuda"], value=quick.device, label="Device")
+        settings = {}
+        for row, fields in itertools.groupby(FORM_FIELDS, key=lambda field: field.row):
+            with gr.Row() if row is not None else contextlib.nullcontext():
+                for field in fields:
+                    settings[field.name] = widget(field, widget_value(field, quick))
     with gr.Row():
         # Disabled until the page has loaded and knows whether this browser already has a job.
         start = gr.Button("Start training", variant="primary", interactive=False, elem_id="start", min_width=120)
@@ -115,9 +121,7 @@ def build() -> CompareLayout:
         share_link = gr.Textbox(label="Link (copied to the clipboard)", elem_id="share-link", interactive=False,
                                 scale=3, buttons=["copy"])
     return CompareLayout(
-        link_note=link_note, preset=preset, preset_note=note, dataset=dataset, profile=profile, ratio=ratio,
-        losses=losses, gamma=gamma, model=model, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        seeds=seeds, device=device, counts_chart=counts_chart, start=start, stop=stop, estimate=estimate,
+        link_note=link_note, preset=preset, preset_note=note, settings=MappingProxyType(settings), counts_chart=counts_chart, start=start, stop=stop, estimate=estimate,
         link_settings=link_settings, link_run=link_run, share_link=share_link, verdict=verdict, repeat=repeat,
         status=status, recall_chart=recall_chart, loss_chart=loss_chart, smoothing=smoothing,
         test_loss_chart=test_loss_chart, accuracy_chart=accuracy_chart, groups=groups, confusion=confusion,

@@ -1,12 +1,11 @@
 """The settings form and API requests, turned into validated `TrainConfig`s."""
 from __future__ import annotations
 
-import math
-from typing import Any, Sequence
+from typing import Any, Mapping
 
 from ...config import TrainConfig, parse_seed_text, preset
 from ...datasets import dataset_spec
-from ..kit.names import loss_from_display
+from ...fields import config_from_values
 
 
 def parse_seeds(value: Any) -> Any:
@@ -19,26 +18,10 @@ def parse_seeds(value: Any) -> Any:
     return value
 
 
-def config_from_form(
-    preset_name: str, dataset: str, profile: str, imbalance_ratio: float, losses: Sequence[str], gamma: float,
-    model: str, epochs: float, batch_size: float, learning_rate: float, seeds: str, device: str,
-) -> TrainConfig:
-    """The advanced-panel widgets (which start from the preset) to a validated config."""
-
-    def whole(name: str, value: Any) -> int:
-        if value is None or (isinstance(value, float) and (not math.isfinite(value) or value != int(value))):
-            raise ValueError(f"{name}: must be a whole number, got {value!r}")
-        return int(value)
-
-    if imbalance_ratio is None or learning_rate is None or gamma is None:
-        raise ValueError("imbalance_ratio, learning_rate and gamma need a value")
-    return preset(
-        preset_name,
-        dataset=dataset, profile=profile, imbalance_ratio=float(imbalance_ratio),
-        losses=tuple(loss_from_display(label) for label in losses or ()), gamma=float(gamma), model=model,
-        epochs=whole("epochs", epochs), batch_size=whole("batch_size", batch_size),
-        learning_rate=float(learning_rate), seeds=parse_seeds(seeds), device=device,
-    )
+def config_from_form(preset_name: str, settings: Mapping[str, Any]) -> TrainConfig:
+    """The form's settings (by the form's names; the widgets start from the preset) to a validated config: each
+    setting converted as its row of the field table says (fields.py)."""
+    return config_from_values(preset_name, settings)
 
 
 def config_from_request(request: dict[str, Any]) -> TrainConfig:

@@ -15,19 +15,21 @@ from typing import Any, Mapping
 import gradio as gr
 
 from ...budget import describe_duration
+from ...fields import form_values
 from ...links import QuerySettings, UnlinkableConfig, link_for, query_for_config, query_for_run, settings_from_query
 from ..context import UiContext, Update
 from ..kit.charts import escape
 from ..kit.errors import user_error
 from ..kit.evidence import preset_note
-from ..kit.names import display_name
 from ..kit.state import ViewRef
 from .settings import config_from_form
 
-# The browser's own address replaces the link box's value before the handler runs; the handler answers the
-# full link, which the second function copies (the clipboard API needs a secure context: https or localhost;
-# elsewhere the text stays selected in the box for Ctrl+C).
+# The browser's own address replaces the link box's value before the handler runs (PAGE_URL_JS as the handler's
+# own js; ADDRESS_JS as a step of its own, before a handler whose inputs are a set); the handler answers the
+# full link, which COPY_JS copies (the clipboard API needs a secure context: https or localhost; elsewhere the
+# text stays selected in the box for Ctrl+C).
 PAGE_URL_JS = "(current, ...rest) => [window.location.href, ...rest]"
+ADDRESS_JS = "(current) => window.location.href"
 COPY_JS = """(link) => {
   if (!link) return;
   const box = document.querySelector('#share-link textarea, #share-link input');
@@ -47,17 +49,6 @@ def query_of(request: gr.Request | None) -> QuerySettings:
         except (AttributeError, TypeError, KeyError):
             params = {}
     return settings_from_query(params)
-
-
-def form_values(settings: QuerySettings) -> dict[str, Any]:
-    """The form's widget values for a query's config, keyed by `Layout.form`'s field names."""
-    config = settings.config
-    return {
-        "preset": settings.preset or "quick", "dataset": config.dataset, "profile": config.profile,
-        "ratio": config.imbalance_ratio, "losses": [display_name(loss) for loss in config.losses], "gamma": config.gamma,
-        "model": config.model, "epochs": config.epochs, "batch_size": config.batch_size,
-        "learning_rate": config.learning_rate, "seeds": ",".join(map(str, config.seeds)), "device": config.device,
-    }
 
 
 def link_note_html(settings: QuerySettings, run_problem: str | None = None, run_opened: str | None = None) -> str:
@@ -84,9 +75,10 @@ def form_updates(ctx: UiContext, settings: QuerySettings) -> Update:
     if not settings.has_settings:
         return {}
     ui = ctx.ui
-    values = form_values(settings)
-    updates: Update = {getattr(ui.compare, name): value for name, value in values.items()}
-    updates[ui.compare.preset_note] = preset_note(values["preset"])
+    preset_name = settings.preset or "quick"
+    updates: Update = {ui.compare.settings[name]: value for name, value in form_values(settings.config).items()}
+    updates[ui.compare.preset] = preset_name
+    updates[ui.compare.preset_note] = preset_note(preset_name)
     updates[ui.compare.estimate] = estimate_html(ctx, settings.config)
     return updates
 
@@ -115,10 +107,11 @@ def estimate_html(ctx: UiContext, config: Any) -> str:
     return f'<span class="cc-sub">{text}</span>'
 
 
-def on_estimate(ctx: UiContext, *form: Any) -> Update:
-    """The estimate follows the settings (a half-typed setting says why there is none)."""
+def on_estimate(ctx: UiContext, inputs: dict[Any, Any]) -> Update:
+    """The estimate follows the settings (a half-typed setting says why there is none). `inputs`: the form, as
+    {component: value}."""
     try:
-        config = config_from_form(*form)
+        config = config_from_form(*ctx.ui.compare.form_of(inputs))
     except (ValueError, TypeError) as error:
         return {ctx.ui.compare.estimate: f'<span class="cc-sub">Estimated time: unknown until the settings are valid '
                                  f"({escape(str(error)[:200])})</span>"}
@@ -128,11 +121,14 @@ def on_estimate(ctx: UiContext, *form: Any) -> Update:
 # ---------------------------------------------------------------- Copy link
 
 
-def on_link_settings(ctx: UiContext, page_url: Any, *form: Any) -> Update:
-    """The link that fills the form with these settings on another browser."""
+def on_link_settings(ctx: UiContext, inputs: dict[Any, Any]) -> Update:
+    """The link that fills the form with these settings on another browser. `inputs`: the link box, which the
+    browser has just filled with its own address (PAGE_URL_JS), and the form, as {component: value}."""
+    page_url = inputs[ctx.ui.compare.share_link]
+    preset_name, settings = ctx.ui.compare.form_of(inputs)
     try:
-        config = config_from_form(*form)
-        query = query_for_config(config, form[0])
+        config = config_from_form(preset_name, settings)
+        query = query_for_config(config, preset_name)
     except UnlinkableConfig as error:
         raise user_error(str(error), "link") from None
     except (ValueError, TypeError) as error:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 import gradio as gr
 
@@ -110,10 +110,17 @@ def control_updates(ctx: UiContext, controls: Controls) -> Update:
 
 
 
-def next_run_counts(preset_name: str, dataset: str, profile: str, ratio: Any) -> CountsSeries | None:
-    """The class counts the current settings would train on; None for a half-typed or impossible setting."""
+def counts_config(preset_name: str, settings: Mapping[str, Any]) -> TrainConfig:
+    """The preset with the form's settings that decide the class counts (dataset, profile, ratio): the rest of
+    the form may be half-typed. Raises ValueError or TypeError for an unusable value."""
+    return preset(preset_name, dataset=settings["dataset"], profile=settings["profile"], imbalance_ratio=float(settings["ratio"]))
+
+
+def next_run_counts(preset_name: str, settings: Mapping[str, Any]) -> CountsSeries | None:
+    """The class counts the form's settings (by the form's names) would train on; None for a half-typed or
+    impossible setting."""
     try:
-        config = preset(preset_name, dataset=dataset, profile=profile, imbalance_ratio=float(ratio))
+        config = counts_config(preset_name, settings)
         counts = planned_class_counts(config)
     except (TypeError, ValueError):
         return None

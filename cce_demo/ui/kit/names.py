@@ -2,7 +2,6 @@
 prediction (CE blue, CCE red); the CE part of a loss is drawn dashed in its loss's colour."""
 from __future__ import annotations
 
-from ...config import LOSS_NAMES
 from ...losses import DISPLAY_NAMES
 
 LOSS_COLOURS = {
@@ -27,13 +26,3 @@ def short_name(loss: str) -> str:
 
 def colour(loss: str) -> str:
     return LOSS_COLOURS.get(loss, FALLBACK_COLOUR)
-
-
-def loss_from_display(label: str) -> str:
-    """A checkbox label ("CCE (paper form)") or an API name ("cce") to the loss's registry name."""
-    reverse = {value: key for key, value in DISPLAY_NAMES.items()}
-    if label in reverse:
-        return reverse[label]
-    if label in LOSS_NAMES:
-        return label
-    raise ValueError(f"losses: unknown loss {label!r}; valid losses: {', '.join(LOSS_NAMES)}")

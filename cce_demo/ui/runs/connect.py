@@ -8,9 +8,8 @@ from . import handlers
 
 def connect(ctx: UiContext) -> None:
     ui, tab = ctx.ui, ctx.ui.runs
-    counts_form = [ui.compare.preset, ui.compare.dataset, ui.compare.profile, ui.compare.ratio]
     tab.refresh_button.click(bind(ctx, on_refresh_runs), None, ui.runs_outputs, **QUIET)
-    tab.open_button.click(bind(ctx, handlers.on_open_run), [tab.run_choice, ui.visitor, ui.compare.smoothing, *counts_form],
+    tab.open_button.click(bind(ctx, handlers.on_open_run), {tab.run_choice, ui.visitor, ui.compare.smoothing, *ui.compare.form},
                           [*ui.view_switch, ui.tabs], **QUIET)
     tab.delete_button.click(bind(ctx, handlers.on_delete_run), [tab.run_choice, ui.visitor], ui.runs_outputs, **QUIET)
     tab.download_button.click(bind(ctx, handlers.on_export_run), tab.run_choice, tab.run_zip, concurrency_limit=2,

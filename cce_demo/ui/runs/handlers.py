@@ -53,11 +53,15 @@ def find(ctx: UiContext, run_id: str) -> RunRecord:
         raise user_error(str(error), "runs") from None
 
 
-def on_open_run(ctx: UiContext, selected: Any, visitor: Visitor | None, smoothing: float, *counts_form: Any) -> Update:
-    run_id = one_selected(selected, "open")
+def on_open_run(ctx: UiContext, inputs: dict[Any, Any]) -> Update:
+    """Open the selected run in the compare view. `inputs`: the selection, the visitor, the smoothing and the
+    form (whose class counts the chart keeps beside the run's), as {component: value}."""
+    ui = ctx.ui
+    run_id = one_selected(inputs[ui.runs.run_choice], "open")
     find(ctx, run_id)
-    visitor = require_visitor(visitor, "open")
-    updates = show(ctx, view_of_run(ctx, run_id, visitor), visitor, smoothing, next_run_counts(*counts_form))
+    visitor = require_visitor(inputs[ui.visitor], "open")
+    updates = show(ctx, view_of_run(ctx, run_id, visitor), visitor, inputs[ui.compare.smoothing],
+                   next_run_counts(*ui.compare.form_of(inputs)))
     updates[ctx.ui.tabs] = gr.Tabs(selected="compare")
     return updates
 
