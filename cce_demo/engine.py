@@ -1,17 +1,16 @@
 """The paired training loop: one model per loss from the same initial weights, fed the same batches with the
-same augmentation draws in lockstep, so that only the loss differs. It reports through events (frozen
-records passed to a callback), checks a stop callback every step, never prints and knows no threads.
+same augmentation draws in lockstep, so that only the loss differs. It reports through events (the frozen
+records of schema.py, passed to a callback), checks a stop callback every step, never prints and knows no threads.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import nn
@@ -22,6 +21,10 @@ from .data import Dataset, DownloadCancelled, ImageSplit, augment_batch, load_da
 from .heads import prepare_for_loss
 from .losses import PartsLoss, complement_entropy, get_loss, log_prior
 from .models import build_model
+from .schema import (
+    Evaluation, EpochMetrics, Event, PairedComparison, PriorCorrectedScores, RunFinished, RunStarted, SeedFinished,
+    SeedSummary, StatusMessage, StepMetrics,
+)
 from .status import JobStatus
 
 EVAL_BATCH_SIZE = 500  # small enough that a stop request is seen within a fraction of a second on a CPU
@@ -37,116 +40,7 @@ FIRST_DECAY_FRACTION = {"ldam": 0.8, "authors": 0.5}
 EPOCH_ROUNDING_TOLERANCE = 1e-9
 
 
-# ---------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class PriorCorrectedScores:
-    """The same model scored with post-hoc logit adjustment (Menon et al. 2021): the prediction is
-    argmax(logits - tau * log prior), prior = the training class frequencies. No retraining: a free baseline
-    that any training-time gain on the tail has to beat."""
-
-    tau: float
-    accuracy: float
-    balanced_accuracy: float
-    per_class_recall: tuple[float, ...]
-    group_recall: dict[str, float]
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One model on the balanced test split (or, between epochs, on a fixed stratified part of it)."""
-
-    test_loss: float  # plain cross entropy, whatever the training loss, so losses share an axis
-    accuracy: float
-    balanced_accuracy: float
-    per_class_recall: tuple[float, ...]
-    group_recall: dict[str, float]  # head / medium / tail
-    confusion_matrix: tuple[tuple[int, ...], ...]
-    complement_entropy: float  # mean C on the test set: higher = flatter wrong-class probabilities
-    num_images: int = 0  # test images scored: the whole split, or the per-epoch subset
-    prior_corrected: PriorCorrectedScores | None = None
-
-
-@dataclass(frozen=True)
-class PairedComparison:
-    """One loss against the baseline loss on one seed: same initial weights, same batches."""
-
-    seed: int
-    baseline: str
-    other: str
-    mcnemar: metrics.McNemarResult  # only_a_correct = baseline right, other wrong
-    per_class_mcnemar: tuple[metrics.McNemarResult, ...]
-    accuracy_difference: float  # other minus baseline
-    balanced_accuracy_difference: float
-
-
-@dataclass(frozen=True)
-class Event:
-    kind = "event"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
-
-
-@dataclass(frozen=True)
-class StatusMessage(Event):
-    kind = "status"
-    message: str
-
-
-@dataclass(frozen=True)
-class RunStarted(Event):
-    kind = "started"
-    config: dict[str, Any]
-    class_names: tuple[str, ...]
-    class_counts: tuple[int, ...]
-    num_train: int
-    num_test: int
-    device: str
-    steps_per_epoch: int
-    total_steps: int  # over all seeds
-    data_source: str
-    # The data copy and its files' hashes (provenance.py); absent from events written before issue 19.
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StepMetrics(Event):
-    kind = "step"
-    seed: int
-    step: int  # 1-based within the seed
-    global_step: int  # 1-based over all seeds, for progress
-    epoch: float  # fractional epoch reached, for plotting
-    losses: dict[str, float]  # each loss's training objective on this batch
-    cross_entropy: dict[str, float]  # its plain CE part
-    learning_rate: float
-    images_per_second: float  # training images through all models of the pair per second
-
-
-@dataclass(frozen=True)
-class EpochMetrics(Event):
-    kind = "epoch"
-    seed: int
-    epoch: int
-    global_step: int
-    evaluations: dict[str, Evaluation]
-
-
-@dataclass(frozen=True)
-class SeedFinished(Event):
-    kind = "seed_finished"
-    seed: int
-    comparisons: tuple[PairedComparison, ...]
-
-
-@dataclass(frozen=True)
-class RunFinished(Event):
-    kind = "finished"
-    status: JobStatus  # DONE / CANCELLED / DIVERGED
-    reason: str
-    # per non-baseline loss: the across-seed summary of its balanced-accuracy difference to the baseline
-    summaries: dict[str, metrics.SeedSummary]
+# ---------------------------------------------------------------- events (typed once, in schema.py)
 
 
 EventCallback = Callable[[Event], None]
@@ -164,7 +58,7 @@ class RunResult:
     models: dict[int, dict[str, nn.Module]] = field(default_factory=dict)
     evaluations: dict[int, dict[str, Evaluation]] = field(default_factory=dict)
     comparisons: list[PairedComparison] = field(default_factory=list)
-    summaries: dict[str, metrics.SeedSummary] = field(default_factory=dict)
+    summaries: dict[str, SeedSummary] = field(default_factory=dict)
     finished_seeds: list[int] = field(default_factory=list)  # seeds trained to the end (others were stopped)
 
 
@@ -355,14 +249,14 @@ def train_paired(
     returns True, and (status 'diverged') when a loss stops being finite; models trained so far are kept."""
     device = resolve_device(config.device)
     if dataset is None:
-        on_event(StatusMessage(f"Loading {config.dataset} (downloading it if needed)…"))
+        on_event(StatusMessage(message=f"Loading {config.dataset} (downloading it if needed)…"))
         try:
             dataset = load_dataset(
                 config.dataset, data_dir, allow_download, config.synthetic_test_per_class,
-                on_progress=lambda message: on_event(StatusMessage(message)), should_stop=should_stop,
+                on_progress=lambda message: on_event(StatusMessage(message=message)), should_stop=should_stop,
             )
         except DownloadCancelled as cancelled:
-            on_event(RunFinished(JobStatus.CANCELLED, str(cancelled), {}))
+            on_event(RunFinished(status=JobStatus.CANCELLED, reason=str(cancelled), summaries={}))
             return RunResult(JobStatus.CANCELLED, str(cancelled), (), (), config.baseline)
     train_split, class_counts_list = long_tail_subset(
         dataset.train, dataset.num_classes, config.imbalance_ratio, config.profile, config.subset_seed, config.max_per_class
@@ -401,7 +295,7 @@ def train_paired(
         differences = [c.balanced_accuracy_difference for c in result.comparisons if c.other == other]
         if other != baseline and differences:
             result.summaries[other] = metrics.summarise_differences(differences)
-    on_event(RunFinished(result.status, result.reason, dict(result.summaries)))
+    on_event(RunFinished(status=result.status, reason=result.reason, summaries=dict(result.summaries)))
     return result
 
 

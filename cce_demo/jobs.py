@@ -31,10 +31,11 @@ import torch
 from .budget import CALIBRATION, Calibration, CostEstimate, Limits, describe_duration, estimate_seconds
 from .config import TrainConfig
 from .data import DataUnavailableError
-from .engine import Event, RunResult, resolve_device, train_paired
+from .engine import RunResult, resolve_device, train_paired
 from .retention import apply_retention, remove_run
-from .run_directory import RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_id, to_jsonable
+from .run_directory import RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_id
 from .run_state import JobSnapshot, RunState, finished_message, snapshot_from_run_dir
+from .schema import Event
 from .speed_probe import ProbeStopped, probe
 from .status import FINISHED, JobStatus
 
@@ -460,9 +461,8 @@ class JobManager:
 
             def on_event(event: Event) -> None:
                 writer.record(event)
-                data = to_jsonable(event)
                 with self._lock:
-                    job.apply(data)
+                    job.apply(event)  # the same frozen record the writer dumped
                     self._touch(job)
 
             result = train_paired(job.config, on_event, should_stop, self.data_dir, self.allow_download)

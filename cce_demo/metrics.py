@@ -6,11 +6,12 @@ exact test between two models on the same test set, and the across-seed summary 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Sequence
 
 import torch
+
+from .schema import McNemar, SeedSummary
 
 GROUP_NAMES = ("head", "medium", "tail")
 # Share of classes in the head and in the tail groups; CIFAR-10 gives the usual 3 / 4 / 3 split.
@@ -88,19 +89,6 @@ def group_recall(recall: Sequence[float], class_counts: Sequence[int]) -> dict[s
 # ---------------------------------------------------------------- McNemar
 
 
-@dataclass(frozen=True)
-class McNemarResult:
-    """Paired comparison of model A against model B on the same samples."""
-
-    only_a_correct: int  # discordant pairs where A is right and B wrong
-    only_b_correct: int
-    p_value: float  # exact two-sided McNemar (binomial test on the discordant pairs)
-
-    @property
-    def discordant(self) -> int:
-        return self.only_a_correct + self.only_b_correct
-
-
 def binomial_two_sided_p(successes: int, trials: int) -> float:
     """Exact two-sided p-value of a fair-coin binomial: min(1, 2 * P(X <= min(k, n - k))). The tail is summed
     in log space (lgamma), since 2**-n underflows floats for the 10,000-sample test sets and exact integers
@@ -117,18 +105,18 @@ def binomial_two_sided_p(successes: int, trials: int) -> float:
     return min(1.0, 2 * math.exp(log_tail))
 
 
-def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> McNemarResult:
+def mcnemar(correct_a: torch.Tensor, correct_b: torch.Tensor) -> McNemar:
     """McNemar's exact test on two boolean vectors of per-sample correctness."""
     if correct_a.shape != correct_b.shape:
         raise ValueError(f"mcnemar: both models must be scored on the same samples, got {correct_a.shape} and {correct_b.shape}")
     only_a = int((correct_a & ~correct_b).sum())
     only_b = int((~correct_a & correct_b).sum())
-    return McNemarResult(only_a, only_b, binomial_two_sided_p(only_a, only_a + only_b))
+    return McNemar(only_a_correct=only_a, only_b_correct=only_b, p_value=binomial_two_sided_p(only_a, only_a + only_b))
 
 
 def mcnemar_per_class(
     targets: torch.Tensor, predictions_a: torch.Tensor, predictions_b: torch.Tensor, num_classes: int
-) -> list[McNemarResult]:
+) -> list[McNemar]:
     correct_a = predictions_a == targets
     correct_b = predictions_b == targets
     return [mcnemar(correct_a[targets == index], correct_b[targets == index]) for index in range(num_classes)]
@@ -154,30 +142,16 @@ def t_critical_95(degrees_of_freedom: int) -> float:
     return _T_CRITICAL_95[max(df for df in _T_CRITICAL_95 if df <= degrees_of_freedom)]
 
 
-@dataclass(frozen=True)
-class SeedSummary:
-    """Paired differences (other loss minus baseline) of one metric, one per seed, and their mean with a
-    95 % t-interval across seeds (None with a single seed: one seed cannot say how much seeds vary)."""
-
-    differences: tuple[float, ...]
-    mean: float
-    interval: tuple[float, float] | None
-
-    @property
-    def num_seeds(self) -> int:
-        return len(self.differences)
-
-
 def summarise_differences(differences: Sequence[float]) -> SeedSummary:
     values = tuple(float(value) for value in differences)
     if not values:
         raise ValueError("differences: need at least one seed")
     mean = sum(values) / len(values)
     if len(values) < 2:
-        return SeedSummary(values, mean, None)
+        return SeedSummary(differences=values, mean=mean, interval=None)
     variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
     half_width = t_critical_95(len(values) - 1) * math.sqrt(variance / len(values))
-    return SeedSummary(values, mean, (mean - half_width, mean + half_width))
+    return SeedSummary(differences=values, mean=mean, interval=(mean - half_width, mean + half_width))
 
 
 class Direction(StrEnum):

@@ -25,11 +25,12 @@ import torch
 
 from . import data
 from .config import PRESET_ALIASES, PRESETS, TrainConfig, parse_seed_text, preset
-from .engine import Event, train_paired
+from .engine import train_paired
 from .fields import FIELDS, add_flags, flag_values
 from .grid_tables import REPLAY_CONDITIONS, RESULTS_FORMAT_VERSION, aggregate, markdown_report
 from .provenance import combined_data, environment
 from .run_directory import RunCorruptError, RunWriter, read_run, write_atomic, write_json_atomic
+from .schema import Event
 from .status import JobStatus
 
 # The settings a grid varies (one cell per combination); its losses train together in each cell.

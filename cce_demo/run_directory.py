@@ -21,19 +21,24 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import torch
+from pydantic import BaseModel, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import __version__
 from .config import TrainConfig
-from .engine import Event, RunResult
+from .engine import RunResult
 from .heads import prepare_for_loss
 from .models import build_model
 from .provenance import environment
+from .schema import Event, FinalResults
 from .status import JobStatus
 
-FORMAT_VERSION = 1
+# Format 2: the records are typed (schema.py); its files have the same shape as format 1, which is still read
+# (the shipped run and the grid cells were written in it).
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 METADATA_FILE = "run.json"
 EVENTS_FILE = "events.jsonl"
 # Event kinds that trigger an append to events.jsonl (step events are buffered until the next of these), so
@@ -94,10 +99,10 @@ def save_weights_atomic(path: Path, model: nn.Module, metadata: dict[str, str]) 
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses, tuples and dicts to plain JSON; NaN/inf become None (JSON has no NaN)."""
+    """Records (schema.py), dataclasses, tuples and dicts to plain JSON; NaN/inf become None (JSON has no NaN)."""
+    if isinstance(value, BaseModel):
+        return to_jsonable(value.model_dump())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if isinstance(value, Event):
-            return to_jsonable(value.to_dict())
         return {field.name: to_jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {str(key): to_jsonable(item) for key, item in value.items()}
@@ -258,6 +263,14 @@ class RunRecord:
         return self.metadata.get("final") or {}
 
     @property
+    def results(self) -> FinalResults:
+        """What the run recorded at its end, typed (schema.py); raises RunCorruptError when it does not parse."""
+        try:
+            return FinalResults.model_validate(self.final)
+        except ValidationError as error:
+            raise RunCorruptError(f"{self.run_dir}: its final results do not parse ({error.error_count()} problems)") from None
+
+    @property
     def has_weights(self) -> bool:
         return bool(self.metadata.get("weights"))
 
@@ -285,8 +298,8 @@ def read_run(run_dir: str | os.PathLike) -> RunRecord:
         raise RunCorruptError(f"{run_dir}: no {METADATA_FILE} (not a run directory, or it was never finished writing)") from error
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RunCorruptError(f"{run_dir}: {METADATA_FILE} is unreadable ({error})") from error
-    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
-        raise RunCorruptError(f"{run_dir}: {METADATA_FILE} is not a cce_demo run of format {FORMAT_VERSION}")
+    if not isinstance(metadata, dict) or metadata.get("format_version") not in READABLE_FORMATS:
+        raise RunCorruptError(f"{run_dir}: {METADATA_FILE} is not a cce_demo run of format {' or '.join(map(str, READABLE_FORMATS))}")
     try:
         config = TrainConfig.from_dict(metadata["config"])
         if not RUN_ID_PATTERN.match(str(metadata["run_id"])):

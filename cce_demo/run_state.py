@@ -18,6 +18,10 @@ import torch
 from .budget import CALIBRATION, CostEstimate, ModelCost, WorkPlan, plan_work, remaining_seconds
 from .config import TrainConfig
 from .run_directory import EVENTS_FILE, METADATA_FILE, read_events, read_run
+from .schema import (
+    EpochMetrics, EpochPoint, Evaluation, Event, PairedComparison, RunFinished, RunStarted, SeedFinished, SeedSummary,
+    StatusMessage, StepMetrics, parse_event,
+)
 from .status import FINISHED, JobStatus
 
 MAX_STEP_POINTS = 1000  # curve points kept per job (downsampled by 2 whenever exceeded): bounded memory
@@ -29,8 +33,8 @@ STEPS_ONLY_COST = ModelCost(train_seconds_per_image=1.0, train_seconds_per_step=
 
 @dataclass(frozen=True)
 class JobSnapshot:
-    """An immutable copy of a job's state. Containers are tuples and read-only mappings; the dicts inside
-    come from events and are never changed after they are recorded."""
+    """An immutable copy of a job's state. Containers are tuples and read-only mappings of the frozen records
+    of schema.py."""
 
     job_id: str
     status: JobStatus
@@ -45,11 +49,11 @@ class JobSnapshot:
     run_dir: str | None
     class_names: tuple[str, ...]
     class_counts: tuple[int, ...]
-    steps: tuple[Mapping[str, Any], ...]  # downsampled step events (loss and CE part per loss)
-    epochs: tuple[Mapping[str, Any], ...]  # per epoch: seed, epoch, per-loss test loss / accuracies
-    latest: Mapping[str, Any]  # loss -> the latest full evaluation (recall, groups, confusion matrix)
-    comparisons: tuple[Mapping[str, Any], ...]  # per seed and non-baseline loss: McNemar etc.
-    summaries: Mapping[str, Any]  # loss -> across-seed summary of the balanced-accuracy difference
+    steps: tuple[StepMetrics, ...]  # downsampled step events (loss and CE part per loss)
+    epochs: tuple[EpochPoint, ...]  # per epoch: seed, epoch, per-loss test loss / accuracies
+    latest: Mapping[str, Evaluation]  # loss -> the latest full evaluation (recall, groups, confusion matrix)
+    comparisons: tuple[PairedComparison, ...]  # per seed and non-baseline loss: McNemar etc.
+    summaries: Mapping[str, SeedSummary]  # loss -> across-seed summary of the balanced-accuracy difference
     submitted_at: float
     started_at: float | None
     finished_at: float | None
@@ -92,11 +96,11 @@ class RunState:
     total_steps: int = 0
     global_step: int = 0
     step_stride: int = 1
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    latest: dict[str, Any] = field(default_factory=dict)
-    comparisons: list[dict[str, Any]] = field(default_factory=list)
-    summaries: dict[str, Any] = field(default_factory=dict)
+    steps: list[StepMetrics] = field(default_factory=list)
+    epochs: list[EpochPoint] = field(default_factory=list)
+    latest: dict[str, Evaluation] = field(default_factory=dict)
+    comparisons: list[PairedComparison] = field(default_factory=list)
+    summaries: dict[str, SeedSummary] = field(default_factory=dict)
     client_id: str | None = None
     estimate: CostEstimate | None = None
     time_limit_seconds: float | None = None
@@ -113,51 +117,45 @@ class RunState:
     last_event_clock: float | None = None
     eta_at_last_event: float | None = None
 
-    def apply(self, event: Mapping[str, Any], now: float | None = None) -> None:
-        """Fold one event (as plain JSON data, live or replayed from events.jsonl) into the state. `now` is
-        the monotonic clock when it happened (default: now); it only matters for the ETA of a live job."""
+    def apply(self, event: Event | Mapping[str, Any], now: float | None = None) -> None:
+        """Fold one event into the state: a record the engine emitted, or its JSON (replayed from events.jsonl),
+        which is parsed first (a pydantic ValidationError, a ValueError, when it is not an event). `now` is the
+        monotonic clock when it happened (default: now); it only matters for the ETA of a live job."""
         now = time.monotonic() if now is None else now
-        kind = event.get("kind")
-        if kind == "status":
-            self.message = event["message"]
-        elif kind == "started":
-            self.class_names = tuple(event["class_names"])
-            self.class_counts = tuple(event["class_counts"])
-            self.total_steps = int(event["total_steps"])
-            self.device = event.get("device", self.device)
+        if isinstance(event, Mapping):
+            event = parse_event(event)
+        if isinstance(event, StatusMessage):
+            self.message = event.message
+        elif isinstance(event, RunStarted):
+            self.class_names = event.class_names
+            self.class_counts = event.class_counts
+            self.total_steps = event.total_steps
+            self.device = event.device
             self.message = f"Training on {self.device}"
-            num_train = int(event.get("num_train") or sum(self.class_counts))
-            num_test = int(event.get("num_test") or 0)
             # The engine's evaluation sizes follow from the config (budget.epoch_evaluation_images mirrors it).
-            self.plan = plan_work(self.config, self.cost or STEPS_ONLY_COST, num_train, num_test)
+            self.plan = plan_work(self.config, self.cost or STEPS_ONLY_COST, event.num_train or sum(self.class_counts),
+                                  event.num_test)
             self.work_started_clock = now
             self._measure(now)
-        elif kind == "step":
-            self.global_step = int(event["global_step"])
+        elif isinstance(event, StepMetrics):
+            self.global_step = event.global_step
             if self.global_step % self.step_stride == 0 or not self.steps:
-                self.steps.append(dict(event))
+                self.steps.append(event)
                 if len(self.steps) > MAX_STEP_POINTS:
                     self.steps = self.steps[::2]  # keeps the first point
                     self.step_stride *= 2
             self._measure(now)
-        elif kind == "epoch":
-            self.global_step = int(event["global_step"])
+        elif isinstance(event, EpochMetrics):
+            self.global_step = event.global_step
             self.evaluations_done += 1
-            evaluations = event["evaluations"]
-            self.latest = evaluations
-            self.epochs.append({
-                "seed": event["seed"], "epoch": event["epoch"], "global_step": event["global_step"],
-                "losses": {
-                    name: {key: value[key] for key in ("test_loss", "accuracy", "balanced_accuracy", "complement_entropy", "group_recall")}
-                    for name, value in evaluations.items()
-                },
-            })
-            self.message = f"Seed {event['seed']}, epoch {event['epoch']} evaluated"
+            self.latest = dict(event.evaluations)
+            self.epochs.append(EpochPoint.of(event))
+            self.message = f"Seed {event.seed}, epoch {event.epoch} evaluated"
             self._measure(now)
-        elif kind == "seed_finished":
-            self.comparisons.extend(event["comparisons"])
-        elif kind == "finished":
-            self.summaries = dict(event["summaries"])
+        elif isinstance(event, SeedFinished):
+            self.comparisons.extend(event.comparisons)
+        elif isinstance(event, RunFinished):
+            self.summaries = dict(event.summaries)
 
     def _measure(self, now: float) -> None:
         """Recompute the ETA at an event: the work left at the pace measured since the work started."""

@@ -21,7 +21,8 @@ import statistics
 
 from .budget import Calibration, ModelCost, calibration
 from .config import PRESETS, TrainConfig
-from .engine import StepMetrics, StopCallback, train_paired
+from .engine import StopCallback, train_paired
+from .schema import StepMetrics
 from .status import JobStatus
 
 # The net the CPU presets train: the jobs people start most are the ones the factor should fit best (nets

@@ -16,10 +16,11 @@ from tqdm import tqdm
 
 from . import data
 from .config import PRESET_ALIASES, PRESETS, TrainConfig, preset
-from .engine import Event, RunResult, train_paired
+from .engine import RunResult, train_paired
 from .fields import add_flags, flag_values
 from .metrics import GROUP_NAMES, format_p_value, format_percent
 from .run_directory import RunWriter
+from .schema import Event
 from .status import JobStatus
 
 DEFAULT_RUNS_DIR = "runs"  # unless CCE_RUNS_DIR says otherwise (the app reads the same variable)

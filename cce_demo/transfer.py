@@ -42,10 +42,11 @@ from .metrics import GROUP_NAMES
 from .models import build_model
 from .retention import DiskRules, apply_retention, received_stamp, runs_on_disk
 from .run_directory import (
-    EVENTS_FILE, FILE_MODE, FORMAT_VERSION, METADATA_FILE, RUN_ID_PATTERN, RunCorruptError, read_run,
+    EVENTS_FILE, FILE_MODE, METADATA_FILE, READABLE_FORMATS, RUN_ID_PATTERN, RunCorruptError, read_run,
     weights_file_name, write_json_atomic,
 )
 from .run_state import state_from_run_dir
+from .schema import RunMetadata
 from .status import JobStatus
 
 CURVES_FILE = "curves.csv"
@@ -510,8 +511,8 @@ def check_summaries(summaries: Any, config: TrainConfig, where: str) -> None:
 def check_metadata(metadata: Any) -> TrainConfig:
     """run.json against the current schema and the fields the app reads; returns its config."""
     _require(isinstance(metadata, dict), METADATA_FILE, "must be a JSON object")
-    _require(metadata.get("format_version") == FORMAT_VERSION, METADATA_FILE,
-             f"format_version is {metadata.get('format_version')!r}; this app reads format {FORMAT_VERSION}")
+    _require(metadata.get("format_version") in READABLE_FORMATS, METADATA_FILE,
+             f"format_version is {metadata.get('format_version')!r}; this app reads format {' or '.join(map(str, READABLE_FORMATS))}")
     run_id = metadata.get("run_id")
     # fullmatch: the pattern's "$" would also let a trailing newline into a directory name.
     _require(isinstance(run_id, str) and bool(RUN_ID_PATTERN.fullmatch(run_id)), METADATA_FILE,
@@ -846,9 +847,11 @@ def _read_metadata(path: Path) -> tuple[dict[str, Any], TrainConfig]:
 
 
 def _check_readable(staging: Path, metadata: dict[str, Any]) -> None:
-    """The last word goes to the app's own readers: the run list's and the compare view's replay."""
+    """The last word goes to the app's own readers: run.json parsed as the run record (schema.py), then the run
+    list's reader and the compare view's replay, which parses every event."""
     write_json_atomic(staging / METADATA_FILE, metadata)
     try:
+        RunMetadata.model_validate(metadata)
         read_run(staging)
         state_from_run_dir(staging)
     except (RunCorruptError, KeyError, TypeError, ValueError, IndexError) as error:

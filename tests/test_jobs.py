@@ -12,6 +12,7 @@ from cce_demo.jobs import (
     BudgetExceededError, ClientLimitError, JobManager, QueueFullError, UnknownJobError,
 )
 from cce_demo.run_state import MAX_STEP_POINTS
+from cce_demo.schema import EpochMetrics, RunStarted, StepMetrics
 from cce_demo.status import JobStatus
 
 
@@ -49,7 +50,7 @@ def test_submit_to_done_writes_a_run_directory(manager, tiny_config):
     assert snapshot.estimate_text.startswith("about ") and snapshot.time_limit_seconds is None
     assert (manager.runs_dir / job_id / "run.json").exists()
     assert len(snapshot.epochs) == tiny_config.epochs and set(snapshot.latest) == {"ce", "cce"}
-    assert snapshot.comparisons[0]["other"] == "cce" and snapshot.steps[-1]["losses"].keys() == {"ce", "cce"}
+    assert snapshot.comparisons[0].other == "cce" and snapshot.steps[-1].losses.keys() == {"ce", "cce"}
     assert snapshot.class_counts and snapshot.version > 1
 
 
@@ -62,10 +63,10 @@ def test_cancel_while_running_stops_at_the_next_step(manager, long_config):
     assert manager.cancel(job_id)
     at_cancel = manager.snapshot(job_id)
     assert at_cancel.status == "cancelled"  # at once, before the worker has reached the end of its step
-    step_at_cancel = at_cancel.steps[-1]["global_step"]
+    step_at_cancel = at_cancel.steps[-1].global_step
     snapshot = manager.wait(job_id, timeout=120)
     assert snapshot.status == "cancelled" and snapshot.is_finished and not snapshot.recording, snapshot.error
-    assert snapshot.steps[-1]["global_step"] <= step_at_cancel + 1
+    assert snapshot.steps[-1].global_step <= step_at_cancel + 1
     record = read_run(manager.runs_dir / job_id)
     assert record.status == "cancelled"
     assert set(load_models(record)) == {"ce", "cce"}  # what was trained so far is kept
@@ -176,10 +177,10 @@ def test_concurrent_readers_see_consistent_snapshots(manager, tiny_config):
             snapshot = manager.snapshot(job_id)
             if snapshot.version < last_version:
                 problems.append("version went backwards")
-            steps = [point["global_step"] for point in snapshot.steps]
+            steps = [point.global_step for point in snapshot.steps]
             if len(steps) > MAX_STEP_POINTS or steps != sorted(set(steps)):
                 problems.append("steps out of order")
-            if len(snapshot.epochs) > 0 and snapshot.epochs[-1]["global_step"] > (steps[-1] if steps else 0):
+            if len(snapshot.epochs) > 0 and snapshot.epochs[-1].global_step > (steps[-1] if steps else 0):
                 problems.append("an epoch ahead of its steps")
             last_version = snapshot.version
             if snapshot.is_finished:
@@ -193,14 +194,20 @@ def test_concurrent_readers_see_consistent_snapshots(manager, tiny_config):
     assert not problems and manager.snapshot(job_id).status == "done"
 
 
+def step_event(step):
+    """A training step as the engine emits it (only its number matters to the state's progress)."""
+    return StepMetrics(seed=0, step=step, global_step=step, epoch=0.0, losses={}, cross_entropy={}, learning_rate=0.1,
+                       images_per_second=0.0)
+
+
 def test_step_history_stays_bounded(tmp_path, tiny_config):
     from cce_demo import jobs
 
     state = jobs._Job("x", tiny_config, "cpu")
     for step in range(1, 10 * MAX_STEP_POINTS):
-        state.apply({"kind": "step", "global_step": step, "losses": {}})
+        state.apply(step_event(step))
     assert len(state.steps) <= MAX_STEP_POINTS
-    steps = [point["global_step"] for point in state.steps]
+    steps = [point.global_step for point in state.steps]
     assert steps == sorted(steps) and steps[0] == 1
 
 
@@ -383,21 +390,21 @@ def test_progress_and_eta_include_evaluation(tiny_config):
     # 2 x 50 x 10 ms = 1 s, an evaluation 2 x 100 x 5 ms = 1 s, the run 2 x (2 + 1) = 6 s.
     config = tiny_config.replace(epochs=2, batch_size=50)
     job = jobs._Job("x", config, "cpu", status=JobStatus.RUNNING, cost=ModelCost(0.01, 0.0, 0.005))
-    job.apply({"kind": "started", "class_names": ["a", "b"], "class_counts": [50, 50], "total_steps": 4,
-               "num_train": 100, "num_test": 100, "steps_per_epoch": 2}, now=100.0)
+    job.apply(RunStarted(config={}, class_names=("a", "b"), class_counts=(50, 50), total_steps=4, num_train=100,
+                         num_test=100, steps_per_epoch=2, device="cpu", data_source="test"), now=100.0)
     assert job.plan.total_seconds == pytest.approx(6.0)
     assert job.progress() == 0 and job.eta_seconds(100.0) == pytest.approx(6.0)  # the estimate, nothing measured
     for step, now in ((1, 101.0), (2, 102.0)):
-        job.apply({"kind": "step", "global_step": step, "losses": {}}, now=now)
+        job.apply(step_event(step), now=now)
     assert job.progress() == pytest.approx(2 / 6)
     assert job.eta_seconds(102.0) == pytest.approx(4.0)  # on schedule
     # During the evaluation the ETA counts down with the clock instead of climbing.
     assert job.eta_seconds(102.5) == pytest.approx(3.5)
-    job.apply({"kind": "epoch", "seed": 0, "epoch": 1, "global_step": 2, "evaluations": {}}, now=103.0)
+    job.apply(EpochMetrics(seed=0, epoch=1, global_step=2, evaluations={}), now=103.0)
     assert job.progress() == pytest.approx(3 / 6) and job.eta_seconds(103.0) == pytest.approx(3.0)
     # The second epoch runs twice as slowly as estimated: the ETA follows the measured pace (5 s for 4 s of
     # work), blended with the estimate's (1) as 5 s of measurement against the estimate's 10.
-    job.apply({"kind": "step", "global_step": 3, "losses": {}}, now=105.0)
+    job.apply(step_event(3), now=105.0)
     assert job.eta_seconds(105.0) == pytest.approx(2.0 * (5 / 15 * 5 / 4 + 10 / 15))
     job.status = JobStatus.DONE
     assert job.progress() == 1.0 and job.eta_seconds(106.0) is None

@@ -415,7 +415,7 @@ def test_run_json_that_is_not_json_is_refused(tiny_entries, tmp_path, runs, run_
 @pytest.mark.parametrize("change, message", [
     (lambda m: m["config"].update(losses=["ce", "hinge"]), r"invalid config \(losses: unknown value 'hinge'"),
     (lambda m: m["config"].update(epochs_typo=3), r"invalid config \(unknown config field\(s\): epochs_typo"),
-    (lambda m: m.update(format_version=2), "format_version is 2; this app reads format 1"),
+    (lambda m: m.update(format_version=3), "format_version is 3; this app reads format 1 or 2"),
     (lambda m: m.update(run_id="../escape"), "run_id '../escape' is not a valid run id"),
     (lambda m: m.update(run_id="run\n"), r"run_id 'run\\n' is not a valid run id"),
     (lambda m: m.update(status="exploded"), "status 'exploded' is not one of"),

@@ -13,6 +13,7 @@ from cce_demo.config import PRESETS, TrainConfig
 from cce_demo.data import planned_class_counts
 from cce_demo.jobs import JobManager
 from cce_demo.predict import ModelCache
+from cce_demo.schema import McNemar
 from cce_demo.status import JobStatus
 from cce_demo.ui import RunCatalog, config_from_form, config_from_request, confusion_html, groups_table, runs_table
 from cce_demo.ui import api
@@ -28,6 +29,8 @@ from cce_demo.ui.compare.verdict import verdict_html
 from cce_demo.ui.compare.views import counts_chart, epoch_chart, loss_chart, recall_chart, smooth, status_html
 
 FAST = dict(dataset="synthetic", imbalance_ratio=2.0, batch_size=64, device="cpu", max_per_class=40, synthetic_test_per_class=10)
+# What the per-epoch charts draw (epoch_chart takes the metric as a function of an epoch's scores).
+TEST_LOSS, BALANCED_ACCURACY = (lambda scores: scores.test_loss), (lambda scores: scores.balanced_accuracy)
 WINNER_WORDS = ("better", "worse", "helped", "hurt", "wins", "winner", "held up", "scored higher", "scored lower")
 
 
@@ -46,7 +49,7 @@ def one_seed(snapshot):
     """The same run as if only seed 0 had been trained."""
     return dataclasses.replace(
         snapshot, config=snapshot.config.replace(seeds=(0,)), comparisons=snapshot.comparisons[:1], summaries={},
-        epochs=tuple(point for point in snapshot.epochs if point["seed"] == 0),
+        epochs=tuple(point for point in snapshot.epochs if point.seed == 0),
     )
 
 
@@ -120,7 +123,7 @@ def test_loss_chart_smooths_and_draws_the_ce_part_dashed_under_ce(finished):
     assert paths[-1].split("<title>")[1].startswith("CE<")
     raw = loss_chart(snapshot, 0)
     assert 'stroke-opacity="0.3"' not in raw and "Raw values" in raw
-    last_step = snapshot.steps[-1]["global_step"]  # the x axis ends at the data: no tick beyond it
+    last_step = snapshot.steps[-1].global_step  # the x axis ends at the data: no tick beyond it
     assert all(float(tick.replace(",", "")) <= last_step for tick in _x_ticks(chart))
 
 
@@ -131,14 +134,14 @@ def _x_ticks(chart):
 def test_epoch_charts_have_a_placeholder_integer_ticks_and_points(finished):
     _, snapshot = finished
     empty = dataclasses.replace(snapshot, epochs=(), latest={}, steps=())
-    assert "appears when epoch 1" in epoch_chart(empty, "test_loss", "t")
+    assert "appears when epoch 1" in epoch_chart(empty, TEST_LOSS, "t")
     assert "appears with the first steps" in loss_chart(empty)
     assert "appears when epoch 1" in recall_chart(empty)
     first = dataclasses.replace(snapshot, epochs=snapshot.epochs[:2])  # epoch 1 of seed 0 (two points, one per loss)
-    first = dataclasses.replace(first, epochs=tuple(p for p in first.epochs if p["seed"] == 0 and p["epoch"] == 1))
-    chart = epoch_chart(first, "balanced_accuracy", "Balanced accuracy", as_percent=True)
+    first = dataclasses.replace(first, epochs=tuple(p for p in first.epochs if p.seed == 0 and p.epoch == 1))
+    chart = epoch_chart(first, BALANCED_ACCURACY, "Balanced accuracy", as_percent=True)
     assert _x_ticks(chart) == ["1"] and 'stroke-linecap="round"' in chart  # visible points
-    several = epoch_chart(snapshot, "test_loss", "Test loss")
+    several = epoch_chart(snapshot, TEST_LOSS, "Test loss")
     assert "seed 1" in several and all(tick in ("1", "2") for tick in _x_ticks(several))
 
 
@@ -149,8 +152,8 @@ def test_recall_chart_groups_classes_with_counts_once_and_marks_zero(finished):
         assert chart.count(f">{name}<") == 1  # each class named once on the axis
     assert chart.count('class="cc-bar"') == 2 * len(snapshot.class_names)  # CE and CCE side by side per class
     assert "CCE − CE" in chart and "95 % interval" in chart  # two seeds: per-class interval
-    zero = dict(snapshot.latest["cce"])
-    zero["per_class_recall"] = [0.0] + list(zero["per_class_recall"][1:])
+    recall = snapshot.latest["cce"].per_class_recall
+    zero = snapshot.latest["cce"].model_copy(update={"per_class_recall": (0.0, *recall[1:])})
     marked = recall_chart(dataclasses.replace(snapshot, latest={**snapshot.latest, "cce": zero}))
     assert 'cc-track zero' in marked and "<b class=zero>0</b>" in marked
 
@@ -175,10 +178,9 @@ def test_verdict_with_several_seeds_reports_the_interval(finished):
 def test_verdict_on_one_seed_never_names_a_winner(finished):
     _, snapshot = finished
     one = one_seed(snapshot)
-    comparison = dict(one.comparisons[0])
     for p_value, difference in [(1e-9, -0.05), (1e-9, 0.05), (0.5, 0.0)]:
-        comparison.update(mcnemar={"only_a_correct": 10, "only_b_correct": 90, "p_value": p_value},
-                          balanced_accuracy_difference=difference)
+        comparison = one.comparisons[0].model_copy(update={
+            "mcnemar": McNemar(only_a_correct=10, only_b_correct=90, p_value=p_value), "balanced_accuracy_difference": difference})
         text = verdict_html(dataclasses.replace(one, comparisons=(comparison,)), "Your run").lower()
         assert not [word for word in WINNER_WORDS if word in text], text
         assert "a difference between two trained models, not yet between the two losses" in text
@@ -491,12 +493,13 @@ def test_smoothing_control_redraws_the_loss_chart(ctx, finished):
 
 def diverged(snapshot):
     """The run as a diverged one reads: metrics None, NaN and inf (the trainer writes NaN as null)."""
-    latest = {loss: {**value, "complement_entropy": None, "accuracy": float("nan"), "balanced_accuracy": float("inf"),
-                     "group_recall": {"head": None, "tail": float("nan")}, "per_class_recall": [None] * len(value["per_class_recall"])}
+    latest = {loss: value.model_copy(update={
+                  "complement_entropy": None, "accuracy": float("nan"), "balanced_accuracy": float("inf"),
+                  "group_recall": {"head": None, "tail": float("nan")}, "per_class_recall": (None,) * len(value.per_class_recall)})
               for loss, value in snapshot.latest.items()}
-    epochs = tuple({**point, "losses": {loss: {**value, "test_loss": float("inf"), "balanced_accuracy": None}
-                                        for loss, value in point["losses"].items()}} for point in snapshot.epochs)
-    steps = tuple({**point, "losses": {loss: float("nan") for loss in point["losses"]}} for point in snapshot.steps)
+    epochs = tuple(point.model_copy(update={"losses": {loss: value.model_copy(update={"test_loss": float("inf"), "balanced_accuracy": None})
+                                                       for loss, value in point.losses.items()}}) for point in snapshot.epochs)
+    steps = tuple(point.model_copy(update={"losses": {loss: float("nan") for loss in point.losses}}) for point in snapshot.steps)
     return dataclasses.replace(snapshot, latest=latest, epochs=epochs, steps=steps)
 
 
@@ -506,8 +509,8 @@ def test_every_view_draws_a_diverged_run(finished):
     table = groups_table(broken)
     assert set(table["test complement entropy"]) == {"n/a"} and set(table["accuracy %"]) == {"n/a"}
     assert set(table["balanced accuracy %"]) == {"n/a"} and set(table["tail %"]) == {"n/a"}
-    assert "n/a" in recall_chart(broken) and "<svg" not in epoch_chart(broken, "balanced_accuracy", "t", as_percent=True)
-    assert "inf" not in epoch_chart(broken, "test_loss", "t") and "nan" not in loss_chart(broken).lower()
+    assert "n/a" in recall_chart(broken) and "<svg" not in epoch_chart(broken, BALANCED_ACCURACY, "t", as_percent=True)
+    assert "inf" not in epoch_chart(broken, TEST_LOSS, "t") and "nan" not in loss_chart(broken).lower()
     assert "<table" in confusion_html(broken) and status_html(broken)
 
 
@@ -634,12 +637,12 @@ def test_card_per_class_column_and_overlay_share_one_sign_whatever_the_loss_orde
     cce, ce = snapshot.latest["cce"], snapshot.latest["ce"]
 
     card = verdict_html(snapshot, "Your run")
-    balanced = 100 * (cce["balanced_accuracy"] - ce["balanced_accuracy"])
+    balanced = 100 * (cce.balanced_accuracy - ce.balanced_accuracy)
     assert f"CCE (paper form) − CE: {points(balanced)} " in card and "CE − CCE" not in card
 
     chart = recall_chart(snapshot)
     order = head_to_tail(snapshot.class_counts)
-    per_class = [100 * (cce["per_class_recall"][index] - ce["per_class_recall"][index]) for index in order]
+    per_class = [100 * (cce.per_class_recall[index] - ce.per_class_recall[index]) for index in order]
     assert re.findall(r'title="(CC?E − CC?E: [^"]*?) points', chart) == [f"CCE − CE: {value:+.1f}" for value in per_class]
 
     accuracy = runs.overlay_accuracy([("A", snapshot)])

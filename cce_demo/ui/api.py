@@ -21,7 +21,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from ..jobs import UnknownJobError
-from ..run_directory import RUN_ID_PATTERN, RunCorruptError
+from ..run_directory import RUN_ID_PATTERN, RunCorruptError, to_jsonable
 from ..run_state import JobSnapshot
 from ..transfer import ExportRefused, ImportRefused
 from .catalog import runs_records
@@ -102,9 +102,9 @@ def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
         "estimate_seconds": getattr(snapshot, "estimate_seconds", None), "message": without_paths(snapshot.message),
         "error": without_paths(snapshot.error), "device": snapshot.device, "config": snapshot.config.to_dict(),
         "class_names": list(snapshot.class_names), "class_counts": list(snapshot.class_counts),
-        "latest": {loss: dict(value) for loss, value in snapshot.latest.items()},
-        "epochs_done": len(snapshot.epochs), "comparisons": list(snapshot.comparisons),
-        "summaries": dict(snapshot.summaries), "version": snapshot.version,
+        "latest": to_jsonable(dict(snapshot.latest)),
+        "epochs_done": len(snapshot.epochs), "comparisons": to_jsonable(snapshot.comparisons),
+        "summaries": to_jsonable(dict(snapshot.summaries)), "version": snapshot.version,
         # True while a stopped job is still saving what it trained (a cancelled job reads cancelled at once)
         "recording": snapshot.recording,
     }

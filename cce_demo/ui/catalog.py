@@ -10,7 +10,8 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..retention import received_at
-from ..run_directory import EVENTS_FILE, RUN_ID_PATTERN, RunRecord, list_runs, read_run
+from ..run_directory import EVENTS_FILE, RUN_ID_PATTERN, RunCorruptError, RunRecord, list_runs, read_run
+from ..schema import FinalResults
 from ..status import PARTIAL, JobStatus
 from .kit.charts import finite
 from .kit.formatting import percent_cell, points
@@ -101,26 +102,29 @@ class RunRow:
         return str(self.status)
 
 
+def final_results(record: RunRecord) -> FinalResults:
+    """The run's final results, typed; empty for a run whose results do not parse (a damaged run file: no
+    numbers, no crash)."""
+    try:
+        return record.results
+    except RunCorruptError:
+        return FinalResults()
+
+
 def _differences(record: RunRecord) -> tuple[dict[str, float], dict[str, float], int]:
-    final = record.final
-    comparisons = final.get("comparisons") or []
-    evaluations = final.get("evaluations") or {}
+    results = final_results(record)
     balanced: dict[str, list[float]] = {}
     tail: dict[str, list[float]] = {}
-    for comparison in comparisons:
-        if not isinstance(comparison, dict):
-            continue
-        other, baseline, seed = comparison.get("other"), comparison.get("baseline"), str(comparison.get("seed"))
-        difference = finite(comparison.get("balanced_accuracy_difference"))
-        if difference is None:  # a diverged or damaged run: no number, no crash
+    for comparison in results.comparisons:
+        other, baseline = comparison.other, comparison.baseline
+        difference = finite(comparison.balanced_accuracy_difference)
+        if difference is None:  # a diverged run: no number, no crash
             continue
         balanced.setdefault(other, []).append(100 * difference)
-        by_loss = evaluations.get(seed) or {}
-        try:
-            mine = by_loss[other]["group_recall"]["tail"]
-            base = by_loss[baseline]["group_recall"]["tail"]
-        except (KeyError, TypeError):
+        by_loss = results.evaluations.get(str(comparison.seed)) or {}
+        if other not in by_loss or baseline not in by_loss:
             continue
+        mine, base = by_loss[other].group_recall.get("tail"), by_loss[baseline].group_recall.get("tail")
         if finite(mine) is not None and finite(base) is not None:
             tail.setdefault(other, []).append(100 * (mine - base))
     seeds = max((len(values) for values in balanced.values()), default=0)
@@ -129,10 +133,8 @@ def _differences(record: RunRecord) -> tuple[dict[str, float], dict[str, float],
 
 def run_row(catalog: RunCatalog, record: RunRecord) -> RunRow:
     config = record.config
-    evaluations = record.final.get("evaluations") or {}
-    first_seed = next(iter(evaluations.values()), {})
-    scores = ", ".join(f"{short_name(loss)} {percent_cell(value.get('balanced_accuracy') if isinstance(value, dict) else None)}"
-                       for loss, value in first_seed.items())
+    first_seed = next(iter(final_results(record).evaluations.values()), {})
+    scores = ", ".join(f"{short_name(loss)} {percent_cell(value.balanced_accuracy)}" for loss, value in first_seed.items())
     balanced, tail, seeds = _differences(record)
     suffix = f" ({seeds} seeds)" if seeds > 1 else ""
     try:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ...predict import InvalidImageError, PreparedImage, classify_prepared, open_upload, prepare_image, to_rgb
 from ...run_directory import RunCorruptError, RunRecord
+from ..catalog import final_results
 from ..context import UiContext, Update
 from ..kit.admission import RefusedError
 from ..kit.charts import Bars, RowLabel, bar_rows, escape, head_to_tail
@@ -56,19 +57,17 @@ def preview_of(image: Image.Image) -> Image.Image:
 def balanced_accuracies(record: RunRecord) -> dict[str, tuple[float | None, float | None]]:
     """Each model's balanced accuracy on the test set, as trained and with the prior correction (None when
     not known), for the seed whose models classify (the first saved)."""
-    evaluations = record.final.get("evaluations") or {}
+    evaluations = final_results(record).evaluations
     measured = MEASURED_PRIOR_CORRECTION.get(record.run_id, {})
     if not evaluations:
         return {}
     first = evaluations[sorted(evaluations, key=lambda seed: int(seed) if str(seed).isdigit() else 0)[0]]
     result = {}
     for loss, value in first.items():
-        if not isinstance(value, dict):
-            continue
-        corrected = (value.get("prior_corrected") or {}).get("balanced_accuracy")
+        corrected = value.prior_corrected.balanced_accuracy if value.prior_corrected is not None else None
         if corrected is None and loss in measured:
             corrected = measured[loss][1]
-        result[loss] = (value.get("balanced_accuracy"), corrected)
+        result[loss] = (value.balanced_accuracy, corrected)
     return result
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 from ...metrics import Direction, direction_of, format_p_value, summarise_differences
 from ...provenance import data_copy_text
 from ...run_state import JobSnapshot
+from ...schema import PairedComparison
 from ...status import JobStatus
 from ..kit.charts import escape
 from ..kit.evidence import preset_of, shipped_spread
@@ -35,34 +36,33 @@ class LossComparison:
     balanced: tuple[float, ...]  # per seed, points
     tail: tuple[float | None, ...]  # per seed, points
     seeds: tuple[int, ...]
-    last: Mapping[str, Any]  # the latest seed's comparison (McNemar counts)
+    last: PairedComparison  # the latest seed's comparison (McNemar counts)
 
 
 def tail_recall_at_seed_end(snapshot: JobSnapshot, seed: int, loss: str) -> float | None:
     """Tail recall of `loss` at the last evaluated epoch of `seed` (its full final evaluation)."""
-    points_of_seed = [point for point in snapshot.epochs if point["seed"] == seed]
+    points_of_seed = [point for point in snapshot.epochs if point.seed == seed]
     if not points_of_seed:
         return None
-    last = max(points_of_seed, key=lambda point: point["epoch"])
-    value = (last["losses"].get(loss, {}).get("group_recall") or {}).get("tail")
-    return value if isinstance(value, (int, float)) else None
+    last = max(points_of_seed, key=lambda point: point.epoch)
+    return last.losses[loss].group_recall.get("tail") if loss in last.losses else None
 
 
 def loss_comparisons(snapshot: JobSnapshot) -> list[LossComparison]:
-    by_other: dict[str, list[Mapping[str, Any]]] = {}
+    by_other: dict[str, list[PairedComparison]] = {}
     for comparison in snapshot.comparisons:
-        by_other.setdefault(comparison["other"], []).append(comparison)
+        by_other.setdefault(comparison.other, []).append(comparison)
     result = []
     for other, comparisons in by_other.items():
-        baseline = comparisons[0]["baseline"]
+        baseline = comparisons[0].baseline
         tails = []
         for comparison in comparisons:
-            mine = tail_recall_at_seed_end(snapshot, comparison["seed"], other)
-            base = tail_recall_at_seed_end(snapshot, comparison["seed"], baseline)
+            mine = tail_recall_at_seed_end(snapshot, comparison.seed, other)
+            base = tail_recall_at_seed_end(snapshot, comparison.seed, baseline)
             tails.append(100 * (mine - base) if mine is not None and base is not None else None)
         result.append(LossComparison(
-            other, baseline, tuple(100 * c["balanced_accuracy_difference"] for c in comparisons), tuple(tails),
-            tuple(c["seed"] for c in comparisons), comparisons[-1],
+            other, baseline, tuple(100 * c.balanced_accuracy_difference for c in comparisons), tuple(tails),
+            tuple(c.seed for c in comparisons), comparisons[-1],
         ))
     return result
 
@@ -132,12 +132,10 @@ def comparison_html(snapshot: JobSnapshot, item: LossComparison) -> str:
         meaning = (f"On seed {item.seeds[0]} at this budget ({budget}). That is a difference between two trained models, "
                    f"not yet between the two losses. {spread_sentence(snapshot, item.other, item.baseline)} Repeat with 3 seeds to see whether it "
                    "holds up.")
-        test = item.last.get("mcnemar") or {}
-        extra = ""
-        if test:
-            extra = (f"Paired test on the same test images: {test.get('only_a_correct')} only {escape(base)} got right, "
-                     f"{test.get('only_b_correct')} only {escape(name)} (McNemar p = {format_p_value(test['p_value'])}). "
-                     "A small p says these two models make different mistakes; two seeds of the same loss differ like that too.")
+        test = item.last.mcnemar
+        extra = (f"Paired test on the same test images: {test.only_a_correct} only {escape(base)} got right, "
+                 f"{test.only_b_correct} only {escape(name)} (McNemar p = {format_p_value(test.p_value)}). "
+                 "A small p says these two models make different mistakes; two seeds of the same loss differ like that too.")
     return (f'<div class="cc-vi" style="border-color:{colour(item.other)}">{numbers}'
             f'<p class="cc-vs">{meaning}</p>' + (f'<p class="cc-vx">{extra}</p>' if extra else "") + "</div>")
 

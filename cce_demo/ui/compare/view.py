@@ -247,9 +247,9 @@ def render(
             ui.compare.repeat: safely(snapshot, "repeat button", gr.Button(visible=False), repeat_update, ctx, snapshot, controls),
             ui.compare.recall_chart: safely(snapshot, "recall chart", cannot_draw("per-class recall chart"), recall_chart, snapshot),
             ui.compare.test_loss_chart: safely(snapshot, "test loss chart", cannot_draw("test-loss chart"), epoch_chart, snapshot,
-                                       "test_loss", "Test cross entropy per epoch"),
+                                       lambda scores: scores.test_loss, "Test cross entropy per epoch"),
             ui.compare.accuracy_chart: safely(snapshot, "accuracy chart", cannot_draw("accuracy chart"), epoch_chart, snapshot,
-                                      "balanced_accuracy", "Test balanced accuracy per epoch", as_percent=True),
+                                      lambda scores: scores.balanced_accuracy, "Test balanced accuracy per epoch", as_percent=True),
             ui.compare.groups: safely(snapshot, "group table", groups_table(None), groups_table, snapshot),
             ui.compare.confusion: safely(snapshot, "confusion matrices", cannot_draw("confusion matrices"), confusion_html, snapshot),
         })

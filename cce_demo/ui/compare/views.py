@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -14,6 +14,7 @@ from ...config import TrainConfig
 from ...datasets import dataset_spec
 from ...metrics import GROUP_NAMES, class_groups, summarise_differences
 from ...run_state import JobSnapshot
+from ...schema import EpochPoint, EpochScores, Number, StepMetrics
 from ...status import PARTIAL, JobStatus
 from ..kit.charts import (
     DEFAULT_SMOOTHING, Bars, Diffs, Line, RowLabel, Separator, bar_rows, escape, finite, head_to_tail, line_chart, progress_bar,
@@ -106,7 +107,7 @@ def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
             parts.append(f"<b>Reason:</b> {escape(without_paths(snapshot.error))}")
     if len(config.seeds) > 1 and snapshot.epochs:
         parts.append(f"Curves run through the seeds one after another; recall, groups and confusion matrices show seed "
-                     f"{escape(snapshot.epochs[-1]['seed'])}, the latest evaluated.")
+                     f"{escape(snapshot.epochs[-1].seed)}, the latest evaluated.")
     note = loss_form_note(config)
     if note:
         parts.append(f'<span style="font-size:12px">{note}.</span>')
@@ -129,12 +130,12 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return result
 
 
-def seed_boundaries(points: Sequence[Mapping[str, Any]], position_key: str) -> list[Separator]:
-    """Where a new seed starts in a series that runs through the seeds one after another."""
+def seed_boundaries(points: Sequence[StepMetrics]) -> list[Separator]:
+    """Where a new seed starts in the training-loss series, which runs through the seeds one after another."""
     separators = []
     for previous, point in zip(points, points[1:]):
-        if point["seed"] != previous["seed"]:
-            separators.append(Separator(point[position_key] - 0.5, f"seed {point['seed']}"))
+        if point.seed != previous.seed:
+            separators.append(Separator(point.global_step - 0.5, f"seed {point.seed}"))
     return separators
 
 
@@ -143,10 +144,10 @@ def loss_chart(snapshot: JobSnapshot | None, smoothing: float = DEFAULT_SMOOTHIN
     if snapshot is None or not snapshot.steps:
         return line_chart(title=title, lines=[], x_label="step", empty_text="The training loss appears with the first steps.")
     losses = list(snapshot.config.losses)
-    steps = [point["global_step"] for point in snapshot.steps]
+    steps = [point.global_step for point in snapshot.steps]
     raw, parts, main = [], [], []
     for loss in losses:
-        values = [point["losses"].get(loss) for point in snapshot.steps]
+        values = [point.losses.get(loss) for point in snapshot.steps]
         known = [(step, value) for step, value in zip(steps, values) if value is not None]
         if not known:
             continue
@@ -156,7 +157,7 @@ def loss_chart(snapshot: JobSnapshot | None, smoothing: float = DEFAULT_SMOOTHIN
             raw.append(Line(f"{display_name(loss)} (raw)", colour(loss), list(zip(xs, ys)), style="faint", width=1, in_legend=False))
         main.append(Line(display_name(loss), colour(loss), list(zip(xs, smooth(ys, smoothing))), width=2.2))
         if loss != "ce":
-            ce_part = [(step, point["cross_entropy"].get(loss)) for step, point in zip(steps, snapshot.steps)]
+            ce_part = [(step, point.cross_entropy.get(loss)) for step, point in zip(steps, snapshot.steps)]
             ce_part = [(step, value) for step, value in ce_part if value is not None]
             if ce_part:
                 parts.append(Line(f"{display_name(loss)} · CE part", colour(loss),
@@ -171,28 +172,30 @@ def loss_chart(snapshot: JobSnapshot | None, smoothing: float = DEFAULT_SMOOTHIN
     if parts:
         subtitle += "Dashed: the plain cross-entropy part of each loss, on CE's scale."
     return line_chart(title=title, lines=ordered, x_label="training step (all seeds)", legend=legend, subtitle=subtitle,
-                      y_floor=0.0, separators=seed_boundaries(snapshot.steps, "global_step"), height=240)
+                      y_floor=0.0, separators=seed_boundaries(snapshot.steps), height=240)
 
 
 # ---------------------------------------------------------------- per-epoch test metrics
 
 
-def epoch_positions(snapshot: JobSnapshot) -> list[tuple[int, Mapping[str, Any]]]:
+def epoch_positions(snapshot: JobSnapshot) -> list[tuple[int, EpochPoint]]:
     """(x position, epoch point): with several seeds, later seeds' epochs follow the earlier ones."""
     seeds = list(snapshot.config.seeds)
     epochs = snapshot.config.epochs
-    return [((seeds.index(point["seed"]) * epochs if point["seed"] in seeds else 0) + point["epoch"], point)
+    return [((seeds.index(point.seed) * epochs if point.seed in seeds else 0) + point.epoch, point)
             for point in snapshot.epochs]
 
 
-def epoch_chart(snapshot: JobSnapshot | None, metric: str, title: str, as_percent: bool = False) -> str:
+def epoch_chart(snapshot: JobSnapshot | None, metric: Callable[[EpochScores], Number], title: str,
+                as_percent: bool = False) -> str:
+    """One line per loss of `metric` (e.g. `lambda scores: scores.test_loss`) at each evaluated epoch."""
     waiting = "The first point appears when epoch 1 has been evaluated."
     if snapshot is None or not snapshot.epochs:
         return line_chart(title=title, lines=[], x_label="epoch", empty_text=waiting, height=200)
     positioned = epoch_positions(snapshot)
     lines = []
     for loss in snapshot.config.losses:
-        points = [(x, point["losses"].get(loss, {}).get(metric)) for x, point in positioned]
+        points = [(x, metric(point.losses[loss]) if loss in point.losses else None) for x, point in positioned]
         if any(value is not None for _, value in points):
             lines.append(Line(display_name(loss), colour(loss), points, markers=True))
     legend = [(line.label, line.colour, "solid") for line in lines]
@@ -200,7 +203,7 @@ def epoch_chart(snapshot: JobSnapshot | None, metric: str, title: str, as_percen
     separators, x_ticks = [], None
     if len(snapshot.config.seeds) > 1:
         epochs = snapshot.config.epochs
-        seen = sorted({(snapshot.config.seeds.index(p["seed"]) if p["seed"] in snapshot.config.seeds else 0) for _, p in positioned})
+        seen = sorted({(snapshot.config.seeds.index(p.seed) if p.seed in snapshot.config.seeds else 0) for _, p in positioned})
         separators = [Separator(index * epochs + 0.5, f"seed {snapshot.config.seeds[index]}") for index in seen if index > 0]
         x_ticks = []
         for index in seen:
@@ -226,21 +229,21 @@ def group_of(class_counts: Sequence[int]) -> dict[int, str]:
 def per_class_differences(snapshot: JobSnapshot, other: str) -> tuple[list[float | None], list[tuple[float, float] | None] | None, int]:
     """Per class, `other` − baseline recall in points. With two or more finished seeds: the mean over the
     seeds (from each seed's per-class paired counts) and its 95 % interval; else the latest evaluation."""
-    comparisons = [c for c in snapshot.comparisons if c["other"] == other and c.get("per_class_mcnemar")]
+    comparisons = [c for c in snapshot.comparisons if c.other == other and c.per_class_mcnemar]
     num_classes = len(snapshot.class_names)
     if len(comparisons) >= 2:
         support = snapshot.config.test_images_per_class  # per-class counts -> recall
         means, intervals = [], []
         for index in range(num_classes):
-            values = [100 * (c["per_class_mcnemar"][index]["only_b_correct"] - c["per_class_mcnemar"][index]["only_a_correct"]) / support
-                      for c in comparisons if index < len(c["per_class_mcnemar"])]
+            values = [100 * (c.per_class_mcnemar[index].only_b_correct - c.per_class_mcnemar[index].only_a_correct) / support
+                      for c in comparisons if index < len(c.per_class_mcnemar)]
             summary = summarise_differences(values)
             means.append(summary.mean)
             intervals.append(summary.interval)
         return means, intervals, len(comparisons)
     baseline = snapshot.config.baseline
-    base = snapshot.latest.get(baseline, {}).get("per_class_recall") or []
-    mine = snapshot.latest.get(other, {}).get("per_class_recall") or []
+    base = snapshot.latest[baseline].per_class_recall if baseline in snapshot.latest else ()
+    mine = snapshot.latest[other].per_class_recall if other in snapshot.latest else ()
     values = [100 * (b - a) if a is not None and b is not None else None for a, b in zip(base, mine)]
     return values, None, 1
 
@@ -256,7 +259,7 @@ def recall_chart(snapshot: JobSnapshot | None) -> str:
     losses = [loss for loss in snapshot.config.losses if loss in snapshot.latest]
     bars = []
     for loss in losses:
-        recall = snapshot.latest[loss]["per_class_recall"]
+        recall = snapshot.latest[loss].per_class_recall
         bars.append(Bars(display_name(loss), colour(loss), [recall[index] for index in order]))
     baseline = snapshot.config.baseline
     diffs, seeds_used = [], 1
@@ -267,8 +270,8 @@ def recall_chart(snapshot: JobSnapshot | None) -> str:
         diffs.append(Diffs(f"{short_name(loss)} − {short_name(baseline)}", colour(loss),
                            [values[index] if index < len(values) else None for index in order],
                            [intervals[index] for index in order] if intervals else None))
-    seed = snapshot.epochs[-1]["seed"] if snapshot.epochs else snapshot.config.seeds[0]
-    epoch = snapshot.epochs[-1]["epoch"] if snapshot.epochs else 0
+    seed = snapshot.epochs[-1].seed if snapshot.epochs else snapshot.config.seeds[0]
+    epoch = snapshot.epochs[-1].epoch if snapshot.epochs else 0
     subtitle = (f"Recall on the balanced test set, seed {seed} after epoch {epoch}; numbers are recall in %, a red 0 "
                 "means no test image of that class was recognised.")
     if diffs:
@@ -343,12 +346,10 @@ def groups_table(snapshot: JobSnapshot | None) -> pd.DataFrame:
         return pd.DataFrame([], columns=GROUP_COLUMNS)
     rows = []
     for loss, evaluation in snapshot.latest.items():
-        evaluation = evaluation if isinstance(evaluation, Mapping) else {}
-        groups = evaluation.get("group_recall")
-        groups = groups if isinstance(groups, Mapping) else {}
         rows.append([
-            display_name(loss), percent_cell(evaluation.get("accuracy")), percent_cell(evaluation.get("balanced_accuracy")),
-            *[percent_cell(groups.get(name)) for name in GROUP_NAMES], number_cell(evaluation.get("complement_entropy")),
+            display_name(loss), percent_cell(evaluation.accuracy), percent_cell(evaluation.balanced_accuracy),
+            *[percent_cell(evaluation.group_recall.get(name)) for name in GROUP_NAMES],
+            number_cell(evaluation.complement_entropy),
         ])
     return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
@@ -362,7 +363,7 @@ def confusion_html(snapshot: JobSnapshot | None) -> str:
     short = [str(index) for index in range(len(snapshot.class_names))]
     row_labels = [f"{index} {name}" for index, name in enumerate(snapshot.class_names)]
     for loss, evaluation in snapshot.latest.items():
-        matrix = evaluation["confusion_matrix"]
+        matrix = evaluation.confusion_matrix
         hue = colour(loss)
         rgb = tuple(int(hue[i : i + 2], 16) for i in (1, 3, 5))
         parts.append(f'<div><b style="color:{hue}">{html.escape(display_name(loss))}</b>'

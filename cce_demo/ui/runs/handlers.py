@@ -107,9 +107,9 @@ def mean_per_epoch(snapshot: JobSnapshot, loss: str) -> list[tuple[float, float 
     """Balanced accuracy of `loss` at each epoch, averaged over the seeds evaluated at that epoch."""
     by_epoch: dict[int, list[float]] = {}
     for point in snapshot.epochs:
-        value = point["losses"].get(loss, {}).get("balanced_accuracy")
+        value = point.losses[loss].balanced_accuracy if loss in point.losses else None
         if value is not None:
-            by_epoch.setdefault(point["epoch"], []).append(value)
+            by_epoch.setdefault(point.epoch, []).append(value)
     return [(epoch, sum(values) / len(values)) for epoch, values in sorted(by_epoch.items())]
 
 
@@ -146,7 +146,7 @@ def overlay_recall(snapshots: Sequence[tuple[str, JobSnapshot]]) -> str:
             continue
         baseline = snapshot.config.baseline
         for loss in snapshot.config.losses:
-            recall = (snapshot.latest.get(loss) or {}).get("per_class_recall")
+            recall = snapshot.latest[loss].per_class_recall if loss in snapshot.latest else None
             if recall:
                 bars.append(Bars(f"{letter} · {short_name(loss)}", hue, [recall[index] for index in order], hatched=loss != baseline))
     rows = [RowLabel(names[index], f"{counts[index]:,} training images in run {usable[0][0]}") for index in order]
