@@ -127,6 +127,15 @@ def test_shipped_markdown_is_what_the_code_writes(path):
     assert (path.parent / "results.md").read_text(encoding="utf-8") == markdown_report(read_results(path))
 
 
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.parent.name)
+def test_shipped_files_name_no_path_of_the_machine_that_made_them(path):
+    """The reproduce command and the data source are for a reader's machine: DIR, never a local folder
+    (a --tables-only run with an absolute --output-dir once wrote that folder into the shipped command)."""
+    for shipped in (path, path.parent / "results.md", *sorted(path.parent.glob("runs/*/*.json"))):
+        text = shipped.read_text(encoding="utf-8")
+        assert "/work/" not in text and "/home/" not in text and "/root/" not in text, shipped
+
+
 def fake_cell(seed, ce, other, b, c):
     counts = [5000, 50]
 
