@@ -8,7 +8,11 @@ about a second on a CPU) give one factor, measured / predicted, that scales ever
 (model against model, training against evaluation) still come from the table.
 
 A busy host at start-up makes the factor larger, which errs toward refusing a job rather than letting it run
-past its limit; the factor is clamped so that one bad measurement cannot make the estimate absurd.
+past its limit. The factor has a floor and no ceiling: a floor can only make an estimate long (a host that
+seems more than 8 times faster than the table is believed to be 8 times faster), whereas the ×8 ceiling it
+used to have made the estimate err *short* on a busy host (issue 20: ×2.4 short). The host's load changes
+after start-up too, so `drifted` says when a running job's measured step rate has moved more than
+`DRIFT_TOLERANCE` from the probe's, the point at which the table should be timed again.
 
 The probe can be stopped: `should_stop` is read after every step (the engine's own stop callback), so an app
 asked to shut down during its first seconds waits at most one probe step, never for the whole probe. A
@@ -17,6 +21,7 @@ process that exits while a thread is still inside a torch kernel can abort in na
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 
 from .budget import Calibration, ModelCost, calibration
@@ -31,7 +36,11 @@ PROBE_MODEL = PRESETS["quick"].model
 PROBE_BATCH_SIZE = 100
 PROBE_STEPS = 8  # 800 synthetic images (80 per class) at batch 100: every step a full batch
 WARMUP_STEPS = 3  # the first steps pay one-off costs (thread pool, allocator, kernel selection): not timed
-FACTOR_RANGE = (0.125, 8.0)
+# The smallest factor believed (a floor only: see the module's docstring).
+FACTOR_FLOOR = 0.125
+# How far (as a fraction of the probe's rate) a running job's measured step rate may drift from the probe's
+# before the probe is out of date: past ±30 % the estimates made from it would be off by as much.
+DRIFT_TOLERANCE = 0.3
 
 
 class ProbeStopped(Exception):
@@ -70,9 +79,25 @@ def predicted_step_seconds(cost: ModelCost, models: int = 2, batch_size: int = P
 
 
 def speed_factor(measured_seconds: float, cost: ModelCost) -> float:
-    """How much slower (> 1) or faster (< 1) this host runs the probe step than the table predicts, clamped."""
-    low, high = FACTOR_RANGE
-    return min(high, max(low, measured_seconds / predicted_step_seconds(cost)))
+    """How much slower (> 1) or faster (< 1) this host runs the probe step than the table predicts, never
+    below `FACTOR_FLOOR` and never capped above (a cap would make a busy host's estimates err short)."""
+    if not (math.isfinite(measured_seconds) and measured_seconds > 0):
+        raise ValueError(f"measured_seconds: must be a finite number > 0, got {measured_seconds!r}")
+    return max(FACTOR_FLOOR, measured_seconds / predicted_step_seconds(cost))
+
+
+def drifted(probe_steps_per_second: float, measured_steps_per_second: float,
+            tolerance: float = DRIFT_TOLERANCE) -> bool:
+    """Whether a running job's measured step rate has drifted from the rate the probe's factor predicts for it
+    by more than `tolerance` (a fraction of the predicted rate), either way: then the probe is out of date
+    (the host got busier or quieter) and should run again. Both rates in steps per second of the same job."""
+    for name, value in (("probe_steps_per_second", probe_steps_per_second),
+                        ("measured_steps_per_second", measured_steps_per_second)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance: must be a finite number >= 0, got {tolerance!r}")
+    return abs(measured_steps_per_second / probe_steps_per_second - 1) > tolerance
 
 
 def scaled_calibration(table: Calibration, device_type: str, factor: float) -> Calibration:

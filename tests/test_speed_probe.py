@@ -10,7 +10,7 @@ from cce_demo import speed_probe
 from cce_demo.budget import CALIBRATION, ModelCost, calibration, estimate_seconds
 from cce_demo.config import TrainConfig
 from cce_demo.jobs import JobManager
-from cce_demo.speed_probe import FACTOR_RANGE, scaled_calibration, speed_factor
+from cce_demo.speed_probe import FACTOR_FLOOR, scaled_calibration, speed_factor
 
 COST = ModelCost(train_seconds_per_image=0.001, train_seconds_per_step=0.01, eval_seconds_per_image=0.0005)
 TABLE = calibration(
@@ -23,12 +23,14 @@ CONFIG = TrainConfig(dataset="synthetic", imbalance_ratio=2.0, epochs=3, batch_s
                      synthetic_test_per_class=10, device="cpu", warmup_epochs=0.0)
 
 
-def test_factor_is_measured_over_predicted_and_clamped():
+def test_factor_is_measured_over_predicted_and_floored():
     # Predicted probe step: 2 models x (0.01 s + 100 images x 0.001 s) = 0.22 s.
     assert speed_factor(0.44, COST) == pytest.approx(2.0)
     assert speed_factor(0.11, COST) == pytest.approx(0.5)
-    assert speed_factor(100.0, COST) == FACTOR_RANGE[1]
-    assert speed_factor(1e-6, COST) == FACTOR_RANGE[0]
+    # Issue 20 changed this: there is no ceiling any more (the old x8 clamp made a busy host's estimate err
+    # short); a very slow host's factor is what it measured.
+    assert speed_factor(100.0, COST) == pytest.approx(100.0 / 0.22)
+    assert speed_factor(1e-6, COST) == FACTOR_FLOOR
 
 
 def test_scaling_multiplies_every_estimate_of_that_device_only():
@@ -46,7 +48,7 @@ def test_manager_probe_rescales_its_estimates(tmp_path):
     try:
         before = manager.estimate(CONFIG).total_seconds
         factor = manager.time_this_host()
-        assert factor is not None and FACTOR_RANGE[0] <= factor <= FACTOR_RANGE[1]
+        assert factor is not None and FACTOR_FLOOR <= factor
         assert manager.estimate(CONFIG).total_seconds == pytest.approx(factor * before)
     finally:
         manager.shutdown()

@@ -28,7 +28,10 @@ def connect(ctx: UiContext) -> None:
     # The preset fills the form only when the person picks one (`input`): a link that sets a preset and some of
     # its settings must not have them overwritten by the preset's own values.
     tab.preset.input(bind(ctx, handlers.on_preset), [tab.preset, ui.view],
-                     [tab.preset_note, *tab.settings.values(), tab.counts_chart], **QUIET)
+                     [tab.preset_note, tab.estimate, *tab.settings.values(), tab.counts_chart], **QUIET)
+    # Only an edit by hand (`input`) makes the form "custom"; a preset or a link filling it does not.
+    gr.on([widget.input for widget in tab.settings.values()], bind(ctx, handlers.on_edit), tab.preset,
+          [tab.preset, tab.preset_note], **QUIET)
     for name in ("dataset", "profile", "ratio"):  # the settings that decide the class counts
         tab.settings[name].change(bind(ctx, handlers.on_settings), {ui.view, *tab.form}, tab.counts_chart, **QUIET)
     tab.start.click(bind(ctx, handlers.on_start), {ui.visitor, tab.smoothing, *tab.form}, ui.view_switch, **QUIET).then(
@@ -36,7 +39,9 @@ def connect(ctx: UiContext) -> None:
     tab.repeat.click(bind(ctx, handlers.on_repeat), {ui.visitor, ui.view, tab.smoothing, *tab.form}, ui.view_switch,
                      **QUIET).then(refresh_runs, None, ui.runs_outputs, **QUIET)
     tab.stop.click(bind(ctx, handlers.on_stop), [ui.visitor, ui.view], [tab.stop, tab.status], **QUIET)
-    gr.on([widget.change for widget in tab.form], bind(ctx, share.on_estimate), tab.form, tab.estimate,
+    # The settings, not the preset radio: a preset's estimate comes with its settings (on_preset), where the
+    # radio's own change would estimate the new preset with the old settings for a moment (issue 20).
+    gr.on([widget.change for widget in tab.settings.values()], bind(ctx, share.on_estimate), tab.form, tab.estimate,
           trigger_mode="always_last", **QUIET)
     # The browser first puts its own address into the link box, which the handler then reads with the form.
     tab.link_settings.click(None, tab.share_link, tab.share_link, js=share.ADDRESS_JS, **PRIVATE).then(

@@ -23,16 +23,19 @@ from ...run_directory import RunCorruptError
 from ...status import JobStatus
 from ..context import UiContext, Update
 from ..kit.errors import user_error
-from ..kit.evidence import preset_note
 from ..kit.identity import Visitor, address_key
 from ..kit.state import BrowserMemory, Drawn, ViewRef
 from ..listing import on_refresh_runs
 from . import share
+from .layout import base_of, custom_value, is_custom, preset_choices
 from .settings import config_from_form
+from .timing import custom_note, form_time
 from .view import (
     REPEAT_SEEDS, TITLE_OTHER, TITLE_YOURS, cannot_draw, control_updates, controls_for, counts_config, is_active,
     next_run_counts, render, repeat_update, require_visitor, safely, show, shown_run_counts, snapshot_for, view_of_run,
+    waits_with_eta,
 )
+from .verdict import verdict_html
 from .views import counts_chart, loss_chart, status_html
 
 
@@ -98,9 +101,13 @@ def on_load(ctx: UiContext, inputs: dict[Any, Any], request: gr.Request = None) 
     updates.update(share.form_updates(ctx, query))
     if ctx.ui.compare.estimate not in updates:
         try:
-            updates[ctx.ui.compare.estimate] = share.estimate_html(ctx, counts_config(preset_name, settings))
+            time = form_time(manager, config_from_form(preset_name, settings))
         except (TypeError, ValueError):
             pass
+        else:  # the note and the estimate from one figure (timing.py)
+            updates[ctx.ui.compare.estimate] = time.estimate_html()
+            if not is_custom(inputs[ui.compare.preset]):
+                updates[ctx.ui.compare.preset_note] = time.preset_note(preset_name)
     updates[ctx.ui.compare.link_note] = share.link_note_html(query, run_problem, linked.id if linked else None)
     return updates
 
@@ -192,8 +199,10 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: 
     except UnknownJobError:
         return updates
     if snapshot.version == drawn.version:
-        if snapshot.status == JobStatus.RUNNING:  # unchanged: only the status line (its ETA)
+        if snapshot.status == JobStatus.RUNNING:  # unchanged: only the status line (its ETA), and the verdict's
             updates[ctx.ui.compare.status] = safely(snapshot, "status", cannot_draw("status line"), status_html, snapshot, view.title)
+            if waits_with_eta(snapshot):
+                updates[ctx.ui.compare.verdict] = safely(snapshot, "verdict", cannot_draw("verdict"), verdict_html, snapshot, view.title)
         return updates
     epoch_views = len(snapshot.epochs) != drawn.epochs or snapshot.is_finished or str(snapshot.status) != drawn.status
     updates.update(render(ctx, view, snapshot, controls, smoothing=smoothing, epoch_views=epoch_views))
@@ -204,14 +213,31 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: 
 
 
 def on_preset(ctx: UiContext, preset_name: str, view: ViewRef | None) -> Update:
-    """Fill the advanced settings from a preset."""
+    """Fill the advanced settings from a preset, with its note and its estimate made from the same settings
+    in the same response (timing.py), so no estimate of a half-switched form is drawn. Picking "custom"
+    changes no setting."""
     ui = ctx.ui
-    values = form_values(PRESETS[preset_name])
+    if is_custom(preset_name):
+        return {}
+    config = PRESETS[preset_name]
+    values = form_values(config)
+    time = form_time(ctx.app.manager, config)
     return {
-        ui.compare.preset_note: preset_note(preset_name),
+        ui.compare.preset_note: time.preset_note(preset_name),
+        ui.compare.estimate: time.estimate_html(),
         **{ui.compare.settings[name]: value for name, value in values.items()},
         ui.compare.counts_chart: counts_chart(next_run_counts(preset_name, values), shown_run_counts(snapshot_for(ctx, view))),
     }
+
+
+def on_edit(ctx: UiContext, preset_value: str) -> Update:
+    """A setting edited by hand: the form is no longer the preset, so the radio says "custom" and the preset's
+    note goes (the settings the form does not show still come from the preset, which the value carries)."""
+    if is_custom(preset_value):
+        return {}
+    base = base_of(preset_value)
+    return {ctx.ui.compare.preset: gr.Radio(choices=preset_choices(base), value=custom_value(base)),
+            ctx.ui.compare.preset_note: custom_note(base)}
 
 
 def on_settings(ctx: UiContext, inputs: dict[Any, Any]) -> Update:

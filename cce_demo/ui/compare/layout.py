@@ -14,10 +14,35 @@ import gradio as gr
 from ...config import PRESETS
 from ...fields import FORM_FIELDS, Field, widget_value
 from ..kit.charts import DEFAULT_SMOOTHING
-from ..kit.evidence import preset_note
+from ..kit.evidence import PRESET_FACTS
 from ..kit.names import display_name
 
 DEFAULT_PRESET = "quick"
+# What the preset radio shows once any advanced setting was edited by hand: the form no longer is a preset, so
+# neither the preset's name nor its note may stay on screen (issue 20). The settings the form does not show
+# still come from the preset last picked, which the radio's value carries ("custom:standard" under the label
+# "custom"): no extra component, so the form's inputs stay the ones API and queue clients already send.
+CUSTOM = "custom"
+
+
+def custom_value(base_preset: str) -> str:
+    return f"{CUSTOM}:{base_preset}"
+
+
+def is_custom(value: Any) -> bool:
+    return isinstance(value, str) and (value == CUSTOM or value.startswith(CUSTOM + ":"))
+
+
+def base_of(value: Any) -> str:
+    """The preset a radio value stands for: itself, or for "custom:<preset>" the preset it started from."""
+    if is_custom(value):
+        base = value.partition(":")[2]
+        return base if base in PRESETS else DEFAULT_PRESET
+    return value
+
+
+def preset_choices(base_preset: str = DEFAULT_PRESET) -> list[tuple[str, str]]:
+    return [(name, name) for name in PRESETS] + [(CUSTOM, custom_value(base_preset))]
 
 
 @dataclass(frozen=True)
@@ -57,8 +82,10 @@ class CompareLayout:
         return {self.preset, *self.settings.values()}
 
     def form_of(self, inputs: Mapping[gr.components.Component, Any]) -> tuple[str, dict[str, Any]]:
-        """The preset's name and the settings' values by the form's names, from an event's {component: value}."""
-        return inputs[self.preset], {name: inputs[widget] for name, widget in self.settings.items()}
+        """The preset's name and the settings' values by the form's names, from an event's {component: value}.
+        For "custom" settings the name is the preset they started from (it supplies the fields the form does
+        not show)."""
+        return base_of(inputs[self.preset]), {setting: inputs[widget] for setting, widget in self.settings.items()}
 
     @property
     def view_outputs(self) -> list[gr.components.Component]:
@@ -85,8 +112,9 @@ def build() -> CompareLayout:
     """Create the tab's components inside the current `gr.Tab`."""
     quick = PRESETS[DEFAULT_PRESET]
     link_note = gr.HTML(elem_id="link-note")
-    preset = gr.Radio(list(PRESETS), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
-    note = gr.Markdown(preset_note(DEFAULT_PRESET), elem_id="preset-note")
+    preset = gr.Radio(preset_choices(), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
+    # What the preset is for; the page's load adds how long it takes here (timing.py: computed, never typed).
+    note = gr.Markdown(PRESET_FACTS[DEFAULT_PRESET].note, elem_id="preset-note")
     with gr.Accordion("Advanced settings", open=False):
         settings = {}
         for row, fields in itertools.groupby(FORM_FIELDS, key=lambda field: field.row):

@@ -14,15 +14,14 @@ from typing import Any, Mapping
 
 import gradio as gr
 
-from ...budget import describe_duration
 from ...fields import form_values
 from ...links import QuerySettings, UnlinkableConfig, link_for, query_for_config, query_for_run, settings_from_query
 from ..context import UiContext, Update
 from ..kit.charts import escape
 from ..kit.errors import user_error
-from ..kit.evidence import preset_note
 from ..kit.state import ViewRef
 from .settings import config_from_form
+from .timing import form_time
 
 # The browser's own address replaces the link box's value before the handler runs (PAGE_URL_JS as the handler's
 # own js; ADDRESS_JS as a step of its own, before a handler whose inputs are a set); the handler answers the
@@ -77,9 +76,10 @@ def form_updates(ctx: UiContext, settings: QuerySettings) -> Update:
     ui = ctx.ui
     preset_name = settings.preset or "quick"
     updates: Update = {ui.compare.settings[name]: value for name, value in form_values(settings.config).items()}
+    time = form_time(ctx.app.manager, settings.config)
     updates[ui.compare.preset] = preset_name
-    updates[ui.compare.preset_note] = preset_note(preset_name)
-    updates[ui.compare.estimate] = estimate_html(ctx, settings.config)
+    updates[ui.compare.preset_note] = time.preset_note(preset_name)
+    updates[ui.compare.estimate] = time.estimate_html()
     return updates
 
 
@@ -87,24 +87,9 @@ def form_updates(ctx: UiContext, settings: QuerySettings) -> Update:
 
 
 def estimate_html(ctx: UiContext, config: Any) -> str:
-    """"Estimated time: about 1 min 40 s on this machine", and whether the limit per job refuses it."""
-    manager = ctx.app.manager
-    try:
-        estimate = manager.estimate(config)
-    except (ValueError, TypeError) as error:
-        return f'<span class="cc-sub">Estimated time: unknown ({escape(str(error)[:200])})</span>'
-    limits = getattr(manager, "limits", None)
-    limit_minutes = getattr(limits, "max_job_minutes", None)
-    text = f"Estimated time: <b>{escape(estimate.text)}</b>"
-    if not estimate.measured:
-        text += " (a rough guess: no timings measured on this kind of device)"
-    if limit_minutes is not None:
-        limit = describe_duration(limit_minutes * 60)
-        if estimate.total_seconds > limit_minutes * 60:
-            return (f'<span style="color:#b91c1c">{text}: over the limit of {limit} per job here, so Start would be '
-                    "refused. Fewer epochs, seeds or losses, or a smaller model, make it shorter.</span>")
-        text += f" (limit here: {limit} per job)"
-    return f'<span class="cc-sub">{text}</span>'
+    """"Estimated time: about 1 min 40 s on this machine", and whether the limit per job refuses it (the tab's
+    one time source, timing.py)."""
+    return form_time(ctx.app.manager, config).estimate_html()
 
 
 def on_estimate(ctx: UiContext, inputs: dict[Any, Any]) -> Update:

@@ -23,7 +23,8 @@ from ..kit.errors import user_error
 from ..kit.identity import Visitor
 from ..kit.state import BrowserMemory, Controls, Drawn, ViewRef
 from .settings import class_names_for
-from .verdict import verdict_html
+from .timing import form_time
+from .verdict import loss_comparisons, verdict_html
 from .views import (
     CountsSeries, completion, confusion_html, counts_chart, counts_label, countdown_text, epoch_chart, groups_table,
     loss_chart, recall_chart, status_html,
@@ -201,6 +202,11 @@ def repeat_estimate(ctx: UiContext, snapshot: JobSnapshot) -> str:
 def repeat_update(ctx: UiContext, snapshot: JobSnapshot | None, controls: Controls) -> Any:
     if snapshot is None or not snapshot.is_finished or len(snapshot.config.seeds) >= len(REPEAT_SEEDS) or snapshot.status == JobStatus.FAILED:
         return gr.Button(visible=False)
+    # The label and the limit from the tab's one time source (timing.py), as the estimate beside Start; a
+    # manager without an estimate falls back to this run's own time × 3.
+    time = form_time(ctx.app.manager, snapshot.config.replace(seeds=REPEAT_SEEDS))
+    if time.seconds is not None:
+        return gr.Button(value=time.repeat_label(), visible=True, interactive=controls.start_enabled and not time.over_limit)
     how_long = repeat_estimate(ctx, snapshot)
     label = "Repeat these settings with 3 seeds (0, 1, 2)" + (f" — {how_long}" if how_long else "")
     return gr.Button(value=label, visible=True, interactive=controls.start_enabled)
@@ -229,6 +235,12 @@ def safely(snapshot: JobSnapshot | None, what: str, fallback: Any, draw: Any, *a
 
 
 
+def waits_with_eta(snapshot: JobSnapshot | None) -> bool:
+    """Whether the verdict card shows "about N min from now" (a running job with no comparison yet): it is then
+    redrawn with the status line, from the same snapshot's ETA, so the two never disagree (issue 20)."""
+    return snapshot is not None and snapshot.status == JobStatus.RUNNING and not loss_comparisons(snapshot)
+
+
 def render(
     ctx: UiContext, view: ViewRef | None, snapshot: JobSnapshot | None, controls: Controls, *, smoothing: float,
     epoch_views: bool = True, next_counts: Any = _SKIP,
@@ -241,6 +253,8 @@ def render(
         ui.compare.status: safely(snapshot, "status", cannot_draw("status line"), status_html, snapshot, title),
         ui.compare.loss_chart: safely(snapshot, "loss chart", cannot_draw("training-loss chart"), loss_chart, snapshot, smoothing),
     }
+    if not epoch_views and waits_with_eta(snapshot):
+        updates[ui.compare.verdict] = safely(snapshot, "verdict", cannot_draw("verdict"), verdict_html, snapshot, title)
     if epoch_views:
         updates.update({
             ui.compare.verdict: safely(snapshot, "verdict", cannot_draw("verdict"), verdict_html, snapshot, title),

@@ -52,6 +52,16 @@ class Completion:
         return f"{self.epochs_done} of {self.epochs_planned} epochs"
 
 
+def partial_sentence(done: Completion) -> str:
+    """The status line's note on a run that stopped early. With no epoch completed there are no scores to
+    speak of, so it must not point at "the last completed epoch" (issue 20, item 10)."""
+    if done.epochs_done == 0:
+        return (f"<b>Partial:</b> stopped after {escape(done.text())}, before any epoch completed; there are no "
+                "test scores for this run.")
+    return (f"<b>Partial:</b> stopped after {escape(done.text())}; the scores below are from the last "
+            "completed epoch.")
+
+
 def completion(snapshot: JobSnapshot) -> Completion:
     config = snapshot.config
     return Completion(len(snapshot.epochs), config.epochs * len(config.seeds), status_of(snapshot))
@@ -101,8 +111,7 @@ def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
         done = completion(snapshot)
         if done.partial:
             parts.append(progress_bar(done.epochs_done / max(1, done.epochs_planned), queued=True))
-            parts.append(f"<b>Partial:</b> stopped after {escape(done.text())}; the scores below are from the last "
-                         "completed epoch.")
+            parts.append(partial_sentence(done))
         if snapshot.error and status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED, JobStatus.TIMED_OUT):
             parts.append(f"<b>Reason:</b> {escape(without_paths(snapshot.error))}")
     if len(config.seeds) > 1 and snapshot.epochs:
