@@ -13,5 +13,15 @@ if ! command -v chromium >/dev/null 2>&1; then
         sleep 10
     done
 fi
+# axe-core (the npm package) for the accessibility tests, which inject it into the page: into artifacts/axe,
+# which git ignores, where tests/test_accessibility.py looks for it.
+if [ ! -f artifacts/axe/node_modules/axe-core/axe.min.js ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq npm >/dev/null
+    fi
+    mkdir -p artifacts/axe
+    (cd artifacts/axe && npm install --no-save --silent --no-audit --no-fund axe-core@4)
+fi
 python -m pip install -q -r requirements-dev.txt -c constraints.txt
 python -m pytest -q "$@"

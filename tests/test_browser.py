@@ -173,7 +173,7 @@ def test_classify_on_upload_without_a_button(page, live_app, tmp_path):
     assert page.get_by_text("Error", exact=True).count() == 0  # no bare error badges
     page.screenshot(path=str(ARTIFACTS / "bad-upload.png"), full_page=True)
     page.locator("#upload").get_by_label("Clear").first.click()
-    page.get_by_text("8-ship.png").click()  # picking an example classifies it too
+    page.get_by_text("Example 9", exact=True).click()  # picking an example (8-ship.png) classifies it too
     page.locator("#prediction-0").get_by_text("CE", exact=True).wait_for()
 
 

@@ -13,7 +13,7 @@ from .classify import layout as classify
 from .classify.layout import ClassifyLayout
 from .compare import layout as compare
 from .compare.layout import CompareLayout
-from .kit.theme import HEADER, STYLE, VERDICT_STYLE
+from .kit.theme import HEADER, RUNS_STYLE, STYLE, VERDICT_STYLE
 from .results import layout as results
 from .results.views import results_tab_html
 from .runs import layout as runs
@@ -55,8 +55,9 @@ class Layout:
 def build_layout(examples_dir: Path | None = None, results_dir: Path | None = None, storage_note: str = "") -> Layout:
     """Create the components inside the current `gr.Blocks` context. `storage_note` says where runs are kept
     and whether they survive a restart (shown on the Runs tab)."""
-    gr.HTML(STYLE + VERDICT_STYLE + HEADER)
-    with gr.Tabs() as tabs:
+    gr.HTML(STYLE + VERDICT_STYLE + RUNS_STYLE + HEADER)
+    # "wrap": at 390 px Gradio's default moved three of the five tabs into a "…" menu; wrapped, all stay in view.
+    with gr.Tabs(overflow_behavior="wrap", elem_id="tabs") as tabs:
         with gr.Tab("Train & compare", id="compare"):
             compare_layout = compare.build()
         with gr.Tab("Classify", id="classify"):

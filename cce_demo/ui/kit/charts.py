@@ -353,7 +353,9 @@ def bar_rows(
                      + "</span><b></b></div>")
     style = f' style="max-height:{max_height}px"' if max_height else ""
     wide = " wide" if wide_numbers else ""
-    return f'<div class="cc-chart">{head}<div class="cc-rows {layout}{wide}"{style}>{"".join(cells)}</div></div>'
+    # The rows scroll when they are taller than max_height: focusable, so a keyboard can scroll them (WCAG 2.1.1).
+    return (f'<div class="cc-chart">{head}<div class="cc-rows {layout}{wide}"{style} tabindex="0" role="region" '
+            f'aria-label="{escape(title)}">{"".join(cells)}</div></div>')
 
 
 # ---------------------------------------------------------------- progress

@@ -3,7 +3,20 @@ from __future__ import annotations
 
 # The page-wide CSS of these charts and cards, injected once by the layout (gr.HTML applies a <style> it
 # holds to the whole page, which also works when a test launches the app without launch(css=...)).
+# Its first rules override Gradio's default theme (issue 20, item 7): secondary grey #bbbbc2 (1.9:1 on white) and
+# the orange Start button (2.8:1) fail WCAG AA's 4.5:1; the darker values are checked in tests/test_theme.py.
+# The web font never loads offline, and its fallback drew "CIFᴀR": a system font stack instead.
 STYLE = """<style>
+:root,:root .gradio-container{--body-text-color-subdued:#595966;--color-accent:#c2410c;--button-primary-background-fill:#c2410c;--button-primary-background-fill-hover:#9a3412;--button-primary-border-color:#c2410c;--button-primary-text-color:#fff;--button-cancel-background-fill:#b91c1c;--button-cancel-background-fill-hover:#991b1b;--button-cancel-border-color:#b91c1c;--button-cancel-text-color:#fff;--font:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Liberation Sans",Arial,sans-serif;--font-mono:ui-monospace,"SFMono-Regular","DejaVu Sans Mono","Liberation Mono",Menlo,Consolas,monospace}
+:root.dark,:root .dark{--body-text-color-subdued:#b4b4bf;--color-accent:#fb923c}
+.gradio-container,.gradio-container button,.gradio-container input,.gradio-container textarea,.gradio-container select{font-family:var(--font)}
+footer,footer a,footer button{color:var(--body-text-color-subdued)!important}
+.cc-sr{position:absolute!important;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}
+.cc-chart td[style*="color:#fff"]{text-shadow:0 0 2px #000,0 0 2px #000}
+/* A phone: the confusion matrices (compare/views.py) shrink to the card instead of scrolling inside it (a
+   scrolled region without a focusable element cannot be scrolled from a keyboard). */
+@media (max-width:560px){.cc-chart table td{padding:1px 2px!important}.cc-chart>div[style*="overflow-x:auto"] table{zoom:.8}}
+.cc-h2{font-size:17px!important;font-weight:600!important;margin:4px 0 2px!important;line-height:1.3!important}
 .cc-card{border:1px solid var(--border-color-primary);border-radius:10px;padding:12px 16px;background:var(--block-background-fill);color:var(--body-text-color);font-size:14px;line-height:1.45}
 .cc-status{font-size:13px;line-height:1.5;padding:2px 4px;color:var(--body-text-color)}
 .cc-chart{font-size:13px;color:var(--body-text-color);padding:10px 12px;border:1px solid var(--border-color-primary);border-radius:8px;background:var(--block-background-fill)}
@@ -79,3 +92,23 @@ HEADER = """<div style="display:flex;flex-wrap:wrap;align-items:baseline;gap:4px
 <h1 style="margin:0;font-size:clamp(18px,4.6vw,24px)">Complement Cross Entropy vs Cross Entropy on long-tailed CIFAR</h1>
 <span class="cc-tagline" style="color:var(--body-text-color-subdued);font-size:13px">Both losses train as a <i>paired</i> run (same initial
 weights, same batches, only the loss differs); results are reported as they come out.</span></div>"""
+
+
+# The Runs table's columns (catalog.TABLE_COLUMNS, in order) as shares of the page width: together 100 %, so
+# the table fits at 1,400 px with both Δ columns in view. The long texts (run id, scores, Δ) get the room.
+RUNS_COLUMN_WIDTHS = ("19%", "8%", "6%", "8%", "7%", "5%", "4%", "12%", "11%", "11%", "9%")
+# On a phone only the key columns stay (Gradio 6 draws the header as <th> and the rows as a virtual list of
+# .body-cell <div>s): run (1), status (2), balanced accuracy (8) and the Δ columns (9, 10).
+RUNS_PHONE_HIDDEN_COLUMNS = (3, 4, 5, 6, 7, 11)
+# The kept columns' shares on a phone (header and rows alike, or the rows keep the desktop widths).
+RUNS_PHONE_COLUMN_WIDTHS = ((1, "30%"), (2, "14%"), (8, "20%"), (9, "18%"), (10, "18%"))
+RUNS_STYLE = ("<style>#runs-table table,#runs-table .body-cell,#runs-table .body-cell *{font-family:var(--font);font-size:13px}"
+              "#runs-table th,#runs-table td,#runs-table .body-cell{overflow-wrap:break-word}"
+              "@media (max-width:560px){"
+              + ",".join(f"#runs-table th:nth-child({n}),#runs-table td:nth-child({n}),#runs-table .virtual-row>.body-cell:nth-child({n})"
+                         for n in RUNS_PHONE_HIDDEN_COLUMNS)
+              + "{display:none}"
+              + "".join(f"#runs-table th:nth-child({n}),#runs-table .virtual-row>.body-cell:nth-child({n})"
+                        f"{{width:{share}!important;min-width:0!important;max-width:none!important;flex:0 0 {share}!important}}"
+                        for n, share in RUNS_PHONE_COLUMN_WIDTHS)
+              + "}</style>")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from ..kit.theme import RUNS_COLUMN_WIDTHS
+
 OVERLAY_HINT = '<div class="cc-sub">Select two or more runs above to overlay their curves and per-class recall.</div>'
 
 
@@ -31,7 +33,11 @@ def build(storage_note: str = "") -> RunsLayout:
     whether they survive a restart."""
     if storage_note:
         gr.Markdown(storage_note, elem_id="storage-note")
-    runs_frame = gr.Dataframe(label="Runs on disk", interactive=False, wrap=True, elem_id="runs-table")
+    gr.HTML('<h2 class="cc-h2">Runs on disk</h2>')
+    # Fixed shares of the width so the table fits the page (the Δ columns were behind an inner scroll at
+    # 1,400 px); on a phone RUNS_STYLE keeps only run, status, balanced accuracy and the two Δ columns.
+    runs_frame = gr.Dataframe(label="Runs on disk", show_label=False, interactive=False, wrap=True, elem_id="runs-table",
+                              column_widths=list(RUNS_COLUMN_WIDTHS))
     runs_problems = gr.Markdown()
     run_choice = gr.Dropdown([], multiselect=True, allow_custom_value=True, elem_id="run-choice",
                              label="Runs: select one to open or delete, two or more to overlay them below")
