@@ -27,7 +27,7 @@ def test_form_time_over_the_limit_refuses_and_says_why():
     time = FormTime(1500.0, "about 25 min on this machine", True, limit_seconds=1200.0)
     assert time.over_limit
     assert "over the limit of 20 min per job" in time.refusal()
-    assert "Start would be refused" in time.estimate_html()
+    assert "Start is off (the job would be refused)" in time.estimate_html()
     assert "over the 20 min limit" in time.repeat_label()
 
 

@@ -3,7 +3,6 @@ computed figure; editing an advanced setting turns the preset radio to "custom" 
 picking a preset again brings its note and estimate back together. Every wait is for a condition."""
 import re
 
-import pytest
 
 from conftest import ARTIFACTS
 from test_browser import browser, console, open_app, page  # noqa: F401 - the shared browser fixtures

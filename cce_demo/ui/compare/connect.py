@@ -15,10 +15,11 @@ def connect_page(demo: gr.Blocks, ctx: UiContext) -> None:
     timer redraws live jobs."""
     ui, tab = ctx.ui, ctx.ui.compare
     refresh_runs = bind(ctx, on_refresh_runs)
-    load_outputs = [*ui.view_switch, tab.preset, *tab.settings.values(), tab.preset_note, tab.estimate, tab.link_note]
+    load_outputs = [*ui.view_switch, tab.preset, *tab.settings.values(), tab.preset_note, tab.estimate, tab.refusal,
+                    tab.link_note, tab.public_panel]
     demo.load(bind(ctx, handlers.on_load), {ui.memory, ui.visitor, tab.smoothing, *tab.form}, load_outputs, **QUIET).then(
         refresh_runs, None, ui.runs_outputs, **QUIET)
-    ui.timer.tick(bind(ctx, handlers.on_tick), [ui.view, ui.drawn, ui.visitor, tab.smoothing],
+    ui.timer.tick(bind(ctx, handlers.on_tick), [ui.view, ui.drawn, ui.visitor, tab.smoothing, tab.refusal],
                   [ui.drawn, *tab.view_outputs, tab.start, tab.stop, *ui.runs_outputs], concurrency_limit=None, **QUIET)
 
 
@@ -27,8 +28,8 @@ def connect(ctx: UiContext) -> None:
     refresh_runs = bind(ctx, on_refresh_runs)
     # The preset fills the form only when the person picks one (`input`): a link that sets a preset and some of
     # its settings must not have them overwritten by the preset's own values.
-    tab.preset.input(bind(ctx, handlers.on_preset), [tab.preset, ui.view],
-                     [tab.preset_note, tab.estimate, *tab.settings.values(), tab.counts_chart], **QUIET)
+    tab.preset.input(bind(ctx, handlers.on_preset), [tab.preset, ui.view, ui.visitor],
+                     [tab.preset_note, tab.estimate, tab.refusal, tab.start, *tab.settings.values(), tab.counts_chart], **QUIET)
     # Only an edit by hand (`input`) makes the form "custom"; a preset or a link filling it does not.
     gr.on([widget.input for widget in tab.settings.values()], bind(ctx, handlers.on_edit), tab.preset,
           [tab.preset, tab.preset_note], **QUIET)
@@ -41,8 +42,8 @@ def connect(ctx: UiContext) -> None:
     tab.stop.click(bind(ctx, handlers.on_stop), [ui.visitor, ui.view], [tab.stop, tab.status], **QUIET)
     # The settings, not the preset radio: a preset's estimate comes with its settings (on_preset), where the
     # radio's own change would estimate the new preset with the old settings for a moment (issue 20).
-    gr.on([widget.change for widget in tab.settings.values()], bind(ctx, share.on_estimate), tab.form, tab.estimate,
-          trigger_mode="always_last", **QUIET)
+    gr.on([widget.change for widget in tab.settings.values()], bind(ctx, share.on_estimate), {*tab.form, ui.visitor},
+          [tab.estimate, tab.refusal, tab.start], trigger_mode="always_last", **QUIET)
     # The browser first puts its own address into the link box, which the handler then reads with the form.
     tab.link_settings.click(None, tab.share_link, tab.share_link, js=share.ADDRESS_JS, **PRIVATE).then(
         bind(ctx, share.on_link_settings), {tab.share_link, *tab.form}, tab.share_link, **QUIET).then(

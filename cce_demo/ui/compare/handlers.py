@@ -29,11 +29,12 @@ from ..listing import on_refresh_runs
 from . import share
 from .layout import base_of, custom_value, is_custom, preset_choices
 from .settings import config_from_form
+from .public import plain_text, public_panel_html
 from .timing import custom_note, form_time
 from .view import (
-    REPEAT_SEEDS, TITLE_OTHER, TITLE_YOURS, cannot_draw, control_updates, controls_for, counts_config, is_active,
+    REPEAT_SEEDS, TITLE_OTHER, TITLE_YOURS, cannot_draw, control_updates, controls_for, is_active,
     next_run_counts, render, repeat_update, require_visitor, safely, show, shown_run_counts, snapshot_for, view_of_run,
-    waits_with_eta,
+    status_line, waits_with_eta,
 )
 from .verdict import verdict_html
 from .views import counts_chart, loss_chart, status_html
@@ -99,16 +100,18 @@ def on_load(ctx: UiContext, inputs: dict[Any, Any], request: gr.Request = None) 
         counts = next_run_counts(preset_name, settings)
     updates = show(ctx, view, visitor, smoothing, counts, remembered_job=memory.job_id)
     updates.update(share.form_updates(ctx, query))
-    if ctx.ui.compare.estimate not in updates:
-        try:
-            time = form_time(manager, config_from_form(preset_name, settings))
-        except (TypeError, ValueError):
-            pass
-        else:  # the note and the estimate from one figure (timing.py)
-            updates[ctx.ui.compare.estimate] = time.estimate_html()
-            if not is_custom(inputs[ui.compare.preset]):
-                updates[ctx.ui.compare.preset_note] = time.preset_note(preset_name)
+    try:  # the note, the estimate and Start from one figure (timing.py); a link's form_updates set its note
+        time = form_time(manager, query.config if query.has_settings else config_from_form(preset_name, settings))
+    except (TypeError, ValueError):
+        pass
+    else:
+        updates.update(share.time_updates(ctx, time, visitor))
+        if not query.has_settings and not is_custom(inputs[ui.compare.preset]):
+            updates[ctx.ui.compare.preset_note] = time.preset_note(preset_name)
     updates[ctx.ui.compare.link_note] = share.link_note_html(query, run_problem, linked.id if linked else None)
+    # Public mode explains itself (public.py); a local app belongs to its user and shows nothing.
+    updates[ctx.ui.compare.public_panel] = (public_panel_html(manager.limits, ctx.app.storage_note)
+                                            if ctx.app.public and getattr(manager, "limits", None) else "")
     return updates
 
 
@@ -129,7 +132,7 @@ def start_job(ctx: UiContext, visitor: Visitor, config: TrainConfig, smoothing: 
         job_id, started = ctx.app.owners.start(visitor.id, lambda: submit(ctx, config, client),
                                                lambda job: is_active(ctx, job))
     except (ValueError, RuntimeError) as error:  # invalid settings, a full queue, a budget refusal
-        raise user_error(str(error), "start") from None
+        raise user_error(plain_text(str(error)), "start") from None
     snapshot = ctx.app.manager.snapshot(job_id)
     if not started:
         gr.Info("Your run is still training; stop it before starting another. The page shows it again.")
@@ -179,14 +182,16 @@ def on_stop(ctx: UiContext, visitor: Visitor | None, view: ViewRef | None) -> Up
     return updates
 
 
-def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: Visitor | None, smoothing: float) -> Update:
-    """Every second: redraw what changed in a live job; keep the buttons in step with this visitor's job."""
+def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: Visitor | None, smoothing: float,
+            refusal: str | None = "") -> Update:
+    """Every second: redraw what changed in a live job; keep the buttons in step with this visitor's job (and
+    Start with the form's estimate: `refusal`, why the limit refuses the form, "" when it does not)."""
     if drawn is None or not isinstance(visitor, Visitor):
         return {}  # the page has not finished loading
     updates: Update = {}
     controls = controls_for(ctx, visitor)
     if controls != drawn.controls:
-        updates.update(control_updates(ctx, controls))
+        updates.update(control_updates(ctx, controls, refusal or ""))
         drawn = Drawn(drawn.version, drawn.epochs, drawn.finished, controls, drawn.status)
         updates[ctx.ui.drawn] = drawn
     if view is None or view.kind != "job" or drawn.finished:
@@ -199,8 +204,9 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: 
     except UnknownJobError:
         return updates
     if snapshot.version == drawn.version:
-        if snapshot.status == JobStatus.RUNNING:  # unchanged: only the status line (its ETA), and the verdict's
-            updates[ctx.ui.compare.status] = safely(snapshot, "status", cannot_draw("status line"), status_html, snapshot, view.title)
+        if snapshot.status in (JobStatus.RUNNING, JobStatus.QUEUED):  # unchanged: only the status line (its ETA or
+            # expected wait), and the verdict's
+            updates[ctx.ui.compare.status] = safely(snapshot, "status", cannot_draw("status line"), status_line, ctx, snapshot, view.title)
             if waits_with_eta(snapshot):
                 updates[ctx.ui.compare.verdict] = safely(snapshot, "verdict", cannot_draw("verdict"), verdict_html, snapshot, view.title)
         return updates
@@ -212,7 +218,7 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: 
     return updates
 
 
-def on_preset(ctx: UiContext, preset_name: str, view: ViewRef | None) -> Update:
+def on_preset(ctx: UiContext, preset_name: str, view: ViewRef | None, visitor: Visitor | None = None) -> Update:
     """Fill the advanced settings from a preset, with its note and its estimate made from the same settings
     in the same response (timing.py), so no estimate of a half-switched form is drawn. Picking "custom"
     changes no setting."""
@@ -224,7 +230,7 @@ def on_preset(ctx: UiContext, preset_name: str, view: ViewRef | None) -> Update:
     time = form_time(ctx.app.manager, config)
     return {
         ui.compare.preset_note: time.preset_note(preset_name),
-        ui.compare.estimate: time.estimate_html(),
+        **share.time_updates(ctx, time, visitor),
         **{ui.compare.settings[name]: value for name, value in values.items()},
         ui.compare.counts_chart: counts_chart(next_run_counts(preset_name, values), shown_run_counts(snapshot_for(ctx, view))),
     }

@@ -48,6 +48,7 @@ def preset_choices(base_preset: str = DEFAULT_PRESET) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class CompareLayout:
     link_note: gr.HTML  # what a link's query set and what it ignored (share.py)
+    public_panel: gr.HTML  # in public mode: the limits that apply and what happens to the runs (public.py)
     preset: gr.Radio
     preset_note: gr.Markdown
     # The settings' widgets by the form's names (fields.py), in its order; also reachable as attributes
@@ -70,6 +71,9 @@ class CompareLayout:
     accuracy_chart: gr.HTML
     groups: gr.Dataframe
     confusion: gr.HTML
+    # Why Start is refused for the form's settings ("" when it is not): written with the estimate, read by the
+    # timer when it redraws the buttons, so a job ending does not re-enable Start for settings over the limit.
+    refusal: gr.State
 
     def __getattr__(self, name: str) -> gr.components.Component:
         if name != "settings" and name in self.settings:
@@ -112,6 +116,7 @@ def build() -> CompareLayout:
     """Create the tab's components inside the current `gr.Tab`."""
     quick = PRESETS[DEFAULT_PRESET]
     link_note = gr.HTML(elem_id="link-note")
+    public_panel = gr.HTML(elem_id="public-panel-box")
     preset = gr.Radio(preset_choices(), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
     # What the preset is for; the page's load adds how long it takes here (timing.py: computed, never typed).
     note = gr.Markdown(PRESET_FACTS[DEFAULT_PRESET].note, elem_id="preset-note")
@@ -148,8 +153,11 @@ def build() -> CompareLayout:
         link_run = gr.Button("Copy link to the run shown", elem_id="link-run", size="sm", min_width=160)
         share_link = gr.Textbox(label="Link (copied to the clipboard)", elem_id="share-link", interactive=False,
                                 scale=3, buttons=["copy"])
+    # Created last: a State in the event inputs takes a slot after every other component's (API and queue
+    # clients send the form's values in that order).
+    refusal = gr.State("")
     return CompareLayout(
-        link_note=link_note, preset=preset, preset_note=note, settings=MappingProxyType(settings), counts_chart=counts_chart, start=start, stop=stop, estimate=estimate,
+        refusal=refusal, public_panel=public_panel, link_note=link_note, preset=preset, preset_note=note, settings=MappingProxyType(settings), counts_chart=counts_chart, start=start, stop=stop, estimate=estimate,
         link_settings=link_settings, link_run=link_run, share_link=share_link, verdict=verdict, repeat=repeat,
         status=status, recall_chart=recall_chart, loss_chart=loss_chart, smoothing=smoothing,
         test_loss_chart=test_loss_chart, accuracy_chart=accuracy_chart, groups=groups, confusion=confusion,

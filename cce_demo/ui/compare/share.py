@@ -19,9 +19,11 @@ from ...links import QuerySettings, UnlinkableConfig, link_for, query_for_config
 from ..context import UiContext, Update
 from ..kit.charts import escape
 from ..kit.errors import user_error
+from ..kit.identity import Visitor
 from ..kit.state import ViewRef
 from .settings import config_from_form
-from .timing import form_time
+from .timing import FormTime, form_time
+from .view import controls_for, start_button
 
 # The browser's own address replaces the link box's value before the handler runs (PAGE_URL_JS as the handler's
 # own js; ADDRESS_JS as a step of its own, before a handler whose inputs are a set); the handler answers the
@@ -92,15 +94,29 @@ def estimate_html(ctx: UiContext, config: Any) -> str:
     return form_time(ctx.app.manager, config).estimate_html()
 
 
+def time_updates(ctx: UiContext, time: FormTime, visitor: Any = None) -> Update:
+    """The estimate line, the refusal it implies and Start, from one `FormTime` (Start only when the visitor,
+    and so whether it has a job, is known)."""
+    tab = ctx.ui.compare
+    updates: Update = {tab.estimate: time.estimate_html(), tab.refusal: time.refusal()}
+    if isinstance(visitor, Visitor):
+        updates[tab.start] = start_button(controls_for(ctx, visitor), time.refusal())
+    return updates
+
+
 def on_estimate(ctx: UiContext, inputs: dict[Any, Any]) -> Update:
-    """The estimate follows the settings (a half-typed setting says why there is none). `inputs`: the form, as
-    {component: value}."""
+    """The estimate follows the settings (a half-typed setting says why there is none), and Start with it.
+    `inputs`: the form and the visitor, as {component: value}."""
+    visitor = inputs.get(ctx.ui.visitor)
     try:
         config = config_from_form(*ctx.ui.compare.form_of(inputs))
     except (ValueError, TypeError) as error:
-        return {ctx.ui.compare.estimate: f'<span class="cc-sub">Estimated time: unknown until the settings are valid '
-                                 f"({escape(str(error)[:200])})</span>"}
-    return {ctx.ui.compare.estimate: estimate_html(ctx, config)}
+        updates: Update = {ctx.ui.compare.estimate: f'<span class="cc-sub">Estimated time: unknown until the settings are valid '
+                                                    f"({escape(str(error)[:200])})</span>", ctx.ui.compare.refusal: ""}
+        if isinstance(visitor, Visitor):
+            updates[ctx.ui.compare.start] = start_button(controls_for(ctx, visitor))
+        return updates
+    return time_updates(ctx, form_time(ctx.app.manager, config), visitor)
 
 
 # ---------------------------------------------------------------- Copy link

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from ...budget import describe_duration
 from ...config import TrainConfig
+from ...status import JobStatus
 from ..kit.charts import escape
 from ..kit.evidence import PRESET_FACTS
 
@@ -60,7 +61,7 @@ class FormTime:
             text += " (a rough guess: no timings measured on this kind of device)"
         if self.over_limit:
             return (f'<span style="color:#b91c1c">{text}: over the limit of {self.limit_text} per job here, so Start '
-                    "would be refused. Fewer epochs, seeds or losses, or a smaller model, make it shorter.</span>")
+                    "is off (the job would be refused). Fewer epochs, seeds or losses, or a smaller model, make it shorter.</span>")
         if self.limit_seconds is not None:
             text += f" (limit here: {self.limit_text} per job)"
         return f'<span class="cc-sub">{text}</span>'
@@ -82,6 +83,26 @@ class FormTime:
         if self.seconds is None:
             return label
         return f"{label} — {self.text}" + (f" (over the {self.limit_text} limit)" if self.over_limit else "")
+
+
+def expected_wait(active: Sequence[Any], position: int, workers: int = 1) -> float | None:
+    """Seconds until the job at queue `position` (1-based) should start: the time left of the running jobs
+    (their ETA, else what their estimate leaves) plus the estimates of the jobs queued ahead of it, shared over
+    `workers`. None when a job ahead has no figure at all (no wait is better than a wrong one)."""
+    total = 0.0
+    for job in active:
+        if job.status == JobStatus.RUNNING:
+            left = job.eta_seconds
+            if left is None and job.estimate_seconds is not None:
+                left = job.estimate_seconds * (1 - job.progress)
+        elif job.status == JobStatus.QUEUED and job.queue_position is not None and job.queue_position < position:
+            left = job.estimate_seconds
+        else:
+            continue
+        if left is None or not math.isfinite(left):
+            return None
+        total += max(0.0, left)
+    return total / max(1, workers)
 
 
 def custom_note(base_preset: str) -> str:

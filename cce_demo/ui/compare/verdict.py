@@ -10,6 +10,7 @@ Rules (docs/design.md, "Reading a paired comparison"):
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -72,16 +73,62 @@ def budget_text(snapshot: JobSnapshot) -> str:
     return f"{MODEL_LABELS.get(config.model, config.model)}, {config.epochs} epoch{'s' if config.epochs != 1 else ''}"
 
 
+def grids_root() -> Path:
+    """Where the shipped result grids are: CCE_RESULTS_DIR, else the repository's results/. Passed to
+    `shipped_spread` explicitly because kit/evidence.py's own default still points one folder too deep
+    (cce_demo/results) since the UI moved into cce_demo/ui/kit/, so the card found no grid at all and said
+    "not measured yet" for a preset whose grid ships (issue 20)."""
+    return Path(os.environ.get("CCE_RESULTS_DIR") or Path(__file__).resolve().parents[3] / "results")
+
+
 def spread_sentence(snapshot: JobSnapshot, loss: str, baseline: str) -> str:
     """The seed-to-seed spread at these settings, computed from the shipped grid that covers them and naming
     it, or a plain statement that none does."""
-    spread = shipped_spread(snapshot.config)
+    spread = shipped_spread(snapshot.config, grids_root())
     if spread is not None:
         return f"For scale: {spread.sentence(loss, display_name(baseline), display_name(loss))}."
     name = preset_of(snapshot.config)
     where = f"the {name} preset at ratio {snapshot.config.imbalance_ratio:g}" if name else "these settings"
     return (f"For scale: how much a second seed would move this number has not been measured yet for {where}: "
             "no shipped result grid covers them.")
+
+
+# The Results tab's button, clicked from a link in the card (the tabs have no address of their own).
+RESULTS_LINK = ('<a href="#results" class="cc-results-link" onclick="const tab = Array.from(document.querySelectorAll('
+                "'[role=tab]')).find((b) => b.textContent.trim() === 'Results'); if (tab) { tab.click(); "
+                'window.scrollTo(0, 0); } return false;">the Results tab</a>')
+
+
+def general_answer_html(snapshot: JobSnapshot) -> str:
+    """The general answer beside the run shown (issue 20): what the shipped grid with the same settings and
+    ratio concludes for each of the run's losses against the baseline, with its 95 % interval, decided by the
+    project's one verdict rule (`metrics.direction_of`) on the grid's own numbers (results/<grid>/results.json,
+    through `shipped_spread`), never typed; or that no shipped grid covers these settings yet."""
+    config = snapshot.config
+    spread = shipped_spread(config, grids_root())
+    if spread is None:
+        name = preset_of(config)
+        where = f"the {name} preset at ratio {config.imbalance_ratio:g}" if name else "these settings"
+        return (f'<p class="cc-vg" id="verdict-general"><b>The general answer:</b> no shipped result grid covers {escape(where)} '
+                f"yet, so there is no answer across seeds to set beside this run; {RESULTS_LINK} lists the grids that ship.</p>")
+    parts = []
+    for loss in config.losses:
+        entry = spread.differences.get(loss)
+        if loss == spread.baseline or not entry or entry.get("low") is None or entry.get("mean") is None:
+            continue
+        direction = direction_of(entry["low"], entry["high"])
+        name, base = display_name(loss), display_name(spread.baseline)
+        if direction == Direction.UNCLEAR:
+            conclusion = "no clear difference at this budget"
+        else:
+            conclusion = f"{name} {'higher' if direction == Direction.ABOVE else 'lower'}, and it held up"
+        parts.append(f"{escape(name)} − {escape(base)} {points(100 * entry['mean'])} points balanced accuracy (95 % interval "
+                     f"{points(100 * entry['low'])} to {points(100 * entry['high'])}): <b>{escape(conclusion)}</b>")
+    if not parts:
+        return ""
+    return (f'<p class="cc-vg" id="verdict-general"><b>The general answer</b> (shipped grid {escape(spread.grid)}, '
+            f"{spread.seeds} seeds at these settings and ratio {config.imbalance_ratio:g}): " + "; ".join(parts)
+            + f". The whole grid is in {RESULTS_LINK}.</p>")
 
 
 def data_sentence(snapshot: JobSnapshot) -> str:
@@ -159,6 +206,7 @@ def verdict_html(snapshot: JobSnapshot | None, title: str = "") -> str:
             seeds = len(items[0].balanced)
             body += (f'<p class="cc-vx">The run ended as <i>{escape(status.value)}</i> after {escape(done.text())}; these '
                      f"figures cover the {seeds} seed{'s' if seeds != 1 else ''} that finished.</p>")
+    body += general_answer_html(snapshot)
     body += f'<p class="cc-vx">{escape(data_sentence(snapshot))}</p>'
     return f'{VERDICT_STYLE}<div class="cc-card">{header}{body}</div>'
 

@@ -23,7 +23,7 @@ from ..kit.errors import user_error
 from ..kit.identity import Visitor
 from ..kit.state import BrowserMemory, Controls, Drawn, ViewRef
 from .settings import class_names_for
-from .timing import form_time
+from .timing import expected_wait, form_time
 from .verdict import loss_comparisons, verdict_html
 from .views import (
     CountsSeries, completion, confusion_html, counts_chart, counts_label, countdown_text, epoch_chart, groups_table,
@@ -99,12 +99,21 @@ def controls_for(ctx: UiContext, visitor: Visitor | None) -> Controls:
 
 
 
-def control_updates(ctx: UiContext, controls: Controls) -> Update:
+def start_button(controls: Controls, refusal: str = "") -> Any:
+    """Start: enabled when this browser has no job and the form's estimate is within the limit; when disabled
+    its label says why (the estimate line under it gives the figures)."""
+    if not controls.start_enabled:
+        return gr.Button(value="Training… (one run at a time per browser)", interactive=False)
+    if refusal:
+        return gr.Button(value="Start training — over the time limit here (see the estimate below)", interactive=False)
+    return gr.Button(value="Start training", interactive=True)
+
+
+def control_updates(ctx: UiContext, controls: Controls, refusal: str = "") -> Update:
     """The buttons; a disabled one says why on its label."""
     ui = ctx.ui
     return {
-        ui.compare.start: gr.Button(value="Start training" if controls.start_enabled else "Training… (one run at a time per browser)",
-                            interactive=controls.start_enabled),
+        ui.compare.start: start_button(controls, refusal),
         ui.compare.stop: gr.Button(value="Stop your run" if controls.stop_enabled else "Stop (only while your own run trains)",
                            interactive=controls.stop_enabled),
     }
@@ -235,6 +244,18 @@ def safely(snapshot: JobSnapshot | None, what: str, fallback: Any, draw: Any, *a
 
 
 
+def status_line(ctx: UiContext, snapshot: JobSnapshot | None, title: str) -> str:
+    """The status line; while queued, with the expected wait from the jobs ahead (timing.expected_wait)."""
+    wait = None
+    if snapshot is not None and snapshot.status == JobStatus.QUEUED and snapshot.queue_position:
+        try:
+            wait = expected_wait(ctx.app.manager.active_jobs(), snapshot.queue_position,
+                                 getattr(ctx.app.manager, "max_concurrent", 1))
+        except (AttributeError, TypeError):
+            wait = None
+    return status_html(snapshot, title, wait)
+
+
 def waits_with_eta(snapshot: JobSnapshot | None) -> bool:
     """Whether the verdict card shows "about N min from now" (a running job with no comparison yet): it is then
     redrawn with the status line, from the same snapshot's ETA, so the two never disagree (issue 20)."""
@@ -250,7 +271,7 @@ def render(
     ui = ctx.ui
     title = view.title if view else ""
     updates: Update = {
-        ui.compare.status: safely(snapshot, "status", cannot_draw("status line"), status_html, snapshot, title),
+        ui.compare.status: safely(snapshot, "status", cannot_draw("status line"), status_line, ctx, snapshot, title),
         ui.compare.loss_chart: safely(snapshot, "loss chart", cannot_draw("training-loss chart"), loss_chart, snapshot, smoothing),
     }
     if not epoch_views and waits_with_eta(snapshot):

@@ -80,8 +80,9 @@ def loss_form_note(config: TrainConfig) -> str:
     return "; ".join(forms)
 
 
-def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
-    """The status line with a progress bar and the ETA (#job-status)."""
+def status_html(snapshot: JobSnapshot | None, title: str = "", wait_seconds: float | None = None) -> str:
+    """The status line with a progress bar and the ETA (#job-status); a queued job's with its place and, given
+    `wait_seconds`, how long until it should start."""
     if snapshot is None:
         return ('<div class="cc-status">No run to show yet. Choose settings and press <b>Start training</b>, or open '
                 'a run in the <i>Runs</i> tab.</div>')
@@ -95,6 +96,8 @@ def status_html(snapshot: JobSnapshot | None, title: str = "") -> str:
     if status == JobStatus.QUEUED:
         parts.append(progress_bar(0.0, queued=True))
         wait = f"Waiting in the queue at position {snapshot.queue_position}." if snapshot.queue_position else "Waiting to start."
+        if wait_seconds is not None and snapshot.queue_position:
+            wait += f" Expected wait: about {countdown_text(wait_seconds)} (the jobs ahead of yours)."
         if estimate_words:
             wait += f" Estimated: {estimate_words}."
         parts.append(escape(wait))
