@@ -24,6 +24,11 @@ END = "<!-- end of generated results -->"
 Grids = Sequence[tuple[str, dict[str, Any]]]
 
 
+def seed_count(table: dict) -> str:
+    count = len(table["seeds"])
+    return f"{count} seed" if count == 1 else f"{count} seeds"
+
+
 def shipped_grids(root: Path = RESULTS_ROOT) -> list[tuple[str, dict[str, Any]]]:
     return [(path.parent.name, read_results(path)) for path in sorted(root.glob("*/results.json"))]
 
@@ -70,7 +75,7 @@ def _holm_note(table: dict[str, Any]) -> str:
 def scale_line(name: str, data: dict[str, Any], table: dict[str, Any]) -> str:
     config = data.get("config") or {}
     return (f"**`{name}`** — {table['dataset']}, ratio {table['imbalance_ratio']:g}, `{data['grid']['preset']}` preset "
-            f"({config.get('model')}, {config.get('epochs')} epochs), {len(table['seeds'])} seeds, "
+            f"({config.get('model')}, {config.get('epochs')} epochs), {seed_count(table)}, "
             f"{data_copy_text(table.get('data') or data.get('data'))}; reproduce with `{reproduce_command(data)}`")
 
 
@@ -128,7 +133,7 @@ def readme_block(grids: Grids) -> str:
               "interval across seeds excludes zero; the intervals cover training seeds on one fixed long-tailed subset):", ""]
     for name, data in grids:
         for table in data["tables"]:
-            lines.append(f"- **`{name}`** (ratio {table['imbalance_ratio']:g}, {len(table['seeds'])} seeds{_holm_note(table)}):")
+            lines.append(f"- **`{name}`** (ratio {table['imbalance_ratio']:g}, {seed_count(table)}{_holm_note(table)}):")
             lines += [f"  - {sentence}" for sentence in statements(table)]
     lines += ["", END]
     return "\n".join(lines)
@@ -143,7 +148,7 @@ def about_summary(grids: Grids) -> str:
     for name, data in grids:
         for table in data["tables"]:
             lines.append(f"- `{name}` ({table['dataset']}, ratio {table['imbalance_ratio']:g}, `{data['grid']['preset']}` preset, "
-                         f"{len(table['seeds'])} seeds, {data_copy_text(table.get('data') or data.get('data'))}{_holm_note(table)}):")
+                         f"{seed_count(table)}, {data_copy_text(table.get('data') or data.get('data'))}{_holm_note(table)}):")
             lines += [f"  - {sentence}" for sentence in statements(table)]
     return "\n".join(lines)
 
