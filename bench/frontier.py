@@ -258,23 +258,31 @@ def plot(results: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    # One colour per family on both panels (each axis would restart the colour cycle).
+    names = sorted({point["family"] for point in results["points"]})
+    colours = {name: f"C{index}" for index, name in enumerate(names)}
     for axis, ratio in zip(axes, (10.0, 100.0)):
         families: dict[str, list[tuple[float, float]]] = {}
         for point in results["points"]:
             seconds = point_seconds(results, point)
             if point["ratio"] == ratio and seconds is not None:
                 families.setdefault(point["family"], []).append((seconds / 60, 100 * point["scores"]["ce"]["reported"]))
-        for family, members in families.items():
+        for family, members in sorted(families.items()):
             members.sort()
-            axis.plot(*zip(*members), marker="o", label=family)
+            axis.plot(*zip(*members), marker="o", color=colours[family], label=family)
         axis.set_xscale("log")
+        axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.xaxis.set_minor_formatter(FormatStrFormatter(""))
         axis.set_title(f"CIFAR-10-LT, ratio {ratio:g}")
         axis.set_xlabel("wall time of one CE model, minutes (log scale)")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("CE balanced accuracy, % (as the run reports it)")
-    if axes[1].get_legend_handles_labels()[0]:
-        axes[1].legend(loc="lower right", fontsize=8)
+    handles = [plt.Line2D([], [], color=colours[name], marker="o", label=name) for name in names]
+    axes[0].legend(handles=handles, loc="upper left", fontsize=8)
     timing = results["timing"]["host"]
     figure.suptitle(f"Times: {timing['cpu_model']}, {timing['torch_threads']} torch threads, one quiet run "
                     f"({results['timing']['date'][:10]}). Accuracy: seed 0, balanced test set.", fontsize=9)

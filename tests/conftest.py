@@ -38,6 +38,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def launch_on_a_free_port(demo, queue_size: int, max_file_size: int, attempts: int = 3) -> int:
+    """Launch `demo` on a free local port and return the port. Gradio gives up with "When localhost is not
+    accessible…" when its own server does not answer a check within a few seconds, which happens on a host
+    whose cores are saturated by other work (seen with two training runs beside the suite): try again then."""
+    for attempt in range(attempts):
+        port = free_port()
+        try:
+            demo.queue(max_size=queue_size, default_concurrency_limit=4).launch(
+                server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
+                max_file_size=max_file_size,
+            )
+            return port
+        except ValueError as error:
+            if "localhost is not accessible" not in str(error) or attempt == attempts - 1:
+                raise
+            demo.close(verbose=False)
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory):
     """The real app (app.create_app) on 127.0.0.1 with a fresh runs directory and the shipped runs."""
@@ -49,11 +68,7 @@ def live_app(tmp_path_factory):
     from cce_demo.predict import MAX_UPLOAD_BYTES
 
     demo, manager = app_module.create_app()
-    port = free_port()
-    demo.queue(max_size=app_module.QUEUE_SIZE, default_concurrency_limit=4).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
-        max_file_size=MAX_UPLOAD_BYTES,
-    )
+    port = launch_on_a_free_port(demo, app_module.QUEUE_SIZE, MAX_UPLOAD_BYTES)
     try:
         yield {"url": f"http://127.0.0.1:{port}/", "manager": manager, "runs": runs, "demo": demo}
     finally:
@@ -96,11 +111,7 @@ def running_app(runs, **environment):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    port = free_port()
-    demo.queue(max_size=app_module.QUEUE_SIZE, default_concurrency_limit=4).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
-        max_file_size=app_module.MAX_FILE_BYTES,
-    )
+    port = launch_on_a_free_port(demo, app_module.QUEUE_SIZE, app_module.MAX_FILE_BYTES)
     try:
         yield {"url": f"http://127.0.0.1:{port}/", "manager": manager, "runs": runs, "demo": demo}
     finally:
