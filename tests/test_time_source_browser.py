@@ -23,7 +23,7 @@ def checked_preset(page):
 
 def test_the_preset_note_and_the_estimate_agree_and_an_edit_makes_it_custom(page, live_app):
     open_app(page, live_app["url"])
-    page.wait_for_function("() => /Estimated time/.test(document.querySelector('#estimate').innerText)")
+    page.wait_for_function("() => /Estimated time/.test(document.querySelector('#estimate')?.innerText || '')")
     note = page.locator("#preset-note")
     assert estimate_figure(page)[1:] in note.inner_text()  # "About 1 min ..." in the note, "about 1 min ..." beside Start
     assert "84" not in note.inner_text() and "earlier" not in note.inner_text()
@@ -31,14 +31,14 @@ def test_the_preset_note_and_the_estimate_agree_and_an_edit_makes_it_custom(page
 
     page.locator("#preset").get_by_text("standard", exact=True).click()
     page.get_by_text("Advanced settings").click()
-    page.wait_for_function("() => document.querySelector('#preset input[value=\"standard\"]').checked")
+    page.wait_for_function("() => document.querySelector('#preset input[value=\"standard\"]')?.checked")
     note.get_by_text("The real long-tail protocol").wait_for()
     assert estimate_figure(page)[1:] in note.inner_text()  # the new preset's note and estimate, together
 
     epochs = page.get_by_label("Epochs")
     epochs.fill("2")
     epochs.press("Tab")
-    page.wait_for_function("() => document.querySelector('#preset input[value=\"custom:standard\"]').checked")
+    page.wait_for_function("() => document.querySelector('#preset input[value=\"custom:standard\"]')?.checked")
     note.get_by_text("Custom settings").wait_for()
     assert "long-tail protocol" not in note.inner_text()  # the standard preset's own note is gone
     assert page.locator("#preset label", has_text="custom").is_visible()
