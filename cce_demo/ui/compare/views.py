@@ -154,7 +154,8 @@ def seed_boundaries(points: Sequence[StepMetrics]) -> list[Separator]:
 def loss_chart(snapshot: JobSnapshot | None, smoothing: float = DEFAULT_SMOOTHING) -> str:
     title = "Training loss per step"
     if snapshot is None or not snapshot.steps:
-        return line_chart(title=title, lines=[], x_label="step", empty_text="The training loss appears with the first steps.")
+        return line_chart(title=title, lines=[], x_label="step", y_title="training loss",
+                          empty_text="The training loss appears with the first steps.")
     losses = list(snapshot.config.losses)
     steps = [point.global_step for point in snapshot.steps]
     raw, parts, main = [], [], []
@@ -183,7 +184,8 @@ def loss_chart(snapshot: JobSnapshot | None, smoothing: float = DEFAULT_SMOOTHIN
     subtitle = (f"Smoothed (exponential moving average, {smoothing:g}); faint: the raw values. " if smoothing > 0 else "Raw values. ")
     if parts:
         subtitle += "Dashed: the plain cross-entropy part of each loss, on CE's scale."
-    return line_chart(title=title, lines=ordered, x_label="training step (all seeds)", legend=legend, subtitle=subtitle,
+    return line_chart(title=title, lines=ordered, x_label="training step (all seeds)", y_title="training loss", x_name="step",
+                      legend=legend, subtitle=subtitle,
                       y_floor=0.0, separators=seed_boundaries(snapshot.steps), height=240)
 
 
@@ -198,12 +200,35 @@ def epoch_positions(snapshot: JobSnapshot) -> list[tuple[int, EpochPoint]]:
             for point in snapshot.epochs]
 
 
+def axis_title(title: str, as_percent: bool) -> str:
+    """A y-axis title from a chart title: "Test balanced accuracy per epoch" -> "test balanced accuracy (%)"."""
+    name = title.removesuffix(" per epoch")
+    name = name[:1].lower() + name[1:]
+    return f"{name} (%)" if as_percent else name
+
+
+def epoch_position_text(snapshot: JobSnapshot) -> Callable[[float], str]:
+    """How a tooltip names an x position of an epoch chart: "epoch 3", or with several seeds (their epochs laid
+    one after another, see `epoch_positions`) "seed 1, epoch 3"."""
+    seeds, epochs = list(snapshot.config.seeds), snapshot.config.epochs
+    if len(seeds) <= 1 or epochs < 1:
+        return lambda x: f"epoch {x:g}"
+
+    def text(x: float) -> str:
+        index, epoch = divmod(int(round(x)) - 1, epochs)
+        seed = seeds[index] if 0 <= index < len(seeds) else index
+        return f"seed {seed}, epoch {epoch + 1}"
+    return text
+
+
 def epoch_chart(snapshot: JobSnapshot | None, metric: Callable[[EpochScores], Number], title: str,
-                as_percent: bool = False) -> str:
-    """One line per loss of `metric` (e.g. `lambda scores: scores.test_loss`) at each evaluated epoch."""
+                as_percent: bool = False, y_title: str = "") -> str:
+    """One line per loss of `metric` (e.g. `lambda scores: scores.test_loss`) at each evaluated epoch.
+    `y_title` names the y axis; by default the title without "per epoch"."""
     waiting = "The first point appears when epoch 1 has been evaluated."
+    y_title = y_title or axis_title(title, as_percent)
     if snapshot is None or not snapshot.epochs:
-        return line_chart(title=title, lines=[], x_label="epoch", empty_text=waiting, height=200)
+        return line_chart(title=title, lines=[], x_label="epoch", y_title=y_title, empty_text=waiting, height=200)
     positioned = epoch_positions(snapshot)
     lines = []
     for loss in snapshot.config.losses:
@@ -225,7 +250,10 @@ def epoch_chart(snapshot: JobSnapshot | None, metric: Callable[[EpochScores], Nu
         present = {x for x, _ in positioned}
         x_ticks = [(x, text) for x, text in x_ticks if min(present) <= x <= max(present)]
     y_format = (lambda value: f"{100 * value:.0f} %") if as_percent else (lambda value: f"{value:.2f}" if abs(value) < 10 else f"{value:.0f}")
-    return line_chart(title=title, lines=lines, x_label="epoch", x_integer=True, x_ticks=x_ticks, y_format=y_format,
+    # Tooltips and the hidden table: one decimal more than the axis (32.4 %, where the axis says 32 %).
+    value_format = (lambda value: f"{100 * value:.1f} %") if as_percent else (lambda value: f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}")
+    return line_chart(title=title, lines=lines, x_label="epoch", y_title=y_title, x_integer=True, x_ticks=x_ticks,
+                      y_format=y_format, value_format=value_format, x_text=epoch_position_text(snapshot),
                       separators=separators, height=200, y_floor=0.0, legend=legend)
 
 

@@ -4,7 +4,9 @@ here is plain HTML with CSS (bars) or an SVG drawing under HTML axis labels (lin
 - labels are real text at a fixed font size, readable on a 390 px phone as on a desktop (the drawing
   stretches, the text does not);
 - nothing is drawn in the browser by a charting runtime: no console warnings, no empty-domain glitches;
-- a test can read exactly what is shown from the string.
+- a test can read exactly what is shown from the string;
+- values can be read without a script (gr.HTML drops <script>): hovering a line chart shows every line's value
+  at that x (SVG <title>s), and a screen reader gets a summary (aria-label) and a hidden table of the numbers.
 
 The functions know nothing about runs or losses; `views.py` turns a snapshot into their inputs.
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import html
 import math
+import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -21,6 +25,10 @@ CHART_WIDTH = 1000.0  # SVG user units; the drawing stretches to the element, st
 CHART_HEIGHT = 1000.0
 MAX_LINE_POINTS = 400  # points drawn per line: more than a chart's pixel width only costs bytes
 MAX_MARKERS = 60  # beyond this many points a line gets no markers
+MAX_HOVER_BANDS = 150  # hover bands per chart: about one per 5 px of a phone-wide chart, a few kB of titles
+MAX_TABLE_ROWS = 20  # rows of a line chart's hidden table: enough to follow the curve, short enough to listen to
+DASH_PATTERN = "7 5"  # the dashed lines' pattern, shared by the chart and its legend swatch
+EDGE_FRACTION = 0.94  # an x label this far right is right-aligned, so it never runs past the card
 
 
 def escape(text: object) -> str:
@@ -92,6 +100,56 @@ def number_text(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1 else f"{value:.4g}"
 
 
+LABEL_NUMBER = re.compile(r"[−-]?\d[\d,]*(?:\.\d+)?")
+
+
+def label_number(text: str) -> float | None:
+    """The number a tick label shows ("1,500" -> 1500, "32 %" -> 32, "−0.5" -> -0.5), or None."""
+    match = LABEL_NUMBER.search(text)
+    return float(match.group().replace(",", "").replace("−", "-")) if match else None
+
+
+def labels_match_values(values: Sequence[float], texts: Sequence[str]) -> bool:
+    """Whether every tick label reads as its own tick: no two labels alike ("32 %" three times when the range
+    is tiny) and one factor between label and value for all (a 22.5 % tick shown as "22 %" breaks it, since
+    the others read 100 times their value). Labels without a number are only checked for repeats."""
+    if len(set(texts)) < len(texts):
+        return False
+    ratios = []
+    for value, text in zip(values, texts):
+        shown = label_number(text)
+        if shown is None:
+            continue
+        if value == 0 or shown == 0:
+            if (value == 0) != (shown == 0):
+                return False
+            continue
+        ratios.append(shown / value)
+    return all(math.isclose(ratio, ratios[0], rel_tol=1e-6) for ratio in ratios)
+
+
+def readable_y_axis(low: float, high: float, y_format: Callable[[float], str], floor: float | None = None,
+                    target: int = 5) -> tuple[float, float, list[float]]:
+    """(low, high, ticks) whose tick labels read as their values: about `target` ticks, else fewer, else the
+    range widened around its middle (twice as wide each try) until the labels' rounding can tell them apart;
+    as a last resort the ticks whose label repeats an earlier one are dropped."""
+    for _ in range(12):
+        for count in (target, target - 1, target + 1, target - 2):
+            values = ticks(low, high, max(2, count))
+            if len(values) >= 2 and labels_match_values(values, [y_format(value) for value in values]):
+                return low, high, values
+        middle, span = (low + high) / 2, high - low
+        low, high = middle - span, middle + span
+        if floor is not None and low < floor:
+            low, high = floor, floor + 2 * span
+    values, seen = [], set()
+    for value in ticks(low, high, target):
+        if y_format(value) not in seen:
+            seen.add(y_format(value))
+            values.append(value)
+    return low, high, values
+
+
 # ---------------------------------------------------------------- line charts
 
 
@@ -123,6 +181,16 @@ def thin(points: Sequence[tuple[float, float | None]], limit: int = MAX_LINE_POI
     return kept
 
 
+def line_swatch(colour: str, style: str) -> str:
+    """A legend key drawn like its line (an SVG stroke with the same dash pattern), so a dashed line has a
+    dashed key. Hidden from screen readers: the label beside it names the line."""
+    width = {"solid": 3, "dashed": 2, "faint": 2}.get(style, 3)
+    dash = f' stroke-dasharray="{DASH_PATTERN}"' if style == "dashed" else ""
+    opacity = ' stroke-opacity="0.35"' if style == "faint" else ""
+    return (f'<svg class="cc-key" width="24" height="8" viewBox="0 0 24 8" aria-hidden="true" focusable="false">'
+            f'<line x1="0" y1="4" x2="24" y2="4" stroke="{colour}" stroke-width="{width}"{dash}{opacity}/></svg>')
+
+
 def legend_html(entries: Sequence[tuple[str, str, str]]) -> str:
     """(label, colour, style) with style "solid", "dashed", "faint" or "box"."""
     parts = []
@@ -130,7 +198,7 @@ def legend_html(entries: Sequence[tuple[str, str, str]]) -> str:
         if style == "box":
             swatch = f'<i class="cc-sw box" style="background:{colour}"></i>'
         else:
-            swatch = f'<i class="cc-sw {"" if style == "solid" else style}" style="border-color:{colour}"></i>'
+            swatch = line_swatch(colour, style)
         parts.append(f"<span>{swatch}{escape(label)}</span>")
     return f'<div class="cc-legend">{"".join(parts)}</div>'
 
@@ -139,12 +207,107 @@ def placeholder(text: str, height: int) -> str:
     return f'<div class="cc-empty" style="height:{height}px">{escape(text)}</div>'
 
 
+def spread(values: Sequence[Any], limit: int) -> list[Any]:
+    """At most `limit` of `values`, evenly spaced, always with the first and the last."""
+    if len(values) <= limit:
+        return list(values)
+    if limit < 2:
+        return [values[-1]]
+    return [values[round(index * (len(values) - 1) / (limit - 1))] for index in range(limit)]
+
+
+def known_points(line: Line) -> tuple[list[float], list[float]]:
+    """A line's x and y values where it has a value, in x order."""
+    pairs = sorted((x, y) for x, y in line.points if y is not None)
+    return [x for x, _ in pairs], [y for _, y in pairs]
+
+
+def value_near(xs: Sequence[float], ys: Sequence[float], x: float, left: float, right: float) -> float | None:
+    """The value of the point nearest to `x` within [left, right] (xs sorted), or None when there is none."""
+    index = bisect_left(xs, x)
+    candidates = [i for i in (index - 1, index) if 0 <= i < len(xs) and left <= xs[i] <= right]
+    if not candidates:
+        return None
+    return ys[min(candidates, key=lambda i: abs(xs[i] - x))]
+
+
+def band_edges(positions: Sequence[float]) -> list[tuple[float, float]]:
+    """(left, right) of each hover band: from the midpoint with the previous position to the midpoint with the
+    next, the outer bands ending at the first and last positions."""
+    edges = []
+    for index, position in enumerate(positions):
+        left = (positions[index - 1] + position) / 2 if index > 0 else position
+        right = (position + positions[index + 1]) / 2 if index + 1 < len(positions) else position
+        edges.append((left, right))
+    return edges
+
+
+def hover_text(x_text: str, lines: Sequence[Line], values: Sequence[float | None], value_format: Callable[[float], str]) -> str:
+    """One hover band's tooltip: the x position, then one line per series that has a value there."""
+    rows = [f"{line.label}: {value_format(value)}" for line, value in zip(lines, values) if value is not None]
+    return "\n".join([x_text, *rows])
+
+
+def chart_summary(title: str, y_title: str, x_name: str, lines: Sequence[Line], x_text: Callable[[float], str],
+                  value_format: Callable[[float], str]) -> str:
+    """What a line chart shows, in a sentence per line, for its aria-label: each line's first and last value
+    and its range."""
+    parts = [f"{title}. Line chart of {y_title or 'the values'} by {x_name}."]
+    for line in lines:
+        xs, ys = known_points(line)
+        if not xs:
+            continue
+        parts.append(f"{line.label}: {value_format(ys[0])} at {x_text(xs[0])}, {value_format(ys[-1])} at {x_text(xs[-1])}"
+                     f" (lowest {value_format(min(ys))}, highest {value_format(max(ys))}).")
+    parts.append("The values follow in a table.")
+    return " ".join(parts)
+
+
+def values_table(title: str, x_name: str, lines: Sequence[Line], x_text: Callable[[float], str],
+                 value_format: Callable[[float], str], limit: int = MAX_TABLE_ROWS) -> str:
+    """The chart's numbers as a table that only screen readers see (in a cc-sr box): one row per x position,
+    thinned to at most `limit` rows, one column per line."""
+    known = [known_points(line) for line in lines]
+    positions = spread(sorted({x for xs, _ in known for x in xs}), limit)
+    exact = [dict(zip(xs, ys)) for xs, ys in known]
+    head = "".join(f'<th scope="col">{escape(line.label)}</th>' for line in lines)
+    rows = []
+    for x in positions:
+        cells = "".join(f"<td>{escape(value_format(values[x]) if x in values else 'n/a')}</td>" for values in exact)
+        rows.append(f'<tr><th scope="row">{escape(x_text(x))}</th>{cells}</tr>')
+    # The class sits on a wrapper: a table ignores the 1 px height and would still take up its full size.
+    return (f'<div class="cc-sr"><table><caption>{escape(title)}: values at {len(positions)} positions</caption>'
+            f'<thead><tr><th scope="col">{escape(x_name)}</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def legend_order(lines: Sequence[Line], legend: Sequence[tuple[str, str, str]]) -> list[Line]:
+    """`lines` in the order the legend names them (lines are drawn bottom to top, which is not reading order);
+    lines the legend does not name keep their order, after the others."""
+    rank = {label: index for index, (label, _, _) in enumerate(legend)}
+    return sorted(lines, key=lambda line: rank.get(line.label, len(rank)))
+
+
+def x_tick_labels(x_ticks: Sequence[tuple[float, str]], position: Callable[[float], float]) -> list[str]:
+    """The x tick labels, centred under their ticks; the ones near the right end right-aligned instead, so
+    that half a label never hangs past the card."""
+    labels = []
+    for value, text in x_ticks:
+        fraction = position(value)
+        edge = " end" if fraction >= EDGE_FRACTION else ""
+        labels.append(f'<span class="cc-xt{edge}" style="left:{fraction * 100:.2f}%">{escape(text)}</span>')
+    return labels
+
+
 def line_chart(
     *,
     title: str,
     lines: Sequence[Line],
     x_label: str,
+    y_title: str = "",
     y_format: Callable[[float], str] = number_text,
+    value_format: Callable[[float], str] | None = None,
+    x_name: str = "",
+    x_text: Callable[[float], str] | None = None,
     x_integer: bool = False,
     x_ticks: Sequence[tuple[float, str]] | None = None,
     y_floor: float | None = None,
@@ -154,18 +317,31 @@ def line_chart(
     separators: Sequence[Separator] = (),
     legend: Sequence[tuple[str, str, str]] | None = None,
 ) -> str:
-    """Lines over a shared x axis that ends at the data. `x_integer`: whole-number ticks only (epochs)."""
+    """Lines over a shared x axis that ends at the data. `x_integer`: whole-number ticks only (epochs).
+
+    `y_title` names the y axis beside it. `y_format` writes the tick labels, `value_format` (default: three or
+    four significant digits) the exact values in tooltips and in the hidden table. `x_text` writes an x position
+    for them ("step 120", "seed 1, epoch 3"); by default `x_name` (default `x_label`) and the number.
+    Hovering anywhere over the plot shows every legend line's value at the nearest x position (one invisible
+    band per position, with an SVG <title>: no script needed)."""
+    value_format = value_format or number_text
+    x_name = x_name or x_label
+    x_text = x_text or (lambda x: f"{x_name} {number_text(x)}")
     head = f'<div class="cc-title">{escape(title)}</div>' + (f'<div class="cc-sub">{escape(subtitle)}</div>' if subtitle else "")
     lines = [dataclasses.replace(line, points=[(x, finite(y)) for x, y in line.points if finite(x) is not None]) for line in lines]
     drawn = [line for line in lines if any(y is not None for _, y in line.points)]
     if not drawn:
         return f'<div class="cc-chart">{head}{placeholder(empty_text, height)}</div>'
+    if legend is None:
+        legend = [(line.label, line.colour, line.style) for line in drawn if line.in_legend]
+    described = legend_order([line for line in drawn if line.in_legend] or drawn, legend)  # what hovers and the table report
     xs = [x for line in drawn for x, y in line.points if y is not None]
     ys = [y for line in drawn for _, y in line.points if y is not None]
     x_low, x_high = min(xs), max(xs)
     if x_high - x_low < 1e-12:  # one point: centre it
         x_low, x_high = x_low - 0.5, x_high + 0.5
     y_low, y_high = padded_range(ys, floor=y_floor)
+    y_low, y_high, y_tick_values = readable_y_axis(y_low, y_high, y_format, floor=y_floor)
 
     def sx(x: float) -> float:
         return (x - x_low) / (x_high - x_low) * CHART_WIDTH
@@ -173,13 +349,23 @@ def line_chart(
     def sy(y: float) -> float:
         return (1 - (y - y_low) / (y_high - y_low)) * CHART_HEIGHT
 
+    summary = chart_summary(title, y_title, x_name, described, x_text, value_format)
     svg = [f'<svg viewBox="0 0 {CHART_WIDTH:g} {CHART_HEIGHT:g}" preserveAspectRatio="none" role="img" '
-           f'aria-label="{escape(title)}">']
-    y_tick_values = ticks(y_low, y_high, 5)
+           f'aria-label="{escape(summary)}">']
     for value in y_tick_values:
         svg.append(f'<path class="grid" d="M0 {sy(value):.1f}H{CHART_WIDTH:g}" vector-effect="non-scaling-stroke"/>')
     for separator in separators:
         svg.append(f'<path class="sep" d="M{sx(separator.x):.1f} 0V{CHART_HEIGHT:g}" vector-effect="non-scaling-stroke"/>')
+    # Hover bands under the lines: the lines and markers stay on top, with their own tooltips.
+    known = [known_points(line) for line in described]
+    positions = spread(sorted({x for line_xs, _ in known for x in line_xs}), MAX_HOVER_BANDS)
+    for x, (left, right) in zip(positions, band_edges(positions)):
+        values = [value_near(line_xs, line_ys, x, left, right) for line_xs, line_ys in known]
+        band_left, band_right = sx(left), sx(right)
+        if len(positions) == 1:  # one position: the whole plot
+            band_left, band_right = 0.0, CHART_WIDTH
+        svg.append(f'<rect class="hover" fill="transparent" x="{band_left:.1f}" y="0" width="{max(band_right - band_left, 1.0):.1f}" '
+                   f'height="{CHART_HEIGHT:g}"><title>{escape(hover_text(x_text(x), described, values, value_format))}</title></rect>')
     for line in drawn:
         segments, current = [], []
         for x, y in thin(line.points):
@@ -192,7 +378,7 @@ def line_chart(
         if current:
             segments.append(current)
         path = "".join("M" + "L".join(segment) for segment in segments)
-        dash = ' stroke-dasharray="7 5"' if line.style == "dashed" else ""
+        dash = f' stroke-dasharray="{DASH_PATTERN}"' if line.style == "dashed" else ""
         opacity = ' stroke-opacity="0.3"' if line.style == "faint" else ""
         svg.append(f'<path d="{path}" fill="none" stroke="{line.colour}" stroke-width="{line.width:g}"{dash}{opacity} '
                    f'stroke-linejoin="round" vector-effect="non-scaling-stroke"><title>{escape(line.label)}</title></path>')
@@ -202,7 +388,7 @@ def line_chart(
                 # A zero-length stroke with round caps is a circle that keeps its shape when the drawing stretches.
                 svg.append(f'<path d="M{sx(x):.1f},{sy(y):.1f}h0" stroke="{line.colour}" stroke-width="8" '
                            f'stroke-linecap="round" vector-effect="non-scaling-stroke">'
-                           f'<title>{escape(line.label)}: {escape(y_format(y))} at {number_text(x)}</title></path>')
+                           f'<title>{escape(line.label)}: {escape(value_format(y))} at {escape(x_text(x))}</title></path>')
     svg.append("</svg>")
     labels = []
     for value in y_tick_values:
@@ -210,15 +396,18 @@ def line_chart(
     if x_ticks is None:
         x_ticks = [(value, f"{value:,.0f}" if x_integer or value == int(value) else f"{value:g}")
                    for value in ticks(x_low, x_high, 5, integer=x_integer) if x_low <= value <= x_high]
-    for value, text in x_ticks:
-        labels.append(f'<span class="cc-xt" style="left:{sx(value) / CHART_WIDTH * 100:.2f}%">{escape(text)}</span>')
+    labels += x_tick_labels(x_ticks, lambda value: sx(value) / CHART_WIDTH)
     for separator in separators:
-        labels.append(f'<span class="cc-sl" style="left:{sx(separator.x) / CHART_WIDTH * 100:.2f}%">{escape(separator.label)}</span>')
+        fraction = sx(separator.x) / CHART_WIDTH
+        edge = " end" if fraction >= 0.85 else ""  # near the right end: the label goes left of its line
+        labels.append(f'<span class="cc-sl{edge}" style="left:{fraction * 100:.2f}%">{escape(separator.label)}</span>')
     labels.append(f'<span class="cc-xl">{escape(x_label)}</span>')
-    if legend is None:
-        legend = [(line.label, line.colour, line.style) for line in drawn if line.in_legend]
+    if y_title:
+        labels.append(f'<span class="cc-yl">{escape(y_title)}</span>')
+    plot_class = "cc-plot has-y" if y_title else "cc-plot"
+    table = values_table(title, x_name, described, x_text, value_format)
     return (f'<div class="cc-chart">{head}{legend_html(legend)}'
-            f'<div class="cc-plot" style="height:{height}px">{"".join(svg)}{"".join(labels)}</div></div>')
+            f'<div class="{plot_class}" style="height:{height}px">{"".join(svg)}{"".join(labels)}</div>{table}</div>')
 
 
 # ---------------------------------------------------------------- bar rows (per class)
@@ -263,9 +452,28 @@ def diff_scale(diffs: Sequence[Diffs]) -> float:
     return float(math.ceil(largest / 50) * 50)
 
 
-def _diff_cell(diffs: Sequence[Diffs], row: int, scale: float) -> str:
+def diff_scales(diffs: Sequence[Diffs], per_diff: bool) -> list[float]:
+    """The half-width of each difference column: one shared scale (the default, so columns compare at a
+    glance), or each column's own (`per_diff`), so one loss's ±100 points do not shrink another's ±3 to slivers."""
+    if per_diff:
+        return [diff_scale([series]) for series in diffs]
+    shared = diff_scale(diffs)
+    return [shared] * len(diffs)
+
+
+def diff_axis(scale: float, series: Diffs | None = None) -> str:
+    """The marks under a difference column: −scale, 0, +scale. With `series` (one axis per series), its colour
+    beside the marks and its name in a tooltip say which series the axis belongs to."""
+    marks = ((0.0, f"−{scale:g}"), (0.5, "0"), (1.0, f"+{scale:g}"))
+    tip = f' title="{escape(series.label)}: ±{scale:g} points"' if series else ""
+    key = f'<i class="cc-sw box" style="background:{series.colour}"></i>' if series else ""
+    return (f'<div class="cc-axis"{tip}><span>' + "".join(f'<em style="left:{p * 100:.0f}%">{t}</em>' for p, t in marks)
+            + f"</span><b>{key}</b></div>")
+
+
+def _diff_cell(diffs: Sequence[Diffs], row: int, scales: Sequence[float]) -> str:
     parts = []
-    for series in diffs:
+    for series, scale in zip(diffs, scales):
         value = series.values[row]
         if value is None or not math.isfinite(value):
             parts.append('<div class="cc-diff"><span class="cc-dtrack"></span><b>n/a</b></div>')
@@ -306,16 +514,18 @@ def bar_rows(
     empty_text: str = "No data yet.",
     value_texts: Sequence[Sequence[str]] | None = None,
     wide_numbers: bool = False,
+    per_diff_scale: bool = False,
 ) -> str:
     """One row per item (class), one bar per series side by side within the row, and optionally a difference
     column beside them (diverging bars around zero, with 95 % intervals when given). Zero values are marked
     in red, so an empty bar never reads as missing data. `value_texts` (per series, per row) replaces the
-    numbers written beside the bars."""
+    numbers written beside the bars. `per_diff_scale`: each difference series on its own scale (one axis per
+    series under the column, in the order of the bars) instead of one scale shared by all."""
     head = f'<div class="cc-title">{escape(title)}</div>' + (f'<div class="cc-sub">{escape(subtitle)}</div>' if subtitle else "")
     if not rows or not bars:
         return f'<div class="cc-chart">{head}{placeholder(empty_text, 120)}</div>'
     layout = "three" if diffs else "two"
-    scale = diff_scale(diffs) if diffs else 0.0
+    scales = diff_scales(diffs, per_diff_scale) if diffs else []
     cells = [f'<div class="cc-head">{escape(label_heading)}</div>',
              f'<div class="cc-head">{legend_html([(series.label, series.colour, "box") for series in bars])}{escape(bars_heading)}</div>']
     if diffs:
@@ -343,14 +553,14 @@ def bar_rows(
             )
         cells.append(f"<div>{''.join(bar_parts)}</div>")
         if diffs:
-            cells.append(_diff_cell(diffs, index, scale))
+            cells.append(_diff_cell(diffs, index, scales))
     # Axis under the bars (and the difference scale under the differences).
     axis_marks = "".join(f'<em style="left:{position * 100:.1f}%">{escape(text)}</em>' for position, text in axis)
     cells += ['<div></div>', f'<div class="cc-axis"><span>{axis_marks}</span><b></b></div>']
-    if diffs:
-        marks = ((0.0, f"−{scale:g}"), (0.5, "0"), (1.0, f"+{scale:g}"))
-        cells.append('<div class="cc-axis"><span>' + "".join(f'<em style="left:{p * 100:.0f}%">{t}</em>' for p, t in marks)
-                     + "</span><b></b></div>")
+    if diffs and len(set(scales)) == 1:
+        cells.append(diff_axis(scales[0]))
+    elif diffs:  # a scale per series: one axis each, stacked like the series' bars in every row
+        cells.append("<div>" + "".join(diff_axis(scale, series) for series, scale in zip(diffs, scales)) + "</div>")
     style = f' style="max-height:{max_height}px"' if max_height else ""
     wide = " wide" if wide_numbers else ""
     # The rows scroll when they are taller than max_height: focusable, so a keyboard can scroll them (WCAG 2.1.1).

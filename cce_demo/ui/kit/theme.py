@@ -25,18 +25,26 @@ footer,footer a,footer button{color:var(--body-text-color-subdued)!important}
 .cc-legend{display:flex;flex-wrap:wrap;gap:2px 14px;font-size:12px;margin:2px 0 6px}
 .cc-legend span{white-space:nowrap}
 .cc-sw{display:inline-block;width:18px;height:0;border-top:3px solid;vertical-align:middle;margin-right:5px}
-.cc-sw.dash{border-top-style:dashed;border-top-width:2px}
-.cc-sw.faint{opacity:.35;border-top-width:2px}
 .cc-sw.box{width:11px;height:11px;border:0;vertical-align:-1px}
+/* Two classes: Gradio's ".gradio-container-6-… svg{display:block}" would put each label under its key. */
+.cc-legend .cc-key{display:inline-block;vertical-align:middle;margin-right:5px}
+/* The plot's margins hold its labels inside the card: y ticks (and the y-axis title, .has-y) on the left,
+   x ticks and the x-axis title below; the last x tick is right-aligned (charts.py) so none hangs out right. */
 .cc-plot{position:relative;margin:8px 10px 34px 46px}
+.cc-plot.has-y{margin-left:66px}
 .cc-plot svg{position:absolute;left:0;top:0;width:100%;height:100%;overflow:visible}
 .cc-plot .grid{stroke:var(--border-color-primary);stroke-width:1}
 .cc-plot .sep{stroke:var(--body-text-color-subdued);stroke-width:1;stroke-dasharray:4 4}
-.cc-yt,.cc-xt,.cc-xl,.cc-sl{position:absolute;font-size:11px;color:var(--body-text-color-subdued);white-space:nowrap}
+.cc-plot .hover{fill:transparent}
+.cc-plot .hover:hover{fill:var(--border-color-primary);fill-opacity:.6}
+.cc-yt,.cc-xt,.cc-xl,.cc-sl,.cc-yl{position:absolute;font-size:11px;color:var(--body-text-color-subdued);white-space:nowrap}
 .cc-yt{right:calc(100% + 6px);transform:translateY(-50%)}
 .cc-xt{top:calc(100% + 4px);transform:translateX(-50%)}
+.cc-xt.end{transform:translateX(-100%)}
 .cc-xl{top:calc(100% + 18px);left:50%;transform:translateX(-50%)}
+.cc-yl{top:50%;left:-64px;writing-mode:vertical-rl;transform:translateY(-50%) rotate(180deg);line-height:1;max-height:100%;overflow:hidden;text-overflow:ellipsis}
 .cc-sl{top:-2px;transform:translateX(4px)}
+.cc-sl.end{transform:translateX(calc(-100% - 4px))}
 .cc-empty{display:flex;align-items:center;justify-content:center;text-align:center;border:1px dashed var(--border-color-primary);border-radius:6px;color:var(--body-text-color-subdued);padding:8px;font-size:13px}
 .cc-rows{display:grid;column-gap:10px;row-gap:2px;align-items:center;overflow-y:auto}
 .cc-rows.two{grid-template-columns:minmax(5.5em,9em) minmax(80px,1fr)}
@@ -49,6 +57,11 @@ footer,footer a,footer button{color:var(--body-text-color-subdued)!important}
  .cc-bar b,.cc-diff b,.cc-axis b{flex-basis:2.1em}
  .cc-chart{padding:8px}
  .cc-plot{margin-left:40px;margin-right:6px}
+ .cc-plot.has-y{margin-left:56px}
+ .cc-plot.has-y .cc-yl{left:-54px}
+ /* The two per-epoch charts share a row (compare/layout.py); on a phone that left each 155 px wide, where no
+    axis label fits: one per line instead (the row wraps). */
+ #test-loss-chart,#accuracy-chart{min-width:100%!important}
  .cc-rows.wide .cc-bar b,.cc-rows.wide .cc-axis b{flex-basis:3em}
  .cc-tagline{display:none}
 }

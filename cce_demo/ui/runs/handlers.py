@@ -123,7 +123,8 @@ def overlay_accuracy(snapshots: Sequence[tuple[str, JobSnapshot]]) -> str:
             lines.append(Line(f"{letter} · {short_name(loss)}", hue, mean_per_epoch(snapshot, loss),
                               style="solid" if loss == baseline else "dashed", markers=True))
     return line_chart(title="Balanced accuracy per epoch, runs overlaid", lines=lines, x_label="epoch",
-                      x_integer=True, y_format=lambda value: f"{100 * value:.0f} %", y_floor=0.0, height=240,
+                      y_title="balanced accuracy (%)", x_integer=True, y_format=lambda value: f"{100 * value:.0f} %",
+                      value_format=lambda value: f"{100 * value:.1f} %", y_floor=0.0, height=240,
                       subtitle="Colour: run (key below). Solid: the baseline loss (CE); dashed: the other losses. "
                                "Runs with several seeds: the mean over their seeds at each epoch.",
                       empty_text="These runs have no evaluated epoch yet.")
