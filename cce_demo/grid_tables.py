@@ -9,13 +9,14 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .metrics import (
     COUNT_GROUP_NAMES, GROUP_NAMES, Direction, clip_interval, count_groups, direction_of, format_p_value, holm,
     mean_recall_of_groups, paired_t_p_value, summarise_differences,
 )
 from .provenance import FORMAT_1_DATA_COPY, combined_data, data_copy_text
+from .schema import GridResults, GridTable, Interval
 
 
 # Format 2 (issue 19) adds the per-seed values: every interval carries the values it was computed from, and
@@ -24,29 +25,22 @@ from .provenance import FORMAT_1_DATA_COPY, combined_data, data_copy_text
 RESULTS_FORMAT_VERSION = 2
 
 
-
 READABLE_RESULTS_FORMATS = (1, 2)
-
 
 
 FAMILY_WISE_ALPHA = 0.05  # Holm's correction over a table's comparisons
 
 
-
 SCORE_BOUNDS = (0.0, 1.0)  # an accuracy or a recall; its interval is clipped to these
-
 
 
 DIFFERENCE_BOUNDS = (-1.0, 1.0)  # a difference of two of them
 
 
-
 CLIPPED_MARK = "*"
 
 
-
 HOLM_MARK = "†"
-
 
 
 def interval_of(values: Sequence[float | None], bounds: tuple[float, float] | None = None) -> dict[str, Any]:
@@ -65,7 +59,6 @@ def interval_of(values: Sequence[float | None], bounds: tuple[float, float] | No
     return entry
 
 
-
 def scores_of(evaluation: dict[str, Any], class_counts: Sequence[int]) -> dict[str, float]:
     """The reported numbers of one model: accuracy, balanced accuracy, rank groups and count groups."""
     recall = [float("nan") if value is None else value for value in evaluation["per_class_recall"]]
@@ -75,10 +68,8 @@ def scores_of(evaluation: dict[str, Any], class_counts: Sequence[int]) -> dict[s
     return scores
 
 
-
 METRIC_NAMES = ("accuracy", "balanced_accuracy", *(f"rank_{name}" for name in GROUP_NAMES),
                 *(f"count_{name}" for name in COUNT_GROUP_NAMES))
-
 
 
 def aggregate(cells: Iterable[dict[str, Any]], losses: Sequence[str]) -> list[dict[str, Any]]:
@@ -145,7 +136,6 @@ def aggregate(cells: Iterable[dict[str, Any]], losses: Sequence[str]) -> list[di
     return tables
 
 
-
 def per_seed_record(cell: dict[str, Any], losses: Sequence[str], baseline: str, counts: Sequence[int]) -> dict[str, Any]:
     """One cell's numbers, per loss: its scores (accuracy, balanced accuracy, rank and count groups), per-class
     recall, the same prior-corrected, and McNemar's b (only the baseline right) and c (only this loss right)."""
@@ -163,7 +153,6 @@ def per_seed_record(cell: dict[str, Any], losses: Sequence[str], baseline: str, 
                                 "c_only_this_loss_correct": test.get("only_b_correct"), "p_value": test.get("p_value")}
         record["losses"][loss] = entry
     return record
-
 
 
 def multiplicity(table: dict[str, Any]) -> dict[str, Any]:
@@ -184,10 +173,8 @@ def multiplicity(table: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-
 def evaluation_variant(evaluation: dict[str, Any], variant: str) -> dict[str, Any]:
     return evaluation if variant == "plain" else evaluation["prior_corrected"]
-
 
 
 def _difference(value: float | None, baseline: float | None) -> float:
@@ -196,30 +183,33 @@ def _difference(value: float | None, baseline: float | None) -> float:
     return value - baseline
 
 
+def _interval(entry: Interval | Mapping[str, Any] | None) -> Interval | None:
+    return Interval.model_validate(entry) if isinstance(entry, Mapping) else entry
 
-def interval_text(entry: dict[str, Any] | None, signed: bool = False, empty: str = "—",
+
+def interval_text(entry: Interval | Mapping[str, Any] | None, signed: bool = False, empty: str = "—",
                   interval: str = " ({low} to {high})") -> str:
     """A mean in percent (or points) with its interval when there is one, as written by `interval_of`; the
     Results tab uses it too, with its own brackets."""
-    if not entry or entry.get("mean") is None:
+    entry = _interval(entry)
+    if entry is None or entry.mean is None:
         return empty
     sign = "+" if signed else ""
-    text = f"{100 * entry['mean']:{sign}.1f}"
-    if entry.get("low") is not None:
-        text += interval.format(low=f"{100 * entry['low']:{sign}.1f}", high=f"{100 * entry['high']:{sign}.1f}")
+    text = f"{100 * entry.mean:{sign}.1f}"
+    if entry.low is not None and entry.high is not None:
+        text += interval.format(low=f"{100 * entry.low:{sign}.1f}", high=f"{100 * entry.high:{sign}.1f}")
     return text
 
 
-
-def reproduce_command(results: dict[str, Any]) -> str:
+def reproduce_command(results: GridResults | Mapping[str, Any]) -> str:
     """The grid's command with the torch thread count its cells ran with, which a bit-for-bit replay needs;
     files of format 1 recorded the command without it."""
-    command = results.get("command", "")
-    threads = (results.get("hardware") or {}).get("torch_threads")
-    if "--threads" in command or not isinstance(threads, int):
-        return command
-    return f"{command} --threads {threads}"
-
+    if isinstance(results, Mapping):
+        results = GridResults.model_validate(results)
+    threads = results.hardware.torch_threads
+    if "--threads" in results.command or not isinstance(threads, int):
+        return results.command
+    return f"{results.command} --threads {threads}"
 
 
 REPLAY_CONDITIONS = (
@@ -229,33 +219,34 @@ REPLAY_CONDITIONS = (
 )
 
 
+def _table(table: GridTable | Mapping[str, Any]) -> GridTable:
+    return GridTable.model_validate(table) if isinstance(table, Mapping) else table
 
-def seeds_note(table: dict[str, Any]) -> str:
-    subset = table.get("subset_seed")
-    subset_text = f"subset seed {subset}" if subset is not None else "one subset seed"
-    return (f"Intervals are 95 % Student-t intervals across the {len(table['seeds'])} training seeds, on one fixed "
+
+def seeds_note(table: GridTable | Mapping[str, Any]) -> str:
+    table = _table(table)
+    subset_text = f"subset seed {table.subset_seed}" if table.subset_seed is not None else "one subset seed"
+    return (f"Intervals are 95 % Student-t intervals across the {len(table.seeds)} training seeds, on one fixed "
             f"long-tailed subset ({subset_text}): they cover training noise, not the draw of the subset. Accuracy and "
             f"recall intervals are clipped to [0, 100] (marked {CLIPPED_MARK} where clipping cut them).")
 
 
-
-def multiplicity_note(table: dict[str, Any]) -> str:
-    block = table.get("multiplicity") or {}
-    count = block.get("comparisons", len(table.get("versus_baseline", {})))
-    if not block.get("results"):
-        return (f"Multiplicity: this table makes {count} comparisons with {table['baseline']}; Holm's correction needs "
+def multiplicity_note(table: GridTable | Mapping[str, Any]) -> str:
+    table = _table(table)
+    block = table.multiplicity
+    count = block.comparisons or len(table.versus_baseline)
+    if not block.results:
+        return (f"Multiplicity: this table makes {count} comparisons with {table.baseline}; Holm's correction needs "
                 "the per-seed values, which this results file (format 1) does not hold.")
-    survivors = [loss for loss, entry in block["results"].items() if entry["survives"]]
-    return (f"Multiplicity: {count} comparisons ({block['family']}; {block['test']}). Holm's correction at a "
-            f"family-wise {100 * block['alpha']:g} %: {', '.join(survivors) if survivors else 'none'} "
+    survivors = block.survivors
+    return (f"Multiplicity: {count} comparisons ({block.family}; {block.test}). Holm's correction at a "
+            f"family-wise {100 * block.alpha:g} %: {', '.join(survivors) if survivors else 'none'} "
             f"{'survives' if len(survivors) == 1 else 'survive'} (marked {HOLM_MARK}); the other columns are not corrected.")
-
 
 
 def _marked(entry: dict[str, Any] | None, signed: bool = False, interval: str = " ({low} to {high})") -> str:
     text = interval_text(entry, signed, interval=interval)
     return text + CLIPPED_MARK if entry and entry.get("clipped") else text
-
 
 
 def markdown_report(results: dict[str, Any]) -> str:
@@ -336,7 +327,6 @@ def markdown_report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-
 def read_results(path: str | os.PathLike) -> dict[str, Any]:
     """A results.json of any readable format, as format 2 shows it: a format-1 file keeps its numbers, gets its
     score intervals clipped to [0, 1] (marked), a multiplicity block that says Holm needs per-seed values, and
@@ -362,11 +352,15 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def load_results(path: str | os.PathLike) -> GridResults:
+    """A results.json of any readable format, typed (`schema.GridResults`): what the Results tab and the verdict
+    card read. Raises ValueError (pydantic's ValidationError is one) for a file that does not parse."""
+    return GridResults.model_validate(read_results(path))
+
 
 def _clip_in_place(entry: dict[str, Any], bounds: tuple[float, float]) -> None:
     if isinstance(entry, dict) and entry.get("low") is not None and "clipped" not in entry:
         entry["low"], entry["high"], entry["clipped"] = clip_interval(entry["low"], entry["high"], bounds)
-
 
 
 def verdict(difference: dict[str, Any], loss: str, baseline: str) -> str:
@@ -377,7 +371,6 @@ def verdict(difference: dict[str, Any], loss: str, baseline: str) -> str:
         return "one seed: no interval"
     direction = direction_of(difference["low"], difference["high"])
     return "no clear difference" if direction == Direction.UNCLEAR else f"{loss} {direction} {baseline}"
-
 
 
 def describe_hardware(info: dict[str, Any]) -> str:

@@ -214,3 +214,118 @@ class RunMetadata(Record):
     data: dict[str, Any] = Field(default_factory=dict)
     weights: dict[str, dict[str, str]] = Field(default_factory=dict)
     final: FinalResults = Field(default_factory=FinalResults)
+
+
+# ---------------------------------------------------------------- results.json (a result grid)
+
+
+class Interval(Record):
+    """One number across seeds as `grid_tables.interval_of` writes it: the mean, its 95 % t-interval (None
+    with one seed), the seed count and the per-seed values (format 2), and whether the interval was clipped
+    to the bounds of what it measures."""
+
+    mean: Number = None
+    low: Number = None
+    high: Number = None
+    seeds: int = 0
+    values: tuple[Number, ...] = ()
+    clipped: bool = False
+
+    @property
+    def has_interval(self) -> bool:
+        return self.mean is not None and self.low is not None and self.high is not None
+
+
+class MetricIntervals(Record):
+    """The reported metrics of one loss (or of one loss minus the baseline), each across seeds: accuracy,
+    balanced accuracy, the rank groups (head / medium / tail) and the count groups (many / medium / few)."""
+
+    accuracy: Interval = Interval()
+    balanced_accuracy: Interval = Interval()
+    rank_head: Interval = Interval()
+    rank_medium: Interval = Interval()
+    rank_tail: Interval = Interval()
+    count_many: Interval = Interval()
+    count_medium: Interval = Interval()
+    count_few: Interval = Interval()
+
+
+class HolmResult(Record):
+    p_value: Number
+    adjusted_p: Number
+    survives: bool
+
+
+class Multiplicity(Record):
+    """Holm's correction over a table's primary comparisons; `results` is None in a format-1 file, which
+    holds no per-seed values to test."""
+
+    family: str = ""
+    comparisons: int = 0
+    test: str = ""
+    method: str = ""
+    alpha: float = 0.05
+    results: dict[str, HolmResult] | None = None
+
+    @property
+    def survivors(self) -> tuple[str, ...]:
+        return tuple(loss for loss, result in (self.results or {}).items() if result.survives)
+
+
+class GridTable(Record):
+    """One (dataset, profile, imbalance ratio) of a grid: every loss across its seeds."""
+
+    dataset: str
+    profile: str
+    imbalance_ratio: float
+    seeds: tuple[int, ...]
+    class_names: tuple[str, ...]
+    class_counts: tuple[int, ...]
+    baseline: str
+    losses: dict[str, MetricIntervals]
+    prior_corrected: dict[str, MetricIntervals] = Field(default_factory=dict)
+    versus_baseline: dict[str, MetricIntervals] = Field(default_factory=dict)  # loss minus baseline, paired per seed
+    prior_corrected_versus_baseline: dict[str, MetricIntervals] = Field(default_factory=dict)
+    per_class_recall: dict[str, tuple[Interval, ...]] = Field(default_factory=dict)
+    per_class_difference: dict[str, tuple[Interval, ...]] = Field(default_factory=dict)
+    mcnemar_p: dict[str, tuple[Number, ...]] = Field(default_factory=dict)  # per seed
+    wall_seconds: Number = None
+    subset_seed: int | None = None
+    data: dict[str, Any] | None = None
+    multiplicity: Multiplicity = Multiplicity()
+
+
+class GridHardware(Record):
+    cpu: str | None = None
+    cpu_count: int | None = None
+    torch_threads: int | None = None
+    gpu: str | None = None
+    gpu_count: int | None = None
+    processes: int = 1
+    torch: str | None = None
+    torchvision: str | None = None
+
+
+class GridSettings(Record):
+    name: str = ""
+    preset: str | None = None
+    note: str | None = None
+
+
+class GridResults(Record):
+    """results.json of a grid, as `grid_tables.read_results` shows it (format 1 is brought to format 2's
+    shape there); the Results tab and the verdict card read this, never the raw file."""
+
+    format_version: int
+    tables: tuple[GridTable, ...]
+    command: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)  # the preset's TrainConfig fields
+    grid: GridSettings = GridSettings()
+    hardware: GridHardware = GridHardware()
+    cells_done: int = 0
+    cell_seconds: float = 0.0
+    data: dict[str, Any] | None = None
+
+    def table_for(self, dataset: str, profile: str, imbalance_ratio: float) -> GridTable | None:
+        return next((table for table in self.tables
+                     if (table.dataset, table.profile, table.imbalance_ratio) == (dataset, profile, imbalance_ratio)), None)

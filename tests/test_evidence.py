@@ -48,11 +48,43 @@ def test_without_a_matching_grid_the_verdict_says_so(tmp_path, monkeypatch):
         assert "not been measured yet" in text and "no shipped result grid" in text
 
 
-def test_format_1_grids_give_the_spread_from_their_interval():
-    """The repository's own grids (format 1): sd = half-width * sqrt(n) / t(n - 1)."""
-    spread = shipped_spread(preset("standard"), root=None)
-    if spread is not None:  # while the preset is still the one the shipped grid was trained with
-        assert spread.grid == "cifar10-lt-standard" and spread.baseline_range is None and 0 < spread.baseline_sd < 5
+def test_format_1_grids_give_the_spread_from_their_interval(tmp_path, monkeypatch):
+    """A format-1 file holds no per-seed values: sd = half-width * sqrt(n) / t(n - 1), no range."""
+    write_grid(tmp_path)
+    path = tmp_path / "my-grid" / "results.json"
+    data = json.loads(path.read_text())
+    data["format_version"] = 1
+    for table in data["tables"]:
+        for scores in table["losses"].values():
+            for entry in scores.values():
+                entry.pop("values", None), entry.pop("clipped", None)
+    path.write_text(json.dumps(data))
+    monkeypatch.setenv("CCE_RESULTS_DIR", str(tmp_path))
+    spread = shipped_spread(preset("quick", imbalance_ratio=10.0))
+    assert spread is not None and spread.baseline_range is None and round(spread.baseline_sd, 6) == 3.0
+
+
+def test_a_one_seed_grid_is_named_with_its_seed_count(tmp_path, monkeypatch):
+    """A grid with one seed so far covers the settings but gives no spread: the sentence says so, and names it."""
+    name = "one-seed"
+    grid = Grid(name=name, preset="quick", imbalance_ratios=(10.0,), losses=("ce", "cce"), seeds=(0,))
+    results = build_results(grid, [cell(0, 0.40, 0.41)], "python -m cce_demo.reproduce", Distribution())
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(json.dumps(results))
+    monkeypatch.setenv("CCE_RESULTS_DIR", str(tmp_path))
+    spread = shipped_spread(preset("quick", imbalance_ratio=10.0))
+    assert spread is not None and spread.seeds == 1 and spread.baseline_sd is None
+    text = spread_sentence(SimpleNamespace(config=preset("quick", imbalance_ratio=10.0)), "cce", "ce")
+    assert "one-seed" in text and "has 1 seed" in text and "not been measured" not in text
+
+
+def test_the_default_root_is_the_repository_results_folder():
+    """Without CCE_RESULTS_DIR the card reads the grids where they ship (it once looked one folder too deep)."""
+    from pathlib import Path
+
+    from cce_demo.ui.kit import evidence
+
+    assert evidence.REPOSITORY_RESULTS == Path(__file__).resolve().parent.parent / "results"
 
 
 def test_the_verdict_names_the_data_copy_from_run_json(tmp_path):

@@ -21,7 +21,7 @@ from ...run_state import JobSnapshot
 from ...schema import PairedComparison
 from ...status import JobStatus
 from ..kit.charts import escape
-from ..kit.evidence import preset_of, shipped_spread
+from ..kit.evidence import preset_of, results_root, shipped_spread
 from ..kit.formatting import MODEL_LABELS, countdown_text, points, run_scale_text
 from ..kit.names import colour, display_name
 from ..kit.theme import VERDICT_STYLE
@@ -74,11 +74,8 @@ def budget_text(snapshot: JobSnapshot) -> str:
 
 
 def grids_root() -> Path:
-    """Where the shipped result grids are: CCE_RESULTS_DIR, else the repository's results/. Passed to
-    `shipped_spread` explicitly because kit/evidence.py's own default still points one folder too deep
-    (cce_demo/results) since the UI moved into cce_demo/ui/kit/, so the card found no grid at all and said
-    "not measured yet" for a preset whose grid ships (issue 20)."""
-    return Path(os.environ.get("CCE_RESULTS_DIR") or Path(__file__).resolve().parents[3] / "results")
+    """Where the shipped result grids are: CCE_RESULTS_DIR, else the repository's results/."""
+    return results_root()
 
 
 def spread_sentence(snapshot: JobSnapshot, loss: str, baseline: str) -> str:
@@ -111,19 +108,24 @@ def general_answer_html(snapshot: JobSnapshot) -> str:
         where = f"the {name} preset at ratio {config.imbalance_ratio:g}" if name else "these settings"
         return (f'<p class="cc-vg" id="verdict-general"><b>The general answer:</b> no shipped result grid covers {escape(where)} '
                 f"yet, so there is no answer across seeds to set beside this run; {RESULTS_LINK} lists the grids that ship.</p>")
+    if spread.seeds < 2:
+        return (f'<p class="cc-vg" id="verdict-general"><b>The general answer:</b> the shipped grid {escape(spread.grid)} has '
+                f"{spread.seeds} seed at these settings and ratio {config.imbalance_ratio:g} so far. A direction needs a 95 % "
+                f"interval across seeds, which one seed cannot give, so there is no answer across seeds yet; {RESULTS_LINK} "
+                "shows that seed.</p>")
     parts = []
     for loss in config.losses:
         entry = spread.differences.get(loss)
-        if loss == spread.baseline or not entry or entry.get("low") is None or entry.get("mean") is None:
+        if loss == spread.baseline or entry is None or not entry.has_interval:
             continue
-        direction = direction_of(entry["low"], entry["high"])
+        direction = direction_of(entry.low, entry.high)
         name, base = display_name(loss), display_name(spread.baseline)
         if direction == Direction.UNCLEAR:
             conclusion = "no clear difference at this budget"
         else:
             conclusion = f"{name} {'higher' if direction == Direction.ABOVE else 'lower'}, and it held up"
-        parts.append(f"{escape(name)} − {escape(base)} {points(100 * entry['mean'])} points balanced accuracy (95 % interval "
-                     f"{points(100 * entry['low'])} to {points(100 * entry['high'])}): <b>{escape(conclusion)}</b>")
+        parts.append(f"{escape(name)} − {escape(base)} {points(100 * entry.mean)} points balanced accuracy (95 % interval "
+                     f"{points(100 * entry.low)} to {points(100 * entry.high)}): <b>{escape(conclusion)}</b>")
     if not parts:
         return ""
     return (f'<p class="cc-vg" id="verdict-general"><b>The general answer</b> (shipped grid {escape(spread.grid)}, '

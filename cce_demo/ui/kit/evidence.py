@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ...config import PRESETS, TrainConfig
-from ...grid_tables import read_results
+from ...grid_tables import load_results
 from ...metrics import t_critical_95
+from ...schema import GridResults, Interval
 from .formatting import points
 
-REPOSITORY_RESULTS = Path(__file__).resolve().parent.parent.parent / "results"
+# cce_demo/ui/kit/evidence.py -> the repository root's results/
+REPOSITORY_RESULTS = Path(__file__).resolve().parents[3] / "results"
 
 
 @dataclass(frozen=True)
@@ -93,34 +95,36 @@ class GridSpread:
     grid: str  # the grid's name (results/<grid>/results.json)
     seeds: int
     baseline: str
-    baseline_sd: float  # standard deviation of the baseline's balanced accuracy across seeds, points
+    baseline_sd: float | None  # standard deviation of the baseline's balanced accuracy across seeds, points (None: one seed)
     baseline_range: float | None  # max - min across seeds, points (only files with per-seed values)
-    differences: dict[str, dict[str, Any]]  # loss -> the interval entry of its balanced-accuracy difference
+    differences: dict[str, Interval]  # loss -> its balanced-accuracy difference to the baseline, across seeds
 
     def sentence(self, loss: str, baseline_name: str, loss_name: str) -> str:
+        if self.baseline_sd is None:
+            return (f"the shipped grid {self.grid} (results/{self.grid}/results.json) has {self.seeds} seed at these settings "
+                    "so far, and one seed cannot say how much a second would move this number")
         text = (f"in the shipped grid {self.grid} ({self.seeds} seeds at these settings, results/{self.grid}/results.json) "
                 f"{baseline_name}'s own balanced accuracy had a seed-to-seed standard deviation of {self.baseline_sd:.1f} points")
         if self.baseline_range is not None:
             text += f" (range {self.baseline_range:.1f})"
         entry = self.differences.get(loss)
-        if entry and entry.get("mean") is not None and entry.get("low") is not None:
-            text += (f", and {loss_name} − {baseline_name} averaged {points(100 * entry['mean'])} "
-                     f"(95 % interval {points(100 * entry['low'])} to {points(100 * entry['high'])})")
+        if entry is not None and entry.has_interval:
+            text += (f", and {loss_name} − {baseline_name} averaged {points(100 * entry.mean)} "
+                     f"(95 % interval {points(100 * entry.low)} to {points(100 * entry.high)})")
         return text
 
 
-def baseline_spread(entry: dict[str, Any]) -> tuple[float, float | None] | None:
+def baseline_spread(entry: Interval) -> tuple[float, float | None] | None:
     """(sd, range) in points of one interval entry across seeds: from its per-seed values (format 2), or the
     sd from the interval itself (format 1: half-width = t * sd / sqrt(n), with the same tabulated t)."""
-    values = [value for value in entry.get("values") or [] if value is not None]
+    values = [value for value in entry.values if value is not None]
     if len(values) >= 2:
         mean = sum(values) / len(values)
         sd = math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
         return 100 * sd, 100 * (max(values) - min(values))
-    seeds = entry.get("seeds") or 0
-    if seeds >= 2 and entry.get("low") is not None and not entry.get("clipped"):
-        half = (entry["high"] - entry["low"]) / 2
-        return 100 * half * math.sqrt(seeds) / t_critical_95(seeds - 1), None
+    if entry.seeds >= 2 and entry.has_interval and not entry.clipped:
+        half = (entry.high - entry.low) / 2
+        return 100 * half * math.sqrt(entry.seeds) / t_critical_95(entry.seeds - 1), None
     return None
 
 
@@ -129,11 +133,11 @@ def results_root() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _shipped(root: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+def _shipped(root: str) -> tuple[tuple[str, GridResults], ...]:
     grids = []
     for path in sorted(Path(root).glob("*/results.json")):
         try:
-            grids.append((path.parent.name, read_results(path)))
+            grids.append((path.parent.name, load_results(path)))
         except (OSError, ValueError):
             continue  # the Results tab names unreadable files; here they simply do not count
     return tuple(grids)
@@ -150,17 +154,17 @@ def shipped_spread(config: TrainConfig, root: Path | None = None) -> GridSpread 
     profile and ratio; None when no shipped grid covers them."""
     mine = _comparable(config.to_dict())
     for name, data in _shipped(str(root or results_root())):
-        if _comparable(data.get("config") or {}) != mine:
+        if _comparable(data.config) != mine:
             continue
-        for table in data["tables"]:
-            if (table["dataset"], table["profile"], table["imbalance_ratio"]) != (config.dataset, config.profile, config.imbalance_ratio):
-                continue
-            baseline = table["baseline"]
-            spread = baseline_spread(table["losses"].get(baseline, {}).get("balanced_accuracy", {}))
-            if spread is None:
-                continue
-            differences = {loss: entry["balanced_accuracy"] for loss, entry in table["versus_baseline"].items()}
-            return GridSpread(name, len(table["seeds"]), baseline, spread[0], spread[1], differences)
+        table = data.table_for(config.dataset, config.profile, config.imbalance_ratio)
+        if table is None or table.baseline not in table.losses:
+            continue
+        spread = baseline_spread(table.losses[table.baseline].balanced_accuracy)
+        if spread is None and len(table.seeds) != 1:
+            continue  # a format-1 interval that was clipped: no spread to recover
+        sd, value_range = spread if spread is not None else (None, None)
+        differences = {loss: entry.balanced_accuracy for loss, entry in table.versus_baseline.items()}
+        return GridSpread(name, len(table.seeds), table.baseline, sd, value_range, differences)
     return None
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from ...grid_tables import (
-    CLIPPED_MARK, HOLM_MARK, REPLAY_CONDITIONS, interval_text, multiplicity_note, read_results,
-    reproduce_command, seeds_note,
+    CLIPPED_MARK, HOLM_MARK, REPLAY_CONDITIONS, interval_text, load_results, multiplicity_note, reproduce_command,
+    seeds_note,
 )
 from ...metrics import Direction, direction_of
 from ...provenance import data_copy_text
+from ...schema import GridResults, GridTable, Interval
 from ..kit.charts import Bars, Diffs, RowLabel, bar_rows, escape
 from ..kit.names import colour, display_name, short_name
 
@@ -20,11 +21,11 @@ RESULTS_FILE = "results.json"
 
 @dataclass(frozen=True)
 class ResultSet:
-    """One grid's results file, read and checked."""
+    """One grid's results file, read and parsed."""
 
     name: str
     path: Path
-    data: dict[str, Any]
+    data: GridResults
 
 
 def load_result_sets(results_root: Path | None) -> tuple[list[ResultSet], list[str]]:
@@ -34,7 +35,7 @@ def load_result_sets(results_root: Path | None) -> tuple[list[ResultSet], list[s
         return sets, problems
     for path in sorted(results_root.glob(f"*/{RESULTS_FILE}")):
         try:
-            data = read_results(path)  # format 1 or 2 (json.JSONDecodeError is a ValueError)
+            data = load_results(path)  # format 1 or 2 (json.JSONDecodeError and a failed parse are ValueErrors)
         except (OSError, ValueError) as error:
             problems.append(f"{path.parent.name}: {error}")
             continue
@@ -42,19 +43,19 @@ def load_result_sets(results_root: Path | None) -> tuple[list[ResultSet], list[s
     return sets, problems
 
 
-def _points(entry: dict[str, Any] | None) -> float | None:
-    return None if not entry or entry.get("mean") is None else 100 * entry["mean"]
+def _points(entry: Interval | None) -> float | None:
+    return None if entry is None or entry.mean is None else 100 * entry.mean
 
 
-def _interval_points(entry: dict[str, Any] | None) -> tuple[float, float] | None:
-    if not entry or entry.get("low") is None:
+def _interval_points(entry: Interval | None) -> tuple[float, float] | None:
+    if entry is None or not entry.has_interval:
         return None
-    return (100 * entry["low"], 100 * entry["high"])
+    return (100 * entry.low, 100 * entry.high)
 
 
-def _with_interval(entry: dict[str, Any] | None, signed: bool = False) -> str:
+def _with_interval(entry: Interval | None, signed: bool = False) -> str:
     text = interval_text(entry, signed, empty="n/a", interval=" [{low}, {high}]").replace("-", "−")
-    return text + CLIPPED_MARK if entry and entry.get("clipped") else text
+    return text + CLIPPED_MARK if entry is not None and entry.clipped else text
 
 
 def _signed(points: float) -> str:
@@ -62,7 +63,7 @@ def _signed(points: float) -> str:
     return f"{points:+.1f}".replace("-", "−")
 
 
-def difference_words(entry: dict[str, Any], loss: str, baseline: str) -> str:
+def difference_words(entry: Interval, loss: str, baseline: str) -> str:
     """One paired difference across seeds in plain words; a direction only when the interval excludes zero."""
     mean = _points(entry)
     if mean is None:
@@ -79,43 +80,37 @@ def difference_words(entry: dict[str, Any], loss: str, baseline: str) -> str:
     return text + f": {direction} {display_name(baseline)} at this scale"
 
 
-def grid_scale_text(data: dict[str, Any], table: dict[str, Any]) -> str:
-    config = data.get("config", {})
-    grid = data.get("grid", {})
+def grid_scale_text(data: GridResults, table: GridTable) -> str:
+    # The preset's TrainConfig fields as the grid recorded them: settings, not metrics.
+    model, epochs, batch = (data.config.get(field) for field in ("model", "epochs", "batch_size"))
     return (
-        f"{table['dataset']}, {table['profile']} profile, imbalance ratio {table['imbalance_ratio']:g}; "
-        f"preset {grid.get('preset')} ({config.get('model')}, {config.get('epochs')} epochs, batch {config.get('batch_size')}); "
-        f"{len(table['seeds'])} seeds ({', '.join(map(str, table['seeds']))})"
+        f"{table.dataset}, {table.profile} profile, imbalance ratio {table.imbalance_ratio:g}; "
+        f"preset {data.grid.preset} ({model}, {epochs} epochs, batch {batch}); "
+        f"{len(table.seeds)} seeds ({', '.join(map(str, table.seeds))})"
     )
 
 
-def hardware_text(data: dict[str, Any]) -> str:
-    info = data.get("hardware", {})
-    text = f"{info.get('cpu', 'unknown CPU')}, {info.get('cpu_count')} cores, {info.get('torch_threads')} torch thread(s) per process"
-    if info.get("gpu"):
-        text += f", {info.get('gpu_count')} × {info['gpu']}"
-    hours = data.get("cell_seconds", 0) / 3600
-    return text + f"; {data.get('cells_done')} cells in {hours:.1f} h of cell time"
+def hardware_text(data: GridResults) -> str:
+    info = data.hardware
+    text = f"{info.cpu or 'unknown CPU'}, {info.cpu_count} cores, {info.torch_threads} torch thread(s) per process"
+    if info.gpu:
+        text += f", {info.gpu_count} × {info.gpu}"
+    return text + f"; {data.cells_done} cells in {data.cell_seconds / 3600:.1f} h of cell time"
 
 
-def holm_survivors(table: dict[str, Any]) -> set[str]:
-    results = (table.get("multiplicity") or {}).get("results") or {}
-    return {loss for loss, entry in results.items() if entry["survives"]}
-
-
-def summary_html(data: dict[str, Any], table: dict[str, Any]) -> str:
+def summary_html(data: GridResults, table: GridTable) -> str:
     """What the evidence shows at this scale, in plain words."""
-    baseline = table["baseline"]
-    survivors = holm_survivors(table)
-    items = [f"<li><span style='font-weight:600'>Balanced accuracy:</span> {escape(difference_words(entry['balanced_accuracy'], loss, baseline))}"
+    baseline = table.baseline
+    survivors = set(table.multiplicity.survivors)
+    items = [f"<li><span style='font-weight:600'>Balanced accuracy:</span> {escape(difference_words(entry.balanced_accuracy, loss, baseline))}"
              f"{escape(' ' + HOLM_MARK) if loss in survivors else ''}.</li>"
-             for loss, entry in table["versus_baseline"].items()]
-    tails = [f"{short_name(loss)} {_with_interval(entry['rank_tail'], signed=True)}" for loss, entry in table["versus_baseline"].items()]
+             for loss, entry in table.versus_baseline.items()]
+    tails = [f"{short_name(loss)} {_with_interval(entry.rank_tail, signed=True)}" for loss, entry in table.versus_baseline.items()]
     if tails:
         items.append(f"<li><span style='font-weight:600'>Tail recall</span> (3 rarest classes), difference to {escape(short_name(baseline))} in points: "
                      f"{escape('; '.join(tails))}.</li>")
-    plain = table["losses"].get(baseline, {}).get("balanced_accuracy")
-    corrected = table["prior_corrected"].get(baseline, {}).get("balanced_accuracy")
+    plain = table.losses[baseline].balanced_accuracy if baseline in table.losses else None
+    corrected = table.prior_corrected[baseline].balanced_accuracy if baseline in table.prior_corrected else None
     if _points(plain) is not None and _points(corrected) is not None:
         items.append(
             f"<li><span style='font-weight:600'>Free baseline:</span> correcting {escape(short_name(baseline))}'s logits for the training prior after "
@@ -127,18 +122,18 @@ def summary_html(data: dict[str, Any], table: dict[str, Any]) -> str:
     return f'<ul style="margin:4px 0 8px 18px;padding:0">{"".join(items)}</ul>'
 
 
-def accuracy_chart(table: dict[str, Any]) -> str:
+def accuracy_chart(table: GridTable) -> str:
     """Balanced accuracy per loss (as trained and prior-corrected), with each loss − baseline and its interval."""
-    losses = list(table["losses"])
-    baseline = table["baseline"]
-    rows = [RowLabel(display_name(loss), _with_interval(table["losses"][loss]["balanced_accuracy"]) + " %") for loss in losses]
-    plain = [table["losses"][loss]["balanced_accuracy"].get("mean") for loss in losses]
-    corrected = [table["prior_corrected"][loss]["balanced_accuracy"].get("mean") for loss in losses]
-    versus = table["versus_baseline"]
+    losses = list(table.losses)
+    baseline = table.baseline
+    rows = [RowLabel(display_name(loss), _with_interval(table.losses[loss].balanced_accuracy) + " %") for loss in losses]
+    plain = [table.losses[loss].balanced_accuracy.mean for loss in losses]
+    corrected = [table.prior_corrected[loss].balanced_accuracy.mean if loss in table.prior_corrected else None for loss in losses]
+    versus = table.versus_baseline
     diffs = Diffs(
         f"− {short_name(baseline)}", "#555555",
-        [0.0 if loss == baseline else _points(versus[loss]["balanced_accuracy"]) for loss in losses],
-        [None if loss == baseline else _interval_points(versus[loss]["balanced_accuracy"]) for loss in losses],
+        [0.0 if loss == baseline else _points(versus[loss].balanced_accuracy) for loss in losses],
+        [None if loss == baseline else _interval_points(versus[loss].balanced_accuracy) for loss in losses],
     )
     return bar_rows(
         title="Balanced accuracy per loss (mean over seeds)",
@@ -150,20 +145,20 @@ def accuracy_chart(table: dict[str, Any]) -> str:
     )
 
 
-def recall_chart(table: dict[str, Any]) -> str:
+def recall_chart(table: GridTable) -> str:
     """Per-class recall averaged over seeds, head → tail, with each loss − baseline per class and its interval."""
-    counts = table["class_counts"]
+    counts = table.class_counts
     order = sorted(range(len(counts)), key=lambda index: -counts[index])
-    losses = list(table["per_class_recall"])
-    baseline = table["baseline"]
-    rows = [RowLabel(f"{index} {table['class_names'][index]}", f"{counts[index]:,} training images") for index in order]
-    bars = [Bars(short_name(loss), colour(loss), [table["per_class_recall"][loss][index].get("mean") for index in order])
+    losses = list(table.per_class_recall)
+    baseline = table.baseline
+    rows = [RowLabel(f"{index} {table.class_names[index]}", f"{counts[index]:,} training images") for index in order]
+    bars = [Bars(short_name(loss), colour(loss), [table.per_class_recall[loss][index].mean for index in order])
             for loss in losses]
     diffs = [
         Diffs(f"{short_name(loss)} − {short_name(baseline)}", colour(loss),
-              [_points(table["per_class_difference"][loss][index]) for index in order],
-              [_interval_points(table["per_class_difference"][loss][index]) for index in order])
-        for loss in losses if loss in table["per_class_difference"]
+              [_points(table.per_class_difference[loss][index]) for index in order],
+              [_interval_points(table.per_class_difference[loss][index]) for index in order])
+        for loss in losses if loss in table.per_class_difference
     ]
     return bar_rows(
         title="Per-class recall, head → tail (mean over seeds)",
@@ -175,11 +170,11 @@ def recall_chart(table: dict[str, Any]) -> str:
 def result_set_html(result: ResultSet) -> str:
     data = result.data
     parts = [f'<h3 style="margin:6px 0 2px">Grid <code>{escape(result.name)}</code></h3>']
-    for table in data["tables"]:
+    for table in data.tables:
         parts.append(
             '<div class="cc-card" style="margin:8px 0">'
             f'<div class="cc-title">{escape(grid_scale_text(data, table))}</div>'
-            f'<div class="cc-sub">Data: {escape(data_copy_text(table.get("data") or data.get("data")))}.</div>'
+            f'<div class="cc-sub">Data: {escape(data_copy_text(table.data or data.data))}.</div>'
             f'<div class="cc-sub">Hardware: {escape(hardware_text(data))}. Reproduce it with: <code>{escape(reproduce_command(data))}</code>. '
             f'{escape(REPLAY_CONDITIONS)}</div>'
             f"{summary_html(data, table)}</div>"
