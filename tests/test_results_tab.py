@@ -76,3 +76,30 @@ def test_the_app_reads_the_repositorys_results_folder_by_default(monkeypatch, tm
     html = results_tab_html(demo)
     assert all(name in html for name in grids)
     assert os.path.isdir(ROOT / "results") or "No result grid" in html
+
+
+def test_each_grid_gets_one_sentence_by_the_verdict_rule():
+    """The sentence names a direction only for a loss whose 95 % interval excludes zero, and Holm's survivors."""
+    from cce_demo.schema import GridTable, Interval, MetricIntervals, Multiplicity
+    from cce_demo.ui.results.views import grid_sentence
+
+    def versus(low, high):
+        return MetricIntervals(balanced_accuracy=Interval(mean=(low + high) / 2, low=low, high=high, seeds=3))
+
+    table = GridTable(
+        dataset="cifar10", profile="exp", imbalance_ratio=10.0, seeds=(0, 1, 2), class_names=("a", "b"),
+        class_counts=(10, 1), baseline="ce", losses={},
+        versus_baseline={"cce": versus(-0.02, 0.01), "ldam_drw": versus(0.02, 0.08), "focal": versus(-0.09, -0.01)},
+        multiplicity=Multiplicity(results={"ldam_drw": {"p_value": 0.001, "adjusted_p": 0.003, "survives": True},
+                                           "focal": {"p_value": 0.04, "adjusted_p": 0.08, "survives": False},
+                                           "cce": {"p_value": 0.5, "adjusted_p": 0.5, "survives": False}}),
+    )
+    text = grid_sentence(table)
+    assert text.startswith("Over 3 seeds at imbalance ratio 10")
+    from cce_demo.ui.kit.names import display_name
+
+    ldam, focal, cce, ce = (display_name(loss) for loss in ("ldam_drw", "focal", "cce", "ce"))
+    assert f"{ldam} higher than {ce}" in text and f"{focal} lower than {ce}" in text
+    assert f"no clear difference from {ce} for {cce}" in text and f"{ldam} holds up" in text
+    one_seed = table.model_copy(update={"seeds": (0,)})
+    assert "names no direction" in grid_sentence(one_seed)

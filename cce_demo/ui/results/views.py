@@ -98,6 +98,32 @@ def hardware_text(data: GridResults) -> str:
     return text + f"; {data.cells_done} cells in {data.cell_seconds / 3600:.1f} h of cell time"
 
 
+def grid_sentence(table: GridTable) -> str:
+    """The grid's answer in one sentence: which losses differ from the baseline in balanced accuracy by the
+    project's one verdict rule (`metrics.direction_of`: a direction only when the 95 % interval excludes zero)."""
+    seeds = len(table.seeds)
+    scale = f"Over {seeds} seed{'s' if seeds != 1 else ''} at imbalance ratio {table.imbalance_ratio:g}"
+    if seeds < 2:
+        return f"{scale}: one seed gives no interval, so this grid names no direction yet."
+    by_direction: dict[Direction, list[str]] = {direction: [] for direction in Direction}
+    for loss, entry in table.versus_baseline.items():
+        interval = _interval_points(entry.balanced_accuracy)
+        if interval is not None:
+            by_direction[direction_of(*interval)].append(display_name(loss))
+    base = display_name(table.baseline)
+    words = {Direction.ABOVE: "higher than", Direction.BELOW: "lower than"}
+    parts = [f"{', '.join(names)} {words[direction]} {base}" for direction, names in by_direction.items()
+             if names and direction != Direction.UNCLEAR]
+    if by_direction[Direction.UNCLEAR]:
+        parts.append(f"no clear difference from {base} for {', '.join(by_direction[Direction.UNCLEAR])}")
+    survivors = table.multiplicity.survivors
+    holm = ""
+    if table.multiplicity.results is not None:
+        holm = (f" After Holm's correction, {', '.join(map(display_name, survivors))} "
+                f"{'holds' if len(survivors) == 1 else 'hold'} up." if survivors else " None holds up after Holm's correction.")
+    return f"{scale}, in balanced accuracy: {'; '.join(parts) or 'no comparison'}.{holm}"
+
+
 def summary_html(data: GridResults, table: GridTable) -> str:
     """What the evidence shows at this scale, in plain words."""
     baseline = table.baseline
@@ -162,8 +188,10 @@ def recall_chart(table: GridTable) -> str:
     ]
     return bar_rows(
         title="Per-class recall, head → tail (mean over seeds)",
-        subtitle="A red mark is zero recall. Right: each loss − CE per class, in points, with its 95 % interval.",
+        subtitle=f"A red mark is zero recall. Right: each loss − {short_name(baseline)} per class, in points, with its 95 % interval; "
+        "each column has its own scale.",
         rows=rows, bars=bars, diffs=diffs, diffs_heading=f"loss − {short_name(baseline)} (points)", max_height=None,
+        per_diff_scale=True,  # one loss's ±100-point class swings must not flatten another's ±3
     )
 
 
@@ -174,6 +202,7 @@ def result_set_html(result: ResultSet) -> str:
         parts.append(
             '<div class="cc-card" style="margin:8px 0">'
             f'<div class="cc-title">{escape(grid_scale_text(data, table))}</div>'
+            f'<p class="cc-grid-answer" style="margin:4px 0;font-weight:600">{escape(grid_sentence(table))}</p>'
             f'<div class="cc-sub">Data: {escape(data_copy_text(table.data or data.data))}.</div>'
             f'<div class="cc-sub">Hardware: {escape(hardware_text(data))}. Reproduce it with: <code>{escape(reproduce_command(data))}</code>. '
             f'{escape(REPLAY_CONDITIONS)}</div>'
