@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cce_demo.checkpoints import load_models, read_run  # noqa: E402
+from cce_demo.run_directory import load_models, read_run  # noqa: E402
 from cce_demo.data import load_dataset  # noqa: E402
 from cce_demo.engine import evaluate  # noqa: E402
 
