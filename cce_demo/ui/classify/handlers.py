@@ -19,7 +19,6 @@ from ..context import UiContext, Update
 from ..kit.admission import RefusedError
 from ..kit.charts import Bars, RowLabel, bar_rows, escape, head_to_tail
 from ..kit.errors import note_user_error
-from ..kit.evidence import MEASURED_PRIOR_CORRECTION
 from ..kit.identity import address_of
 from ..kit.names import colour, display_name
 
@@ -58,15 +57,12 @@ def balanced_accuracies(record: RunRecord) -> dict[str, tuple[float | None, floa
     """Each model's balanced accuracy on the test set, as trained and with the prior correction (None when
     not known), for the seed whose models classify (the first saved)."""
     evaluations = final_results(record).evaluations
-    measured = MEASURED_PRIOR_CORRECTION.get(record.run_id, {})
     if not evaluations:
         return {}
     first = evaluations[sorted(evaluations, key=lambda seed: int(seed) if str(seed).isdigit() else 0)[0]]
     result = {}
     for loss, value in first.items():
         corrected = value.prior_corrected.balanced_accuracy if value.prior_corrected is not None else None
-        if corrected is None and loss in measured:
-            corrected = measured[loss][1]
         result[loss] = (value.balanced_accuracy, corrected)
     return result
 

@@ -167,11 +167,3 @@ def shipped_spread(config: TrainConfig, root: Path | None = None) -> GridSpread 
         return GridSpread(name, len(table.seeds), table.baseline, sd, value_range, differences)
     return None
 
-
-# Post-hoc prior correction (logits − log prior, τ = 1) of the shipped run's models on the whole CIFAR-10 test
-# set, measured with `python bench/prior_correction.py --data-dir DIR` (bench/prior_correction_results.json):
-# balanced accuracy as trained and corrected, per loss. Runs trained since then record their own corrected
-# scores in run.json (evaluations' "prior_corrected").
-MEASURED_PRIOR_CORRECTION: dict[str, dict[str, tuple[float, float]]] = {
-    "cifar10-lt100-standard-ce-cce": {"ce": (0.6102, 0.7173), "cce": (0.5955, 0.7082)},
-}
