@@ -98,6 +98,50 @@ class CompareLayout:
                 self.test_loss_chart, self.accuracy_chart, self.groups, self.confusion]
 
 
+# The keyboard's way through the page (issue 20): the WAI-ARIA patterns for tabs and radio groups, which
+# Gradio's front end leaves out. Its tab buttons were five tab stops and each radio its own (every input gets a
+# name of its own, so the browser does not group them), which put Start 12 Tab presses from the page's top.
+# Now the tab list and each radio group are one stop (the selected tab, the checked radio) and the arrow keys
+# (Home, End) move between the tabs or the radios and select them, so nothing leaves the keyboard's reach.
+# The stops are put right before each Tab press, so they follow selections made in any other way.
+KEYBOARD_JS = """
+if (!window.ccKeyboard) {
+  window.ccKeyboard = true;
+  const tabsOf = () => [...document.querySelectorAll('#tabs [role=tablist] [role=tab]')];
+  const radiosOf = input => [...(input.closest('fieldset') || input.parentElement).querySelectorAll('input[type=radio]')];
+  const rove = () => {
+    const tabs = tabsOf();
+    const selected = tabs.find(tab => tab.getAttribute('aria-selected') === 'true') || tabs[0];
+    tabs.forEach(tab => { tab.tabIndex = tab === selected ? 0 : -1; });
+    for (const group of document.querySelectorAll('.gradio-container fieldset')) {
+      const radios = [...group.querySelectorAll('input[type=radio]')];
+      const usable = radios.filter(radio => !radio.disabled);
+      const stop = usable.find(radio => radio.checked) || usable[0];
+      radios.forEach(radio => { radio.tabIndex = radio === stop ? 0 : -1; });
+    }
+  };
+  const moves = {ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1};
+  document.addEventListener('keydown', event => {
+    if (event.key === 'Tab') { rove(); return; }
+    if (event.altKey || event.ctrlKey || event.metaKey || !(event.key in moves || event.key === 'Home' || event.key === 'End')) return;
+    const target = event.target;
+    const isTab = tabsOf().includes(target);
+    if (isTab && (event.key === 'ArrowUp' || event.key === 'ArrowDown')) return;  // a horizontal tab list
+    if (!isTab && !(target instanceof HTMLInputElement && target.type === 'radio')) return;
+    const items = (isTab ? tabsOf() : radiosOf(target)).filter(item => !item.disabled);
+    const here = items.indexOf(target);
+    if (items.length < 2 || here < 0) return;
+    event.preventDefault();
+    const next = items[event.key === 'Home' ? 0 : event.key === 'End' ? items.length - 1
+                       : (here + moves[event.key] + items.length) % items.length];
+    items.forEach(item => { item.tabIndex = item === next ? 0 : -1; });
+    next.focus();
+    next.click();
+  }, true);
+}
+"""
+
+
 def widget(field: Field, value: Any) -> gr.components.Component:
     """The form's widget for one setting of the table (fields.py), showing `value`."""
     if field.kind == "dropdown":
@@ -115,7 +159,7 @@ def widget(field: Field, value: Any) -> gr.components.Component:
 def build() -> CompareLayout:
     """Create the tab's components inside the current `gr.Tab`."""
     quick = PRESETS[DEFAULT_PRESET]
-    link_note = gr.HTML(elem_id="link-note")
+    link_note = gr.HTML(elem_id="link-note", js_on_load=KEYBOARD_JS)  # the page's keyboard script rides here
     public_panel = gr.HTML(elem_id="public-panel-box")
     preset = gr.Radio(preset_choices(), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
     # What the preset is for; the page's load adds how long it takes here (timing.py: computed, never typed).

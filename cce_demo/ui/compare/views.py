@@ -394,18 +394,55 @@ def groups_table(snapshot: JobSnapshot | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=GROUP_COLUMNS)
 
 
+# ---------------------------------------------------------------- confusion matrices
+
+BLACK, WHITE = (0, 0, 0), (255, 255, 255)
+CONFUSION_REGION_LABEL = "Confusion matrices (scroll sideways to see every column)"
+
+
+def relative_luminance(rgb: Sequence[int]) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour given as 0-255 channels (0 black, 1 white)."""
+    def linear(channel: int) -> float:
+        value = channel / 255
+        return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+    red, green, blue = (linear(channel) for channel in rgb)
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def contrast_ratio(first: Sequence[int], second: Sequence[int]) -> float:
+    """WCAG contrast ratio of two colours, 1 to 21."""
+    lighter, darker = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def text_colour_on(background: Sequence[int]) -> str:
+    """Black or white text, whichever has the higher contrast on `background` (for any colour one of them has
+    at least 4.58:1, so the cell's count always meets WCAG AA's 4.5:1)."""
+    return "#000" if contrast_ratio(BLACK, background) >= contrast_ratio(WHITE, background) else "#fff"
+
+
+def confusion_cell_colours(hue: str, share: float) -> tuple[str, str]:
+    """A cell's opaque background (the loss's colour `hue`, "#rrggbb", over white at `share` of the row's
+    count) and the text colour chosen for it. Opaque, so the contrast does not depend on the page's theme."""
+    share = max(0.0, min(1.0, share))
+    rgb = [int(hue[index : index + 2], 16) for index in (1, 3, 5)]
+    background = tuple(round(255 + (channel - 255) * share) for channel in rgb)
+    return "#{:02x}{:02x}{:02x}".format(*background), text_colour_on(background)
+
+
 def confusion_html(snapshot: JobSnapshot | None) -> str:
-    """Each model's confusion matrix as a shaded table (row-normalised shading, raw counts shown)."""
+    """Each model's confusion matrix as a shaded table (row-normalised shading, raw counts shown). The tables
+    sit in one keyboard-focusable region that scrolls sideways where they do not fit (a phone)."""
     if snapshot is None or not snapshot.latest:
         return ""
     parts = ['<div class="cc-chart"><div class="cc-title">Confusion matrices</div>'
-             '<div style="display:flex;flex-wrap:wrap;gap:24px;overflow-x:auto">']
+             f'<div class="cc-scroll" tabindex="0" role="region" aria-label="{CONFUSION_REGION_LABEL}" '
+             'style="display:flex;flex-wrap:wrap;gap:24px;overflow-x:auto">']
     short = [str(index) for index in range(len(snapshot.class_names))]
     row_labels = [f"{index} {name}" for index, name in enumerate(snapshot.class_names)]
     for loss, evaluation in snapshot.latest.items():
         matrix = evaluation.confusion_matrix
         hue = colour(loss)
-        rgb = tuple(int(hue[i : i + 2], 16) for i in (1, 3, 5))
         parts.append(f'<div><b style="color:{hue}">{html.escape(display_name(loss))}</b>'
                      '<table style="border-collapse:collapse;font-size:11px;margin-top:4px">'
                      '<tr><td style="padding:2px 4px">true ↓ / predicted →</td>')
@@ -417,10 +454,9 @@ def confusion_html(snapshot: JobSnapshot | None) -> str:
             label = row_labels[row_index] if row_index < len(row_labels) else str(row_index)
             parts.append(f'<tr><td style="padding:2px 4px;white-space:nowrap">{html.escape(label)}</td>')
             for value in row:
-                alpha = max(0.0, min(1.0, value / total))
-                text_colour = "#fff" if alpha > 0.55 else "inherit"
-                parts.append(f'<td style="padding:2px 4px;text-align:right;color:{text_colour};'
-                             f'background:rgba({rgb[0]},{rgb[1]},{rgb[2]},{alpha:.2f})">{value}</td>')
+                background, text = confusion_cell_colours(hue, value / total)
+                parts.append(f'<td style="padding:2px 4px;text-align:right;color:{text};background:{background}">'
+                             f'{value}</td>')
             parts.append("</tr>")
         parts.append("</table></div>")
     parts.append("</div></div>")

@@ -12,10 +12,13 @@ STYLE = """<style>
 .gradio-container,.gradio-container button,.gradio-container input,.gradio-container textarea,.gradio-container select{font-family:var(--font)}
 footer,footer a,footer button{color:var(--body-text-color-subdued)!important}
 .cc-sr{position:absolute!important;width:1px;height:1px;padding:0;margin:-1px;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}
-.cc-chart td[style*="color:#fff"]{text-shadow:0 0 2px #000,0 0 2px #000}
-/* A phone: the confusion matrices (compare/views.py) shrink to the card instead of scrolling inside it (a
-   scrolled region without a focusable element cannot be scrolled from a keyboard). */
-@media (max-width:560px){.cc-chart table td{padding:1px 2px!important}.cc-chart>div[style*="overflow-x:auto"] table{zoom:.8}}
+/* The confusion matrices' region (compare/views.py) scrolls sideways where they do not fit; it is a tab stop
+   (tabindex=0) so a keyboard can scroll it, and shows where the focus is. On a phone they also shrink. */
+.cc-scroll:focus-visible{outline:2px solid var(--color-accent);outline-offset:2px}
+@media (max-width:560px){.cc-chart table td{padding:1px 2px!important}.cc-chart>.cc-scroll table{zoom:.8}}
+/* The slots above the Preset radio hold nothing unless a link or public mode fills them (compare/layout.py):
+   empty, they take no room (they left a ~90 px gap). */
+#link-note:not(:has(.cc-card)),#public-panel-box:not(:has(.cc-card)){display:none!important}
 .cc-h2{font-size:17px!important;font-weight:600!important;margin:4px 0 2px!important;line-height:1.3!important}
 .cc-card{border:1px solid var(--border-color-primary);border-radius:10px;padding:12px 16px;background:var(--block-background-fill);color:var(--body-text-color);font-size:14px;line-height:1.45}
 .cc-status{font-size:13px;line-height:1.5;padding:2px 4px;color:var(--body-text-color)}

@@ -9,6 +9,10 @@ from . import handlers
 def connect(ctx: UiContext) -> None:
     ui, tab = ctx.ui, ctx.ui.runs
     tab.refresh_button.click(bind(ctx, on_refresh_runs), None, ui.runs_outputs, **QUIET)
+    # The picker takes only listed runs (layout.py): opening the tab lists the runs on disk now.
+    runs_tab = next((child for child in ui.tabs.children if getattr(child, "id", None) == "runs"), None)
+    if runs_tab is not None:
+        runs_tab.select(bind(ctx, handlers.on_runs_tab), None, [tab.runs_frame, tab.run_choice, tab.runs_problems], **QUIET)
     tab.open_button.click(bind(ctx, handlers.on_open_run), {tab.run_choice, ui.visitor, ui.compare.smoothing, *ui.compare.form},
                           [*ui.view_switch, ui.tabs], **QUIET)
     tab.delete_button.click(bind(ctx, handlers.on_delete_run), [tab.run_choice, ui.visitor], ui.runs_outputs, **QUIET)

@@ -93,6 +93,14 @@ def on_delete_run(ctx: UiContext, selected: Any, visitor: Visitor | None) -> Upd
     return updates
 
 
+def on_runs_tab(ctx: UiContext) -> Update:
+    """The Runs tab was opened: its table and run picker list the runs on disk now (runs trained or uploaded
+    elsewhere since the page loaded). The Classify tab's run stays the one this visitor picked."""
+    updates = on_refresh_runs(ctx)
+    updates.pop(ctx.ui.classify.classify_run, None)
+    return updates
+
+
 def snapshot_of_run(ctx: UiContext, run_id: str) -> JobSnapshot | None:
     try:
         record = ctx.app.catalog.find(run_id)
@@ -261,8 +269,7 @@ def on_import_run(ctx: UiContext, upload: Any, visitor: Visitor | None, request:
         renamed += (f"; to stay within this app's limits on runs kept, {len(imported.removed)} older "
                     f"run{'s were' if len(imported.removed) > 1 else ' was'} removed")
     updates = on_refresh_runs(ctx, select=imported.run_id)
-    updates[ctx.ui.runs.run_choice] = gr.Dropdown(choices=updates[ctx.ui.runs.run_choice].choices, value=[imported.run_id],
-                                           allow_custom_value=True)
+    updates[ctx.ui.runs.run_choice] = gr.Dropdown(choices=updates[ctx.ui.runs.run_choice].choices, value=[imported.run_id])
     updates[ctx.ui.runs.transfer_note] = (f'<div class="cc-card">Imported run <code>{escape(imported.run_id)}</code>{escape(renamed)}, '
                                      f"status {escape(imported.status)}. It is selected above: open it in the compare view, "
                                      "or classify with it.</div>")

@@ -39,7 +39,10 @@ def build(storage_note: str = "") -> RunsLayout:
     runs_frame = gr.Dataframe(label="Runs on disk", show_label=False, interactive=False, wrap=True, elem_id="runs-table",
                               column_widths=list(RUNS_COLUMN_WIDTHS))
     runs_problems = gr.Markdown()
-    run_choice = gr.Dropdown([], multiselect=True, allow_custom_value=True, elem_id="run-choice",
+    # Only real run ids (issue 20): typed text that names no run is not taken. The choices follow the runs on
+    # disk: filled on load, refreshed after Start, Upload, Delete, Refresh, a run of this browser ending, and
+    # whenever this tab is opened (runs/connect.py), so a run trained elsewhere since the page loaded is listed.
+    run_choice = gr.Dropdown([], multiselect=True, allow_custom_value=False, elem_id="run-choice",
                              label="Runs: select one to open or delete, two or more to overlay them below")
     with gr.Row():
         open_button = gr.Button("Open in compare view", elem_id="open-run")
