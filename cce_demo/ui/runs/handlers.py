@@ -89,7 +89,7 @@ def on_delete_run(ctx: UiContext, selected: Any, visitor: Visitor | None) -> Upd
         raise user_error(f"Could not delete {run_id} ({error.strerror or type(error).__name__}).", "delete") from None
     gr.Info(f"Deleted run {run_id}.")
     updates = on_refresh_runs(ctx)
-    updates[ctx.ui.runs.run_choice] = gr.Dropdown(choices=updates[ctx.ui.runs.run_choice].choices, value=[])
+    updates[ctx.ui.runs.run_choice] = gr.Dropdown(choices=updates[ctx.ui.runs.run_choice].choices, value=[], multiselect=True)
     return updates
 
 
@@ -269,7 +269,9 @@ def on_import_run(ctx: UiContext, upload: Any, visitor: Visitor | None, request:
         renamed += (f"; to stay within this app's limits on runs kept, {len(imported.removed)} older "
                     f"run{'s were' if len(imported.removed) > 1 else ' was'} removed")
     updates = on_refresh_runs(ctx, select=imported.run_id)
-    updates[ctx.ui.runs.run_choice] = gr.Dropdown(choices=updates[ctx.ui.runs.run_choice].choices, value=[imported.run_id])
+    # multiselect: the update's own check of its value then takes the list as selections, not as one value.
+    updates[ctx.ui.runs.run_choice] = gr.Dropdown(choices=updates[ctx.ui.runs.run_choice].choices, value=[imported.run_id],
+                                                  multiselect=True)
     updates[ctx.ui.runs.transfer_note] = (f'<div class="cc-card">Imported run <code>{escape(imported.run_id)}</code>{escape(renamed)}, '
                                      f"status {escape(imported.status)}. It is selected above: open it in the compare view, "
                                      "or classify with it.</div>")
