@@ -259,15 +259,27 @@ def estimate_seconds(
 PRIOR_SECONDS = 10.0
 
 
-def remaining_seconds(total_work: float, done_work: float, elapsed: float) -> float:
+# The ETA's measured pace is that of the last minute of work, not of the whole run: a host that gets busier
+# (or quieter) halfway shows in the ETA within about a minute, where a pace averaged since the start would take
+# as long again as the run has lasted. Less than half a window of measurement is too noisy on its own.
+PACE_WINDOW_SECONDS = 60.0
+
+
+def remaining_seconds(total_work: float, done_work: float, elapsed: float,
+                      recent: tuple[float, float] | None = None) -> float:
     """Seconds left for a run of `total_work` estimated seconds that has done `done_work` of them in `elapsed`
     real seconds: the remaining work times the pace (real seconds per estimated second), a blend of the
-    measured pace and the estimate's own (1) weighted by how long the measurement has run."""
+    measured pace and the estimate's own (1) weighted by how long the measurement has run. `recent` is
+    (estimated seconds done, real seconds) over the last `PACE_WINDOW_SECONDS`: with at least half a window
+    of it, the measured pace is the recent one."""
     left = max(0.0, total_work - done_work)
     if done_work <= 0 or elapsed <= 0:
         return left
+    measured = elapsed / done_work
+    if recent is not None and recent[0] > 0 and recent[1] >= PACE_WINDOW_SECONDS / 2:
+        measured = recent[1] / recent[0]
     trust = elapsed / (elapsed + PRIOR_SECONDS)
-    return left * (trust * elapsed / done_work + (1 - trust))
+    return left * (trust * measured + (1 - trust))
 
 
 # ---------------------------------------------------------------- durations for people

@@ -36,7 +36,7 @@ from .retention import apply_retention, remove_run
 from .run_directory import RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_id
 from .run_state import JobSnapshot, RunState, finished_message, snapshot_from_run_dir
 from .schema import Event
-from .speed_probe import ProbeStopped, probe
+from .speed_probe import ProbeStopped, drifted, probe
 from .status import FINISHED, JobStatus
 
 TERMINAL = FINISHED  # kept as a name: the job states after which nothing changes
@@ -45,6 +45,7 @@ DEFAULT_KEEP_FINISHED = 16  # finished jobs kept in memory; older ones are read 
 MAX_TOMBSTONES = 1000  # final snapshots of evicted jobs that never started (no run directory to read back)
 WORKER_NICENESS = 10  # training threads yield the CPU to request handlers, so the UI stays responsive
 PROBE_THREAD = "speed-probe"
+MIN_DRIFT_WORK_SECONDS = 20.0
 STOP_REASON = "stopped by request"  # the engine's own words for a stop, kept so that memory and disk agree
 SHUTDOWN_REASON = "the app shut down"
 
@@ -139,6 +140,7 @@ class JobManager:
         # Set by `shutdown`: read (without the lock) by the speed probe after each of its steps.
         self._stopping = threading.Event()
         self._probe_thread: threading.Thread | None = None
+        self._probed_devices: set[str] = set()  # where the probe has timed this host: those re-probe on drift
         self._retention_lock = threading.Lock()  # one pass at a time when several workers finish together
         self._apply_retention(keep=None)  # limits lowered since the last start take effect now
 
@@ -160,7 +162,21 @@ class JobManager:
             logger.warning("speed probe on %s failed (%s); estimates use the calibration table", device, error)
             return None
         logger.info("speed probe on %s: %.3f s per probe step, %.2f times the calibration table", device, seconds, factor)
+        self._probed_devices.add(torch.device(device).type)
         return factor
+
+    def reprobe_if_drifted(self, device: str, pace: float | None, work_seconds: float) -> float | None:
+        """Time the host again when a job's measured pace (real seconds per estimated second, `RunState.
+        measured_pace`) strayed more than `speed_probe.DRIFT_TOLERANCE` from the probe's prediction (1): the
+        host got busier or quieter since the probe, and every estimate made from it is off by as much. Only
+        after a probe has run on this device (a manager that never probed keeps its table), and only for a
+        job with at least `MIN_DRIFT_WORK_SECONDS` of measured work (a shorter one is mostly start-up cost).
+        Returns the new factor, or None when nothing was re-timed."""
+        if (torch.device(device).type not in self._probed_devices or pace is None or work_seconds < MIN_DRIFT_WORK_SECONDS
+                or self._stopping.is_set() or not drifted(1.0, 1.0 / pace)):
+            return None
+        logger.info("job pace on %s was %.2f times the estimate's: timing the host again", device, pace)
+        return self.time_this_host(device)
 
     def start_speed_probe(self, device: str = "cpu") -> None:
         """Run `time_this_host` in a background thread (the page is served meanwhile); `shutdown` stops it
@@ -431,8 +447,13 @@ class JobManager:
                 job.status, job.error, job.recording = status, reason, False
                 job.finished_at = job.finished_at if job.stop_reason is not None else time.time()
                 job.message = finished_message(status)
+                pace = job.measured_pace()
+                work_seconds = (job.last_event_clock - job.work_started_clock
+                                if job.last_event_clock is not None and job.work_started_clock is not None else 0.0)
                 self._retire(job)
                 self._touch(job)
+            # Between jobs, so that the probe times the host and not the host plus a job of its own.
+            self.reprobe_if_drifted(device, pace, work_seconds)
 
     def _run(self, job: _Job) -> tuple[JobStatus, str]:
         """Train one job and write its run directory; never raises (a job's failure is its own). Returns the

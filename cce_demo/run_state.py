@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import torch
 
-from .budget import CALIBRATION, CostEstimate, ModelCost, WorkPlan, plan_work, remaining_seconds
+from .budget import CALIBRATION, PACE_WINDOW_SECONDS, CostEstimate, ModelCost, WorkPlan, plan_work, remaining_seconds
 from .config import TrainConfig
 from .run_directory import EVENTS_FILE, METADATA_FILE, read_events, read_run
 from .schema import (
@@ -116,6 +116,8 @@ class RunState:
     work_started_clock: float | None = None
     last_event_clock: float | None = None
     eta_at_last_event: float | None = None
+    # (clock, estimated seconds done) at recent events: the pace of the last `PACE_WINDOW_SECONDS`.
+    pace_samples: deque = field(default_factory=deque)
 
     def apply(self, event: Event | Mapping[str, Any], now: float | None = None) -> None:
         """Fold one event into the state: a record the engine emitted, or its JSON (replayed from events.jsonl),
@@ -162,8 +164,24 @@ class RunState:
         if self.plan is None or self.work_started_clock is None:
             return
         done = self.plan.done_seconds(self.global_step, self.evaluations_done)
-        self.eta_at_last_event = remaining_seconds(self.plan.total_seconds, done, now - self.work_started_clock)
+        samples = self.pace_samples
+        samples.append((now, done))
+        # Keep the newest sample at least a window old, so the window spans the whole last minute.
+        while len(samples) > 2 and samples[1][0] <= now - PACE_WINDOW_SECONDS:
+            samples.popleft()
+        then, done_then = samples[0]
+        recent = (done - done_then, now - then)
+        self.eta_at_last_event = remaining_seconds(self.plan.total_seconds, done, now - self.work_started_clock, recent)
         self.last_event_clock = now
+
+    def measured_pace(self) -> float | None:
+        """Real seconds per estimated second over the whole work so far (1: the estimate was right; 2: the
+        host ran at half the speed the estimate assumed); None before any work was measured."""
+        if self.plan is None or self.work_started_clock is None or self.last_event_clock is None:
+            return None
+        done = self.plan.done_seconds(self.global_step, self.evaluations_done)
+        elapsed = self.last_event_clock - self.work_started_clock
+        return elapsed / done if done > 0 and elapsed > 0 else None
 
     def progress(self) -> float:
         if self.status == JobStatus.DONE:

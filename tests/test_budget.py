@@ -231,3 +231,46 @@ def test_work_plan_is_a_frozen_value():
     with pytest.raises(AttributeError):
         plan.seeds = 2
     assert plan.progress(1, 0) == 0.5 and plan.progress(1, 1) == 1.0
+
+
+def test_the_measured_pace_is_the_last_minutes_once_there_is_half_a_window_of_it():
+    total = 1000.0
+    # 500 estimated seconds done in 500 real seconds, but the last minute went at half speed (30 in 60 s).
+    assert remaining_seconds(total, 500.0, 500.0, recent=(30.0, 60.0)) == pytest.approx(500 * (500 / 510 * 2 + 10 / 510))
+    # Less than half a window of recent measurement: the whole run's pace.
+    assert remaining_seconds(total, 500.0, 500.0, recent=(10.0, 20.0)) == pytest.approx(500.0)
+    assert remaining_seconds(total, 500.0, 500.0, recent=(0.0, 60.0)) == pytest.approx(500.0)
+
+
+def test_the_eta_follows_a_load_change_within_about_a_minute():
+    """A job whose host halves its speed halfway: within ~70 s of the change the ETA reads the new pace, where a
+    pace averaged since the start would still be far off. The oracle: the work left at the new pace."""
+    from cce_demo.budget import PACE_WINDOW_SECONDS
+    from cce_demo.config import TrainConfig
+    from cce_demo.run_state import RunState
+    from cce_demo.schema import RunStarted, StepMetrics
+    from cce_demo.status import JobStatus
+
+    config = TrainConfig(dataset="synthetic", epochs=1, batch_size=64, seeds=(0,), losses=("ce", "cce"))
+    state = RunState(job_id="j", config=config, device="cpu", status=JobStatus.RUNNING)
+    state.apply(RunStarted(config=config.to_dict(), class_names=tuple("abcdefghij"), class_counts=(1000,) * 10,
+                           num_train=10_000, num_test=1000, device="cpu", steps_per_epoch=157, total_steps=157,
+                           data_source="synthetic"), now=0.0)
+    per_step = state.plan.done_seconds(2, 0) - state.plan.done_seconds(1, 0)  # estimated seconds per step
+    clock, step = 0.0, 0
+
+    def step_at(real_seconds_per_estimated: float) -> None:
+        nonlocal clock, step
+        step += 1
+        clock += per_step * real_seconds_per_estimated
+        state.apply(StepMetrics(seed=0, step=step, global_step=step, epoch=step / 157, losses={"ce": 1.0, "cce": 1.0},
+                                cross_entropy={"ce": 1.0, "cce": 1.0}, learning_rate=0.1, images_per_second=1.0), now=clock)
+
+    while step < 60:
+        step_at(1.0)  # as estimated
+    changed = clock
+    while clock < changed + PACE_WINDOW_SECONDS + 10 and step < 150:
+        step_at(2.0)  # the host got twice as slow
+    left = state.plan.total_seconds - state.plan.done_seconds(step, 0)
+    assert state.eta_seconds(clock) == pytest.approx(2.0 * left, rel=0.1)
+    assert state.measured_pace() < 1.9  # the whole run's average pace would still read much lower

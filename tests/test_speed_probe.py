@@ -95,3 +95,31 @@ def test_shutdown_joins_the_probe_thread_whenever_it_comes(tmp_path):
     assert manager.threads_left() == []
     manager.start_speed_probe()  # refused after shutdown: no thread outlives the manager
     assert manager.threads_left() == []
+
+
+def test_a_drifted_job_pace_times_the_host_again(tmp_path, monkeypatch):
+    """Past ±30 % between a job's measured pace and the probe's prediction the probe runs again (and only then,
+    only after a first probe, and only for a job long enough to measure)."""
+    calls = []
+    step_seconds = iter([0.44, 0.88, 0.22])  # the table predicts 0.22 s: 2x slower, then 2x slower again, then quiet
+
+    def timed(device, should_stop):
+        calls.append(device)
+        return next(step_seconds)
+
+    monkeypatch.setattr(speed_probe, "measure_step_seconds", timed)
+    manager = JobManager(tmp_path, allow_download=False, calibration=TABLE)
+    try:
+        assert manager.reprobe_if_drifted("cpu", 2.0, 60.0) is None and not calls  # never probed: keeps its table
+        assert manager.time_this_host() == pytest.approx(2.0) and len(calls) == 1
+        assert manager.reprobe_if_drifted("cpu", 1.25, 60.0) is None  # within 30 %
+        assert manager.reprobe_if_drifted("cpu", 2.0, 5.0) is None  # too short a job to say
+        assert manager.reprobe_if_drifted("cpu", None, 60.0) is None
+        before = manager.estimate(CONFIG).total_seconds
+        assert manager.reprobe_if_drifted("cpu", 2.0, 60.0) is not None and len(calls) == 2
+        # The second probe is relative to the already-scaled table: the host is now 2x slower than that.
+        assert manager.estimate(CONFIG).total_seconds == pytest.approx(2.0 * before)
+        assert manager.reprobe_if_drifted("cpu", 0.5, 60.0) == pytest.approx(0.25)  # quieter counts too
+        assert manager.estimate(CONFIG).total_seconds == pytest.approx(0.5 * before)
+    finally:
+        manager.shutdown()
