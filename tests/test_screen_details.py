@@ -102,11 +102,21 @@ def ctx(tmp_path):
     live.shutdown()
 
 
-def test_the_run_picker_takes_only_listed_run_ids(ctx):
-    picker = ctx.ui.runs.run_choice
-    assert picker.allow_custom_value is False and picker.multiselect
-    with pytest.raises(gr.Error, match="not in the list of choices"):  # Gradio refuses a typed fragment
-        gr.Dropdown(choices=[SHIPPED.name], multiselect=True, allow_custom_value=picker.allow_custom_value).preprocess(["cifar10-lt"])
+def test_the_run_picker_drops_typed_fragments_and_keeps_the_valid_selections(ctx, monkeypatch):
+    ui = ctx.ui
+    warned = []
+    monkeypatch.setattr(runs.gr, "Warning", lambda message, *args, **kwargs: warned.append(message))
+    updates = runs.on_runs_selected(ctx, [SHIPPED.name, "cifar10-lt", "no-such-run"])
+    picker = updates[ui.runs.run_choice]
+    assert picker.value == [SHIPPED.name] and SHIPPED.name in [value for _, value in picker.choices]
+    assert updates[ui.runs.delete_button].interactive is False  # judged on the run that stays (a shipped one)
+    assert len(warned) == 1 and "“cifar10-lt”, “no-such-run” are not runs here" in warned[0]
+    assert "other selections stay" in warned[0]
+    only_typed = runs.on_runs_selected(ctx, ["cifar"])
+    assert only_typed[ui.runs.run_choice].value == [] and "“cifar” is not a run here" in warned[1]
+    assert "other selections stay" not in warned[1]
+    assert ui.runs.run_choice not in runs.on_runs_selected(ctx, [SHIPPED.name])  # nothing to drop: left as it is
+    assert len(warned) == 2
 
 
 def test_opening_the_runs_tab_lists_the_runs_on_disk_and_keeps_the_classify_run(ctx):

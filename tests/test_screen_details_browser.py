@@ -79,19 +79,23 @@ def test_run_picker_drops_typed_fragments_and_lists_runs_that_arrived_later(page
     page.locator("#runs-table").get_by_text(SHIPPED_RUN).filter(visible=True).first.wait_for()
     field = page.locator("#run-choice input")
     field.click()
-    field.fill("no-such-run")
-    field.press("Enter")
-    field.fill("cifar10-lt")  # a fragment of the shipped run's id
-    field.blur()
-    assert picked(page) == []
-    assert field.input_value() == ""
-    assert page.get_by_text("Error", exact=True).count() == 0
-    field.click()
     page.get_by_role("option", name=SHIPPED_RUN, exact=True).click()
     page.wait_for_function("() => document.querySelectorAll('#run-choice .token').length === 1")
+    field.fill("no-such-run")
+    field.press("Enter")
+    page.get_by_text("“no-such-run” is not a run here").first.wait_for()  # named, and dropped
+    assert page.get_by_text("other selections stay").count() >= 1
+    page.wait_for_function("() => document.querySelectorAll('#run-choice .token').length === 1")
     assert picked(page) == [SHIPPED_RUN]
+    field.fill("cifar10-lt")  # a fragment of the shipped run's id, left in the field
+    field.blur()
+    page.get_by_text("“cifar10-lt” is not a run here").first.wait_for()
+    page.wait_for_function("() => document.querySelectorAll('#run-choice .token').length === 1")
+    assert picked(page) == [SHIPPED_RUN]
+    assert page.get_by_text("Error", exact=True).count() == 0
 
-    # A run that arrives after the page loaded (here: imported behind its back) is listed when the tab opens.
+    # A run that arrives after the page loaded (here: imported behind its back) is listed when the tab opens;
+    # once it is removed again, a selection that still names it is refused with its name, not Gradio's error.
     imported = import_run(write_run_zip(ROOT / "checkpoints" / SHIPPED_RUN, tmp_path), live_app["runs"],
                           other_roots=[ROOT / "checkpoints"])
     try:
@@ -102,8 +106,15 @@ def test_run_picker_drops_typed_fragments_and_lists_runs_that_arrived_later(page
         page.get_by_role("option", name=imported.run_id, exact=True).click()
         page.wait_for_function("() => document.querySelectorAll('#run-choice .token').length === 2")
         assert picked(page) == [SHIPPED_RUN, imported.run_id]
+        page.locator("#run-choice .token").first.locator(".token-remove").click()  # the shipped run, first
+        page.wait_for_function("() => document.querySelectorAll('#run-choice .token').length === 1")
     finally:  # the other tests of this session share the runs directory
         shutil.rmtree(imported.run_dir, ignore_errors=True)
+    page.locator("#refresh-runs").click()
+    page.locator("#runs-table").get_by_text(imported.run_id).wait_for(state="detached")
+    page.locator("#open-run").click()  # the selection still names the removed run: refused by name
+    page.get_by_text("no run named").first.wait_for()
+    assert page.get_by_text("not in the list of choices").count() == 0
 
 
 def test_classify_logs_no_warning_of_ours(page, live_app, console):

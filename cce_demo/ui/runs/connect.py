@@ -9,7 +9,7 @@ from . import handlers
 def connect(ctx: UiContext) -> None:
     ui, tab = ctx.ui, ctx.ui.runs
     tab.refresh_button.click(bind(ctx, on_refresh_runs), None, ui.runs_outputs, **QUIET)
-    # The picker takes only listed runs (layout.py): opening the tab lists the runs on disk now.
+    # The picker keeps only run ids (layout.py, on_runs_selected below); opening the tab lists the runs on disk now.
     runs_tab = next((child for child in ui.tabs.children if getattr(child, "id", None) == "runs"), None)
     if runs_tab is not None:
         runs_tab.select(bind(ctx, handlers.on_runs_tab), None, [tab.runs_frame, tab.run_choice, tab.runs_problems], **QUIET)
@@ -21,4 +21,5 @@ def connect(ctx: UiContext) -> None:
     tab.upload_button.upload(bind(ctx, handlers.on_import_run), [tab.upload_button, ui.visitor],
                              [*ui.runs_outputs, tab.transfer_note], concurrency_limit=2, concurrency_id="transfer", **PRIVATE)
     tab.run_choice.change(bind(ctx, handlers.on_runs_selected), [tab.run_choice, ui.visitor],
-                          [tab.overlay_accuracy, tab.overlay_recall, tab.delete_button, tab.delete_note], **QUIET)
+                          [tab.run_choice, tab.overlay_accuracy, tab.overlay_recall, tab.delete_button, tab.delete_note],
+                          **QUIET)

@@ -93,6 +93,15 @@ def on_delete_run(ctx: UiContext, selected: Any, visitor: Visitor | None) -> Upd
     return updates
 
 
+def dropped_message(unknown: Sequence[str], kept: Sequence[str]) -> str:
+    """What a selection lost: the texts that name no run here, and that the other selections stay."""
+    names = ", ".join(f"“{run}”" for run in unknown)
+    several = len(unknown) > 1
+    return (f"{names} {'are not runs' if several else 'is not a run'} here, so {'they were' if several else 'it was'} "
+            f"left out of the selection{' (the other selections stay)' if kept else ''}. Pick runs from the list; "
+            "Refresh lists runs added since the page opened.")
+
+
 def on_runs_tab(ctx: UiContext) -> Update:
     """The Runs tab was opened: its table and run picker list the runs on disk now (runs trained or uploaded
     elsewhere since the page loaded). The Classify tab's run stays the one this visitor picked."""
@@ -178,10 +187,20 @@ def delete_controls(ctx: UiContext, chosen: Sequence[str], visitor: Visitor | No
 
 
 def on_runs_selected(ctx: UiContext, selected: Any, visitor: Visitor | None = None) -> Update:
-    """Overlay the selected runs once two or more are selected; say whether the selected run can be deleted."""
+    """Overlay the selected runs once two or more are selected; say whether the selected run can be deleted.
+    Text that names no run here is dropped from the selection, with a warning that names it."""
     ui = ctx.ui
-    chosen = [run for run in (selected or []) if run][:MAX_OVERLAID]
-    controls = delete_controls(ctx, chosen, visitor)
+    chosen = [run for run in (selected or []) if run]
+    picker: Update = {}
+    records, _ = ctx.app.catalog.records()
+    ids = [record.run_id for record in records]
+    unknown = [run for run in chosen if run not in ids]
+    if unknown:  # typed text (or a run removed meanwhile): dropped and named; the picker's update comes back here
+        chosen = [run for run in chosen if run in ids]
+        gr.Warning(dropped_message([str(run) for run in unknown], chosen))  # a toast shows text as it is
+        picker = {ui.runs.run_choice: gr.Dropdown(choices=ids, value=chosen, multiselect=True)}
+    chosen = chosen[:MAX_OVERLAID]
+    controls = {**delete_controls(ctx, chosen, visitor), **picker}
     if len(chosen) < 2:
         return {ui.runs.overlay_accuracy: OVERLAY_HINT, ui.runs.overlay_recall: "", **controls}
     snapshots = []

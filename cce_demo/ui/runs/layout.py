@@ -39,10 +39,14 @@ def build(storage_note: str = "") -> RunsLayout:
     runs_frame = gr.Dataframe(label="Runs on disk", show_label=False, interactive=False, wrap=True, elem_id="runs-table",
                               column_widths=list(RUNS_COLUMN_WIDTHS))
     runs_problems = gr.Markdown()
-    # Only real run ids (issue 20): typed text that names no run is not taken. The choices follow the runs on
-    # disk: filled on load, refreshed after Start, Upload, Delete, Refresh, a run of this browser ending, and
-    # whenever this tab is opened (runs/connect.py), so a run trained elsewhere since the page loaded is listed.
-    run_choice = gr.Dropdown([], multiselect=True, allow_custom_value=False, elem_id="run-choice",
+    # Only real run ids (issue 20): typed text that names no run is dropped from the selection as soon as it is
+    # entered, the valid selections stay, and a warning names what was dropped (handlers.on_runs_selected).
+    # Custom values stay allowed for Gradio itself: with them off, a selected run that was removed meanwhile
+    # (retention, another browser) made every later click fail with Gradio's raw "not in the list of choices";
+    # now it is named by the handlers like any unknown run. The choices follow the runs on disk: filled on load,
+    # refreshed after Start, Upload, Delete, Refresh, a run of this browser ending, and whenever this tab is
+    # opened (runs/connect.py), so a run trained elsewhere since the page loaded is listed.
+    run_choice = gr.Dropdown([], multiselect=True, allow_custom_value=True, elem_id="run-choice",
                              label="Runs: select one to open or delete, two or more to overlay them below")
     with gr.Row():
         open_button = gr.Button("Open in compare view", elem_id="open-run")
