@@ -131,12 +131,12 @@ def test_train_watch_and_compare(page, live_app, console):
     status.get_by_text("Your run").wait_for()
     job_id = synthetic_jobs(manager, since)[0].job_id
     page.locator("#job-status [role=progressbar]").wait_for()
-    page.locator("#loss-curve svg").wait_for()  # the loss curve streams in
+    page.locator("#loss-curve svg[role=img]").wait_for()  # the loss curve streams in (not its legend keys)
     page.locator("#loss-curve .cc-legend").get_by_text("CCE (paper form) · CE part").wait_for()
     status.get_by_text("done").wait_for(timeout=180_000)
     page.locator("#verdict").get_by_text(job_id).wait_for()
     page.locator("#verdict").get_by_text("points balanced accuracy").first.wait_for()
-    page.locator("#accuracy-chart svg").wait_for()
+    page.locator("#accuracy-chart svg[role=img]").first.wait_for()
     ticks = page.locator("#accuracy-chart .cc-xt").all_inner_texts()
     assert ticks and all(tick.isdigit() for tick in ticks)  # whole epochs only
     page.wait_for_function(START_ENABLED)
