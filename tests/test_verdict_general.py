@@ -38,8 +38,10 @@ def test_the_verdict_card_names_the_shipped_grids_conclusion(monkeypatch):
                   f"accuracy (95 % interval {points(100 * entry['low'])} to {points(100 * entry['high'])})")
         assert stated in card
         direction = direction_of(entry["low"], entry["high"])
+        survives = "survives" if table["multiplicity"]["results"][loss]["survives"] else "does not survive"
         conclusion = ("no clear difference" if direction == Direction.UNCLEAR
-                      else f"{display_name(loss)} {'higher' if direction == Direction.ABOVE else 'lower'}, and it held up")
+                      else f"{display_name(loss)} {'higher' if direction == Direction.ABOVE else 'lower'}, and it {survives} "
+                           f"Holm’s correction over the grid’s {table['multiplicity']['comparisons']} comparisons")
         assert f"{stated}: <b>{conclusion}" in card
 
 

@@ -21,7 +21,7 @@ from ...run_state import JobSnapshot
 from ...schema import PairedComparison
 from ...status import JobStatus
 from ..kit.charts import escape
-from ..kit.evidence import preset_of, results_root, shipped_spread
+from ..kit.evidence import GridSpread, preset_of, results_root, shipped_spread
 from ..kit.formatting import MODEL_LABELS, countdown_text, points, run_scale_text
 from ..kit.names import colour, display_name
 from ..kit.theme import VERDICT_STYLE
@@ -96,6 +96,14 @@ RESULTS_LINK = ('<a href="#results" class="cc-results-link" onclick="const tab =
                 'window.scrollTo(0, 0); } return false;">the Results tab</a>')
 
 
+def holm_words(spread: GridSpread, loss: str) -> str:
+    """Whether a direction the interval names also survives Holm’s correction over the grid’s comparisons."""
+    if spread.holm_survivors is None:
+        return ", before any correction for the grid's several comparisons"
+    survives = "survives" if loss in spread.holm_survivors else "does not survive"
+    return f", and it {survives} Holm’s correction over the grid’s {spread.comparisons} comparisons"
+
+
 def general_answer_html(snapshot: JobSnapshot) -> str:
     """The general answer beside the run shown (issue 20): what the shipped grid with the same settings and
     ratio concludes for each of the run's losses against the baseline, with its 95 % interval, decided by the
@@ -123,7 +131,7 @@ def general_answer_html(snapshot: JobSnapshot) -> str:
         if direction == Direction.UNCLEAR:
             conclusion = "no clear difference at this budget"
         else:
-            conclusion = f"{name} {'higher' if direction == Direction.ABOVE else 'lower'}, and it held up"
+            conclusion = f"{name} {'higher' if direction == Direction.ABOVE else 'lower'}{holm_words(spread, loss)}"
         parts.append(f"{escape(name)} − {escape(base)} {points(100 * entry.mean)} points balanced accuracy (95 % interval "
                      f"{points(100 * entry.low)} to {points(100 * entry.high)}): <b>{escape(conclusion)}</b>")
     if not parts:

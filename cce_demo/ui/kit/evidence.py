@@ -98,6 +98,8 @@ class GridSpread:
     baseline_sd: float | None  # standard deviation of the baseline's balanced accuracy across seeds, points (None: one seed)
     baseline_range: float | None  # max - min across seeds, points (only files with per-seed values)
     differences: dict[str, Interval]  # loss -> its balanced-accuracy difference to the baseline, across seeds
+    holm_survivors: tuple[str, ...] | None = None  # None: the file holds no Holm block (format 1)
+    comparisons: int = 0  # how many comparisons Holm's correction was over
 
     def sentence(self, loss: str, baseline_name: str, loss_name: str) -> str:
         if self.baseline_sd is None:
@@ -164,6 +166,8 @@ def shipped_spread(config: TrainConfig, root: Path | None = None) -> GridSpread 
             continue  # a format-1 interval that was clipped: no spread to recover
         sd, value_range = spread if spread is not None else (None, None)
         differences = {loss: entry.balanced_accuracy for loss, entry in table.versus_baseline.items()}
-        return GridSpread(name, len(table.seeds), table.baseline, sd, value_range, differences)
+        holm = table.multiplicity
+        return GridSpread(name, len(table.seeds), table.baseline, sd, value_range, differences,
+                          holm.survivors if holm.results is not None else None, holm.comparisons or len(table.versus_baseline))
     return None
 
