@@ -419,10 +419,10 @@ def eta_conditions(run: dict[str, Any]) -> str:
     environment = run.get("environment") or {}
     busy = run.get("busy_processes")
     load = (run.get("load_average") or {}).get("mean")
-    text = f"{environment.get('cpu', 'unknown CPU')}, {run.get('torch_threads')} torch threads"
+    text = f"{environment.get('cpu_model', 'unknown CPU')}, {run.get('torch_threads')} torch threads"
     text += f", load average {load:.1f}" if isinstance(load, (int, float)) else ""
     if busy:
-        text += f"; {busy['count']} busy processes from {busy['at_progress']:.0%} progress"
+        text += f"; {busy['count']} busy processes from {100 * busy['at_progress']:.0f} % progress"
     else:
         text += "; no load added"
     return text
@@ -434,14 +434,15 @@ def eta_report(results: dict[str, Any]) -> str:
     runs = [run for run in results.get("eta", []) if ETA_FORMULA_SINCE in run.get("formula", "")]
     lines = [ETA_BEGIN, "",
              f"The ETA of a `quick` job against the time that really remained (`python bench/estimate_accuracy.py --eta "
-             f"[--busy-at 0.5] --data-dir DIR`; target ±{ETA_TARGET_RELATIVE_ERROR:.0%} at 25 %):", "",
+             f"[--busy-at 0.5] --data-dir DIR`; target ±{100 * ETA_TARGET_RELATIVE_ERROR:.0f} % at 25 %):", "",
              "| conditions | at 25 % | at 50 % | at 75 % | 70 s after the load began | job wall time |",
              "|---|---|---|---|---|---|"]
     for run in runs:
         cells = []
         for name in ("25%", "50%", "75%", "load + 70 s"):
             point = run["checkpoints"].get(name)
-            cells.append("—" if point is None else f"{point['relative_error']:+.0%} ({point['eta_seconds']:.0f} s vs {point['actual_remaining_seconds']:.0f} s)")
+            cells.append("—" if point is None else f"{100 * point['relative_error']:+.0f} % ({point['eta_seconds']:.0f} s vs "
+                         f"{point['actual_remaining_seconds']:.0f} s)".replace("-", "−"))
         lines.append(f"| {eta_conditions(run)} | " + " | ".join(cells) + f" | {run['measured_wall_seconds']:.0f} s |")
     if not runs:
         lines.append("| not measured yet with the current ETA | — | — | — | — | — |")

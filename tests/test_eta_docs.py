@@ -27,10 +27,10 @@ def test_the_readme_eta_block_matches_the_results():
 def test_the_block_shows_each_checkpoint_against_the_time_that_remained():
     bench = load_bench_module()
     run = {"formula": "the pace is the last minute's", "torch_threads": 2, "measured_wall_seconds": 130.0,
-           "environment": {"cpu": "Test CPU"}, "load_average": {"mean": 2.5},
+           "environment": {"cpu_model": "Test CPU"}, "load_average": {"mean": 2.5},
            "busy_processes": {"count": 2, "at_progress": 0.5},
            "checkpoints": {"25%": {"relative_error": 0.1, "eta_seconds": 110.0, "actual_remaining_seconds": 100.0}}}
     old = {**run, "formula": "since the start", "torch_threads": 9}
     block = bench.eta_report({"eta": [old, run]})
-    assert "| Test CPU, 2 torch threads, load average 2.5; 2 busy processes from 50% progress | +10% (110 s vs 100 s) | — |" in block
+    assert "| Test CPU, 2 torch threads, load average 2.5; 2 busy processes from 50 % progress | +10 % (110 s vs 100 s) | — |" in block
     assert "9 torch threads" not in block  # a run of the earlier rule is not quoted
