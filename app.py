@@ -143,16 +143,30 @@ def _writable(folder: Path) -> str | None:
         return str(error)
 
 
+def running_in_container() -> bool:
+    """Whether this process runs in a Docker (or Podman) container: both engines leave a marker file at the
+    root of the container's file system."""
+    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+
+
+def _on_a_mount(path: Path, is_mounted: Callable[[Path], bool]) -> bool:
+    """Whether `path` lies on a file system mounted into the container (a volume or bind mount), not on the
+    container's own disk."""
+    return any(is_mounted(folder) for folder in (path, *path.parents) if folder != Path(folder.anchor))
+
+
 def choose_runs_location(
     environ: Mapping[str, str] = os.environ,
     persistent_storage: Path = PERSISTENT_STORAGE,
     default: Path = ROOT / "runs",
     is_mounted: Callable[[Path], bool] = is_mount_point,
+    in_container: Callable[[], bool] = running_in_container,
 ) -> RunsLocation:
     """CCE_RUNS_DIR if set; else /data/runs where persistent storage is mounted at /data and writable; else
     ./runs. A folder that cannot be written is replaced by a temporary one (lost on restart), with a warning.
     On a Space (SPACE_ID set) only persistent storage survives a restart: the container's disk is fresh each
-    time. Off a Space, a folder on this machine's disk does."""
+    time. In a container, only a folder on a mounted volume outlives it: a new container (and `docker run
+    --rm` at every stop) starts from the image's disk. Elsewhere, a folder on this machine's disk does."""
     on_space = bool(environ.get("SPACE_ID"))
     storage_mounted = is_mounted(persistent_storage)
     explicit = environ.get("CCE_RUNS_DIR")
@@ -176,6 +190,11 @@ def choose_runs_location(
         return RunsLocation(wanted, False, f"Runs are kept in {wanted}, inside this Space's container, which a restart "
                                            "wipes: download the runs you want to keep, or turn on the Space's persistent "
                                            f"storage (runs then go to {persistent_storage / 'runs'}).")
+    if in_container() and not _on_a_mount(wanted, is_mounted):
+        return RunsLocation(wanted, False, f"Runs are kept in {wanted}, on this container's own disk: they are lost "
+                                           "when the container is removed (docker run --rm removes it when it stops). "
+                                           f"Mount a volume at {persistent_storage} to keep them (runs then go to "
+                                           f"{persistent_storage / 'runs'}).")
     return RunsLocation(wanted, True, f"Runs are kept in {wanted}, on this machine's disk: they survive restarts.")
 
 

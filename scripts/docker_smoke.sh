@@ -13,10 +13,11 @@
 #   3. checks the app runs as uid 1000 and cannot write the shipped checkpoints/;
 #   4. stops the container (it must exit 0 on the stop signal, not be killed), removes it, and runs a new
 #      container on the same volume: the job is still listed as done (the volume, not the container, kept it);
-#   5. early stops: SMOKE_EARLY_STOPS more containers (default 3) are stopped 0, 2 and 4 s after their first
-#      HTTP 200, while the start-up speed probe may still be training; each must exit 0 with no traceback
-#      and no native abort in its log;
-#   6. prints the image size, seconds to healthy, classify latency, the container's peak memory and the stops;
+#   5. early stops: SMOKE_EARLY_STOPS more containers (default 3), without a volume, are stopped 0, 2 and 4 s
+#      after their first HTTP 200, while the start-up speed probe may still be training; each must say that
+#      its runs are lost with the container, and exit 0 with no traceback and no native abort in its log;
+#   6. prints the image size, seconds to healthy, classify latency, the container's peak memory and the stops,
+#      and appends them, with the commit and the host, to SMOKE_RESULTS when that is set;
 #   and removes the containers and the volume it made, whatever happens.
 #
 # The image's HEALTHCHECK command is used as is; only its interval is shortened (SMOKE_HEALTH_INTERVAL,
@@ -33,6 +34,8 @@
 #   SMOKE_DATA_DIR         a host folder with CIFAR npz files, mounted read-only as the data directory (then
 #                          SMOKE_JOB can be a real-data job, e.g. '{"preset": "quick"}', to measure its memory)
 #   SMOKE_EARLY_STOPS      early-stop containers (default 3; their delays after the first 200 cycle 0, 2, 4 s)
+#   SMOKE_RESULTS          a JSON file the figures are appended to (bench/docker_smoke_results.json is the one
+#                          the README's Docker figures are generated from: python bench/docker_report.py --write README.md)
 set -uo pipefail
 
 IMAGE="${1:-}"
@@ -48,7 +51,8 @@ HEALTH_INTERVAL="${SMOKE_HEALTH_INTERVAL-2s}"
 HEALTH_TIMEOUT="${SMOKE_HEALTH_TIMEOUT:-240}"
 JOB_TIMEOUT="${SMOKE_JOB_TIMEOUT:-600}"
 DATA_DIR="${SMOKE_DATA_DIR:-}"
-# Far below any budget the app may enforce: one epoch of a ResNet-8 pair on 10 classes of at most 64 images.
+# Far below any budget the app may enforce: one epoch of the quick preset's pair on 10 synthetic classes of
+# at most 64 images.
 TINY_JOB='{"preset": "quick", "dataset": "synthetic", "epochs": 1, "max_per_class": 64, "synthetic_test_per_class": 10, "seeds": [0]}'
 JOB="${SMOKE_JOB:-$TINY_JOB}"
 EARLY_STOPS="${SMOKE_EARLY_STOPS:-3}"
@@ -72,7 +76,8 @@ fi
 command -v docker >/dev/null || fail "docker is not installed"
 docker info >/dev/null 2>&1 || fail "the Docker engine is not reachable (is dockerd running?)"
 [ -n "$PYTHON" ] || fail "no host python found (set PYTHON)"
-"$PYTHON" -c "import gradio_client" 2>/dev/null || fail "$PYTHON cannot import gradio_client (pip install gradio_client)"
+"$PYTHON" -c "import gradio_client" 2>/dev/null \
+    || fail "$PYTHON cannot import gradio_client (pip install -r requirements-dev.txt -c constraints.txt installs the tested version)"
 [ -f "$EXAMPLE" ] || fail "missing $EXAMPLE"
 [ -z "$DATA_DIR" ] || [ -d "$DATA_DIR" ] || fail "SMOKE_DATA_DIR $DATA_DIR is not a directory"
 docker image inspect "$IMAGE" >/dev/null 2>&1 || fail "no image $IMAGE (build it first)"
@@ -273,11 +278,13 @@ health_args=()
 data_args=()
 [ -n "$DATA_DIR" ] && data_args=(-v "$(cd "$DATA_DIR" && pwd):/home/user/app/data:ro")
 
-# Starts a new container of IMAGE named $1 on the port, with the volume on /data.
+# Starts a new container of IMAGE named $1 on the port, with the volume on /data unless $2 is "no-volume".
 # (${a[@]+"${a[@]}"}: an empty array under `set -u` in older bash)
 run_container() {
     CONTAINER="$1"
-    docker run -d --name "$CONTAINER" -p "127.0.0.1:$PORT:7860" -v "$VOLUME:/data" \
+    local volume_args=(-v "$VOLUME:/data")
+    [ "${2:-}" = no-volume ] && volume_args=()
+    docker run -d --name "$CONTAINER" -p "127.0.0.1:$PORT:7860" ${volume_args[@]+"${volume_args[@]}"} \
         ${data_args[@]+"${data_args[@]}"} ${health_args[@]+"${health_args[@]}"} "$IMAGE" >/dev/null || fail "docker run failed"
     CONTAINERS+=("$CONTAINER")
 }
@@ -404,11 +411,19 @@ PY
 
 step "early stops: $EARLY_STOPS container(s) stopped soon after their first HTTP 200"
 EARLY_RESULTS=()
+EARLY_JSON=()
 for round in $(seq 1 "$EARLY_STOPS"); do
     delay="${EARLY_STOP_DELAYS[$(( (round - 1) % ${#EARLY_STOP_DELAYS[@]} ))]}"
     since="$(now)"
-    run_container "cce-smoke-$SUFFIX-early-$round"
+    run_container "cce-smoke-$SUFFIX-early-$round" no-volume
     first_200="$(wait_first_200 "$since")" || exit 1
+    if [ "$round" = 1 ]; then
+        storage_line="$(docker logs "$CONTAINER" 2>&1 | grep -m1 'Runs are kept in' || true)"
+        case "$storage_line" in
+            *"lost when the container is removed"*) echo "without a volume: ${storage_line#* INFO cce_demo: }" ;;
+            *) fail "without a volume the app does not say its runs are lost with the container (log: ${storage_line:-nothing})" ;;
+        esac
+    fi
     sleep "$delay"
     probe="finished"
     docker logs "$CONTAINER" 2>&1 | grep -q 'per probe step' || probe="still running"
@@ -416,6 +431,7 @@ for round in $(seq 1 "$EARLY_STOPS"); do
     line="first 200 after ${first_200}s, stopped ${delay}s later (speed probe $probe): exit 0 in ${stop_seconds}s"
     echo "early stop $round: $line"
     EARLY_RESULTS+=("$line")
+    EARLY_JSON+=("{\"first_200_seconds\": $first_200, \"delay_seconds\": $delay, \"probe_running\": $([ "$probe" = "still running" ] && echo true || echo false), \"exit_code\": 0, \"stop_seconds\": $stop_seconds}")
 done
 
 STATE="$(cat "$WORK/state.json")"
@@ -435,3 +451,46 @@ printf '%-44s %s\n' "cgroup high-water mark since start (w/ cache)" "$PEAK_CGROU
 for index in "${!EARLY_RESULTS[@]}"; do
     printf '%-44s %s\n' "early stop $((index + 1))" "${EARLY_RESULTS[$index]}"
 done
+
+if [ -n "${SMOKE_RESULTS:-}" ]; then
+    # One record per smoke run, with what it ran on: figures are only comparable with the host and commit.
+    early_list="$(IFS=,; echo "[${EARLY_JSON[*]}]")"
+    SMOKE_IMAGE="$IMAGE" SMOKE_IMAGE_BYTES="$IMAGE_BYTES" SMOKE_HEALTHY="$HEALTHY_SECONDS" SMOKE_STOP="$STOP_SECONDS" \
+    SMOKE_RESTART_HEALTHY="$RESTART_HEALTHY_SECONDS" SMOKE_PEAK_JOB="$PEAK_JOB_BYTES" SMOKE_PEAK_CGROUP="${PEAK_CGROUP_BYTES:-}" \
+    SMOKE_SAMPLES="$SAMPLES" SMOKE_EARLY="$early_list" SMOKE_STATE_JSON="$STATE" SMOKE_JOB_REQUEST="$JOB" \
+    SMOKE_REAL_DATA="$([ -n "$DATA_DIR" ] && echo 1 || echo 0)" SMOKE_HEALTH="${HEALTH_INTERVAL:-as in image}" \
+    SMOKE_COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    SMOKE_DIRTY="$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo 1 || echo 0)" \
+        "$PYTHON" - "$SMOKE_RESULTS" <<'PY' || fail "could not write $SMOKE_RESULTS"
+import datetime, json, os, platform, sys
+from pathlib import Path
+
+env = os.environ
+state = json.loads(env["SMOKE_STATE_JSON"])
+cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+record = {
+    "date": datetime.date.today().isoformat(),
+    "commit": env["SMOKE_COMMIT"] + ("+changes" if env["SMOKE_DIRTY"] == "1" else ""),
+    "host": {"cpu": cpu, "cores": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1)},
+    "image": env["SMOKE_IMAGE"],
+    "image_bytes": int(env["SMOKE_IMAGE_BYTES"]),
+    "job": json.loads(env["SMOKE_JOB_REQUEST"]),
+    "real_data": env["SMOKE_REAL_DATA"] == "1",
+    "health_interval": env["SMOKE_HEALTH"],
+    "healthy_seconds": float(env["SMOKE_HEALTHY"]),
+    "restart_healthy_seconds": float(env["SMOKE_RESTART_HEALTHY"]),
+    "stop_after_job_seconds": float(env["SMOKE_STOP"]),
+    "classify_first_ms": state["classify_first_ms"],
+    "classify_warm_ms": state["classify_warm_ms"],
+    "job_seconds": state["job_seconds"],
+    "peak_job_mib": round(int(env["SMOKE_PEAK_JOB"]) / 2**20),
+    "memory_samples": int(env["SMOKE_SAMPLES"]),
+    "peak_cgroup_mib": round(int(env["SMOKE_PEAK_CGROUP"]) / 2**20) if env["SMOKE_PEAK_CGROUP"].strip().isdigit() else None,
+    "early_stops": json.loads(env["SMOKE_EARLY"]),
+}
+path = Path(sys.argv[1])
+runs = json.loads(path.read_text())["runs"] if path.exists() else []
+path.write_text(json.dumps({"runs": runs + [record]}, indent=1) + "\n")
+print(f"figures appended to {path}")
+PY
+fi

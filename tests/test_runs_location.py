@@ -21,6 +21,14 @@ def not_mounted(path: Path) -> bool:
     return False
 
 
+def no_container() -> bool:
+    return False
+
+
+def container() -> bool:
+    return True
+
+
 @pytest.fixture
 def storage(tmp_path):
     folder = tmp_path / "data"
@@ -30,18 +38,18 @@ def storage(tmp_path):
 
 def test_persistent_storage_is_the_default_when_mounted(tmp_path, storage):
     for environ in ({}, {"SPACE_ID": "someone/cce-demo"}):
-        location = app.choose_runs_location(environ, storage, tmp_path / "app" / "runs", mounted)
+        location = app.choose_runs_location(environ, storage, tmp_path / "app" / "runs", mounted, no_container)
         assert location.path == storage / "runs" and location.path.is_dir() and location.survives_restart
         assert "persistent storage" in location.description and "retention limits still apply" in location.description
 
 
 def test_cce_runs_dir_overrides_persistent_storage(tmp_path, storage):
     chosen = tmp_path / "elsewhere"
-    location = app.choose_runs_location({"CCE_RUNS_DIR": str(chosen)}, storage, tmp_path / "app" / "runs", mounted)
+    location = app.choose_runs_location({"CCE_RUNS_DIR": str(chosen)}, storage, tmp_path / "app" / "runs", mounted, no_container)
     assert location.path == chosen and location.survives_restart  # a folder on this machine's disk
-    on_space = app.choose_runs_location({"CCE_RUNS_DIR": str(chosen), "SPACE_ID": "x/y"}, storage, tmp_path / "r", mounted)
+    on_space = app.choose_runs_location({"CCE_RUNS_DIR": str(chosen), "SPACE_ID": "x/y"}, storage, tmp_path / "r", mounted, no_container)
     assert on_space.path == chosen and not on_space.survives_restart  # outside /data a Space forgets it
-    inside = app.choose_runs_location({"CCE_RUNS_DIR": str(storage / "mine"), "SPACE_ID": "x/y"}, storage, tmp_path / "r", mounted)
+    inside = app.choose_runs_location({"CCE_RUNS_DIR": str(storage / "mine"), "SPACE_ID": "x/y"}, storage, tmp_path / "r", mounted, no_container)
     assert inside.path == storage / "mine" and inside.survives_restart
 
 
@@ -49,25 +57,41 @@ def test_a_folder_named_data_is_not_persistent_storage(tmp_path, storage):
     # The Docker image creates an empty /data for volumes to inherit its owner; without a volume it is just
     # the container's disk, so the runs stay in ./runs.
     default = tmp_path / "app" / "runs"
-    location = app.choose_runs_location({}, storage, default, not_mounted)
+    location = app.choose_runs_location({}, storage, default, not_mounted, no_container)
     assert location.path == default and location.survives_restart and not (storage / "runs").exists()
-    on_space = app.choose_runs_location({"SPACE_ID": "x/y"}, storage, default, not_mounted)
+    on_space = app.choose_runs_location({"SPACE_ID": "x/y"}, storage, default, not_mounted, no_container)
     assert on_space.path == default and not on_space.survives_restart
     assert "turn on the Space's persistent storage" in on_space.description and "download" in on_space.description
+
+
+def test_a_container_without_a_volume_says_its_runs_are_lost_with_it(tmp_path, storage):
+    # `docker run --rm IMAGE` with no volume: the runs live on the container's own disk.
+    default = tmp_path / "app" / "runs"
+    location = app.choose_runs_location({}, storage, default, not_mounted, container)
+    assert location.path == default and not location.survives_restart
+    assert "lost when the container is removed" in location.description and f"volume at {storage}" in location.description
+    # A volume mounted at /data takes the runs, and they outlive the container.
+    on_volume = app.choose_runs_location({}, storage, default, mounted, container)
+    assert on_volume.path == storage / "runs" and on_volume.survives_restart
+    # CCE_RUNS_DIR on some other mounted folder (a bind mount) outlives the container too.
+    bind = tmp_path / "bind"
+    chosen = bind / "runs"
+    on_bind = app.choose_runs_location({"CCE_RUNS_DIR": str(chosen)}, storage, default, lambda path: path == bind, container)
+    assert on_bind.path == chosen and on_bind.survives_restart
 
 
 def test_storage_that_cannot_be_written_is_passed_over(tmp_path):
     blocked = tmp_path / "data"
     blocked.write_text("a file where the storage folder should be")  # mkdir data/runs fails, as unwritable
     default = tmp_path / "app" / "runs"
-    location = app.choose_runs_location({}, blocked, default, mounted)
+    location = app.choose_runs_location({}, blocked, default, mounted, no_container)
     assert location.path == default and location.path.is_dir()
 
 
 def test_an_unwritable_runs_folder_falls_back_to_a_temporary_one(tmp_path, storage):
     blocked = tmp_path / "file"
     blocked.write_text("")
-    location = app.choose_runs_location({"CCE_RUNS_DIR": str(blocked / "runs")}, storage, tmp_path / "r", not_mounted)
+    location = app.choose_runs_location({"CCE_RUNS_DIR": str(blocked / "runs")}, storage, tmp_path / "r", not_mounted, no_container)
     assert location.path != blocked / "runs" and location.path.is_dir() and not location.survives_restart
     assert "lost when the app restarts" in location.description
 
