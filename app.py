@@ -86,7 +86,7 @@ from PIL import Image  # noqa: E402
 from cce_demo.budget import Limits  # noqa: E402
 from cce_demo.data import default_data_dir  # noqa: E402
 from cce_demo.jobs import PROBE_THREAD, JobManager  # noqa: E402
-from cce_demo.predict import MAX_UPLOAD_PIXELS, ModelCache  # noqa: E402
+from cce_demo.predict import MAX_UPLOAD_PIXELS, ModelCache, stop_inference_thread  # noqa: E402
 from cce_demo.ui import AppContext, RunCatalog, build_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -273,6 +273,7 @@ def main() -> None:
         # meanwhile (no new requests), then their threads are joined, all within docker stop's 10 s.
         stop_started = time.monotonic()
         manager.begin_shutdown()
+        stop_inference_thread()
         demo.close(verbose=False)
         manager.join(max(0.0, SHUTDOWN_SECONDS - (time.monotonic() - stop_started)))
     status = exit_status(manager.threads_left(), logger)

@@ -551,7 +551,8 @@ class JobManager:
             protected.add(keep)
         try:
             with self._retention_lock:
-                removed = apply_retention(self.runs_dir, self.limits.keep_runs, self.limits.max_runs_mb, protected)
+                removed = apply_retention(self.runs_dir, self.limits.keep_runs, self.limits.max_runs_mb, protected,
+                                          should_stop=self._stopping.is_set)
         except Exception as error:  # noqa: BLE001 - e.g. a permission error; the next pass tries again
             logger.warning("could not apply the run retention limits in %s: %s", self.runs_dir, error)
             return

@@ -193,6 +193,16 @@ def run_single_threaded(function: Callable[..., T], *args: Any) -> T:
     return _INFERENCE_THREAD.submit(function, *args).result()
 
 
+def stop_inference_thread() -> None:
+    """At shutdown: the inference thread takes no more work, a request waiting for it is cancelled, and the
+    thread ends after the image under way (a few milliseconds). A later request starts a fresh thread."""
+    global _INFERENCE_THREAD
+    with _INFERENCE_LOCK:
+        thread, _INFERENCE_THREAD = _INFERENCE_THREAD, None
+    if thread is not None:
+        thread.shutdown(wait=False, cancel_futures=True)
+
+
 def class_probabilities(
     models: dict[str, torch.nn.Module], pixels: np.ndarray, dataset: str,
     prior_counts: Sequence[int] | None = None, tau: float = 1.0, flip: bool = False,

@@ -15,7 +15,7 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .run_directory import METADATA_FILE, RunCorruptError, read_run
 from .status import JobStatus
@@ -166,10 +166,12 @@ def apply_retention(
     keep_runs: int | None,
     max_runs_mb: float | None,
     protected_ids: Iterable[str] = (),
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[str]:
     """Keep the newest `keep_runs` runs and at most `max_runs_mb` megabytes of runs in `runs_dir` (None: no
     bound); returns the ids removed, oldest first. Never removes a protected or live run, nor anything that
-    is not a valid run directory."""
+    is not a valid run directory. `should_stop` is read before each removal, so that a shutdown need not wait
+    for a long pass: every removal is whole or not begun, and the next pass finishes the job."""
     runs_dir = Path(runs_dir)
     for leftover in runs_dir.glob(f"{REMOVING_PREFIX}*") if runs_dir.is_dir() else ():
         if leftover.is_dir() and not leftover.is_symlink():
@@ -178,6 +180,8 @@ def apply_retention(
         return []
     removed = []
     for run in choose_removals(runs_on_disk(runs_dir, protected_ids), keep_runs, max_runs_mb):
+        if should_stop():
+            break
         try:
             remove_run(run.path)
         except FileNotFoundError:  # removed by someone else meanwhile

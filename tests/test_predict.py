@@ -5,7 +5,12 @@ from PIL import Image
 from bad_images import ODD, REFUSED, write_bad_images
 from cce_demo.run_directory import RunWriter, read_run
 from cce_demo.engine import train_paired
-from cce_demo.predict import InvalidImageError, ModelCache, classify_upload, open_upload, prepare_image
+import threading
+
+from cce_demo.predict import (
+    InvalidImageError, ModelCache, classify_upload, open_upload, prepare_image, run_single_threaded,
+    stop_inference_thread,
+)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +143,17 @@ def test_classify_scores_the_image_and_its_mirror_when_the_run_used_flip_tta():
     flipped = class_probabilities({"ce": LeftColumn()}, pixels, "cifar10", flip=True)["ce"]
     assert plain[0] > plain[1]
     assert torch.allclose(flipped, torch.tensor([0.5, 0.5]), atol=1e-6)  # the mirror view balances it exactly
+
+
+def test_the_inference_thread_stops_at_shutdown_and_a_later_request_gets_a_fresh_one():
+    def inference_threads():
+        return [thread for thread in threading.enumerate() if thread.name.startswith("cce-classify")]
+
+    assert run_single_threaded(threading.current_thread).name.startswith("cce-classify")
+    assert inference_threads()
+    stop_inference_thread()
+    for thread in inference_threads():
+        thread.join(5)
+    assert not inference_threads()
+    assert run_single_threaded(lambda: 2 + 2) == 4
+    stop_inference_thread()

@@ -31,6 +31,20 @@ def test_keeps_the_newest_runs(tmp_path):
     assert apply_retention(tmp_path, keep_runs=2, max_runs_mb=None) == []  # already within the bound
 
 
+def test_a_pass_stops_between_removals_when_asked(tmp_path):
+    for minute in range(5):
+        make_run(tmp_path, f"run-{minute}", minute)
+    asked = []
+
+    def stop_after_two():  # read before each removal: the third read says stop
+        asked.append(True)
+        return len(asked) > 2
+
+    assert apply_retention(tmp_path, keep_runs=1, max_runs_mb=None, should_stop=stop_after_two) == ["run-0", "run-1"]
+    assert remaining(tmp_path) == ["run-2", "run-3", "run-4"]  # whole runs only: nothing half removed
+    assert apply_retention(tmp_path, keep_runs=1, max_runs_mb=None) == ["run-2", "run-3"]  # the next pass finishes
+
+
 def test_size_bound_removes_the_oldest_first(tmp_path):
     for minute in range(4):
         make_run(tmp_path, f"run-{minute}", minute, size_bytes=400_000)

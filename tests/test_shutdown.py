@@ -112,9 +112,17 @@ def test_stop_during_start_up(app_process):
 
 
 def test_stop_during_the_speed_probe(app_process):
-    app = app_process(CCE_SPEED_PROBE="1")
-    app.wait_for_line(r"speed probe on cpu: timing")
-    assert_clean_exit(app, app.stop(signal.SIGINT))
+    # The signal goes out as soon as the probe says it has begun; its steps take a second or two, so it is
+    # still training then. Should a fast host finish it first, that try tested an idle stop: try again.
+    for _ in range(3):
+        app = app_process(CCE_SPEED_PROBE="1")
+        app.wait_for_line(r"speed probe on cpu: timing")
+        assert_clean_exit(app, app.stop(signal.SIGINT))
+        output = app.output()
+        if "per probe step" not in output:  # the probe never reported a result: the stop reached it mid-way
+            assert "the app is shutting down" in output or "abandoned mid-step" in output, output
+            return
+    raise AssertionError("the speed probe finished before the stop in all 3 tries")
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
