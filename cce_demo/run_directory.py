@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 from pydantic import BaseModel, ValidationError
@@ -334,18 +334,20 @@ def list_runs(runs_roots: Iterable[str | os.PathLike]) -> tuple[list[RunRecord],
     return records, problems
 
 
-def read_events(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The event history; a torn or garbled line (a crash mid-append) is skipped, not fatal."""
+def read_events(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """The event history, one line at a time (a long run's log is never held whole: an imported run may carry
+    a large one); a torn or garbled line (a crash mid-append) is skipped, not fatal."""
     path = Path(run_dir) / EVENTS_FILE
     if not path.exists():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
+        return
+    with open(path, encoding="utf-8", errors="replace") as file:
+        for line in file:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                yield event
 
 
 def load_models(record: RunRecord, seed: int | None = None) -> dict[str, nn.Module]:

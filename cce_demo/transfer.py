@@ -42,11 +42,13 @@ from .metrics import GROUP_NAMES
 from .models import build_model
 from .retention import DiskRules, apply_retention, received_stamp, runs_on_disk
 from .run_directory import (
-    EVENTS_FILE, FILE_MODE, METADATA_FILE, READABLE_FORMATS, RUN_ID_PATTERN, RunCorruptError, read_run,
+    EVENTS_FILE, FILE_MODE, METADATA_FILE, READABLE_FORMATS, RUN_ID_PATTERN, RunCorruptError, read_events, read_run,
     weights_file_name, write_json_atomic,
 )
 from .run_state import state_from_run_dir
-from .schema import RunMetadata
+from .schema import (
+    EpochMetrics, RunFinished, RunMetadata, RunStarted, SeedFinished, StatusMessage, StepMetrics,
+)
 from .status import JobStatus
 
 CURVES_FILE = "curves.csv"
@@ -76,8 +78,18 @@ ACCEPTED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 # "interrupted" (no process here trains it, and its models, if any, are from its last saved state).
 UNFINISHED_STATUSES = ("running", "queued")
 INTERRUPTED_REASON = "it was still training when it was exported; its models are from its last saved state"
-# The event kinds the trainer writes (engine.py); anything else in an upload is refused, not kept.
-EVENT_KINDS = frozenset({"status", "started", "step", "epoch", "seed_finished", "finished"})
+# The event kinds the trainer writes (schema.py) and the fields of each; any other kind or field in an
+# upload is refused, not kept (padding known kinds with unknown fields was an amplifier too).
+EVENT_FIELDS = {model.model_fields["kind"].default: frozenset(model.model_fields)
+                for model in (StatusMessage, RunStarted, StepMetrics, EpochMetrics, SeedFinished, RunFinished)}
+EVENT_KINDS = frozenset(EVENT_FIELDS)
+# A step event of the largest loss set the app trains (7 losses) is about 0.6 KiB.
+MAX_STEP_LINE_BYTES = 4 * 2**10
+# The config bounds the step events (one per training step and seed), but an uploader picks the config: batch
+# 1 over 1,000 epochs would allow millions of lines to parse at import and again at every first open. The
+# longest preset (200 epochs at batch 128) on a ratio-10 long-tailed subset writes 32,000 per seed, so this
+# admits it with five seeds (tests/test_transfer.py checks every preset against it).
+MAX_STEP_EVENTS = 200_000
 # Status lines of one run: the loading messages (a download reports its progress) and a few more per seed.
 MAX_STATUS_EVENTS = 400
 MAX_INTEGER_DIGITS = 13  # no count, step or seed of a real run comes near 10^12 (a 4,000-digit one broke SSE)
@@ -130,22 +142,6 @@ def _csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
         # repr-exact floats (csv writes str(), the shortest round-trip form); None (NaN in the run) stays empty.
         writer.writerow([spreadsheet_cell(value) for value in row])
     return buffer.getvalue()
-
-
-def iter_events(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """The event history, one line at a time (a long run's log is never held whole); a torn or garbled line
-    (a crash mid-append) is skipped, as `run_directory.read_events` does."""
-    path = Path(run_dir) / EVENTS_FILE
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8", errors="replace") as file:
-        for line in file:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(event, dict):
-                yield event
 
 
 def curve_rows(events: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Any, ...]]:
@@ -218,8 +214,8 @@ def write_run_zip(run_dir: str | os.PathLike, destination_dir: str | os.PathLike
                 raise ExportRefused(f"export: run {run_id!r} is missing its model file {file_name}")
             names.append(file_name)
     derived = {  # two streaming passes over the log
-        CURVES_FILE: curves_csv(iter_events(run_dir)),
-        RECALL_FILE: recall_csv(last_evaluations(iter_events(run_dir), record.final), record.class_names, record.class_counts),
+        CURVES_FILE: curves_csv(read_events(run_dir)),
+        RECALL_FILE: recall_csv(last_evaluations(read_events(run_dir), record.final), record.class_names, record.class_counts),
     }
     destination_dir = Path(destination_dir)
     destination_dir.mkdir(parents=True, exist_ok=True)
@@ -589,6 +585,8 @@ def check_event(event: Any, metadata: Mapping[str, Any], config: TrainConfig, wh
     _require(isinstance(event, dict) and event.get("kind") in EVENT_KINDS, where,
              f"an event must be an object whose kind is one of {', '.join(sorted(EVENT_KINDS))}")
     kind, losses = event["kind"], set(config.losses)
+    unknown = sorted(set(event) - EVENT_FIELDS[kind])
+    _require(not unknown, where, f"a {kind} event has no field {', '.join(map(repr, unknown[:5]))}")
     if kind == "status":
         _require(isinstance(event.get("message"), str) and len(event["message"]) <= 1000, where,
                  "a status event needs a message of at most 1,000 characters")
@@ -624,7 +622,7 @@ def check_event(event: Any, metadata: Mapping[str, Any], config: TrainConfig, wh
 def check_events_file(path: Path, metadata: Mapping[str, Any], config: TrainConfig) -> None:
     """Every line is a valid event, read one line at a time, and no kind occurs more often than a run of this
     config can write it (`max_events`), except that a torn last line (a crash mid-append) is tolerated, as
-    `read_events` skips it."""
+    `run_directory.read_events` skips it."""
     allowed = max_events(metadata, config)
     seen: dict[str, int] = dict.fromkeys(allowed, 0)
     total = sum(allowed.values())
@@ -645,6 +643,11 @@ def check_events_file(path: Path, metadata: Mapping[str, Any], config: TrainConf
             seen[event["kind"]] += 1
             _require(seen[event["kind"]] <= allowed[event["kind"]], where,
                      f"more {event['kind']} events than a run of this config writes ({allowed[event['kind']]:,})")
+            if event["kind"] == "step":
+                _require(len(line) <= MAX_STEP_LINE_BYTES, where,
+                         f"a step event longer than {MAX_STEP_LINE_BYTES // 2**10} KiB (the trainer's are under 1 KiB)")
+                _require(seen["step"] <= MAX_STEP_EVENTS, where,
+                         f"more than {MAX_STEP_EVENTS:,} training steps, more than this app imports")
 
 
 # ---------------------------------------------------------------- import: weights

@@ -63,3 +63,29 @@ def test_identity_helpers():
     visitor, new = signer.recognise(None)
     assert new and signer.recognise(signer.token_for(visitor)) == (visitor, False)
     assert signer.verify("v1.../..") is None and signer.verify(None) is None and signer.verify("x" * 500) is None
+
+
+def test_a_proxy_the_app_does_not_trust_is_named_once_in_public_mode(monkeypatch, caplog):
+    from cce_demo.ui.kit import identity
+
+    class Request:
+        def __init__(self, host, forwarded_for=None):
+            self.client = type("Client", (), {"host": host})()
+            self.headers = {"x-forwarded-for": forwarded_for} if forwarded_for else {}
+
+    # uvicorn reports a trusted proxy's client (an entry of the header), an ignored header leaves the proxy's
+    # own address, which the header does not list.
+    assert identity.behind_an_untrusted_proxy("10.0.0.5", "203.0.113.9")
+    assert not identity.behind_an_untrusted_proxy("203.0.113.9", "203.0.113.9, 10.0.0.5")
+    assert not identity.behind_an_untrusted_proxy("203.0.113.9", None)
+    monkeypatch.setattr(identity, "_PROXIES_WARNED_ABOUT", set())
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    with caplog.at_level("WARNING", logger="cce_demo"):
+        assert address_of(Request("10.0.0.5", "203.0.113.9")) == "10.0.0.5"  # locally: no public limits to break
+        assert not caplog.records
+        monkeypatch.setenv("SPACE_ID", "someone/cce-demo")
+        for visitor in ("203.0.113.9", "198.51.100.7"):
+            assert address_of(Request("10.0.0.5", visitor)) == "10.0.0.5"
+        assert address_of(Request("203.0.113.9", "203.0.113.9")) == "203.0.113.9"  # a trusted proxy's answer
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1 and "FORWARDED_ALLOW_IPS=10.0.0.5" in warnings[0]

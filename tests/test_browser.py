@@ -217,7 +217,7 @@ def test_a_diverged_run_is_a_result_not_a_broken_page(page, live_app, console):
     assert len(jobs) == 1 and jobs[0].config.learning_rate == 1e5
     job_id = jobs[0].job_id
     finished = manager.wait(job_id, timeout=300)
-    assert finished.is_finished
+    assert finished.status == "failed" and "diverged at epoch" in finished.error  # a result, never "done"
     page.wait_for_function(START_ENABLED)  # the page keeps working: Start is back
     page.locator("#job-status").get_by_text(job_id).wait_for()
     page.screenshot(path=str(ARTIFACTS / "diverged.png"), full_page=True)

@@ -69,10 +69,10 @@ def test_weights_of_another_architecture_are_rejected(finished_run):
 
 def test_torn_event_line_is_skipped(finished_run):
     _, writer, _ = finished_run
-    count = len(read_events(writer.run_dir))
+    count = len(list(read_events(writer.run_dir)))
     with open(writer.run_dir / "events.jsonl", "a") as file:
         file.write('{"kind": "step", "los')
-    assert len(read_events(writer.run_dir)) == count
+    assert len(list(read_events(writer.run_dir))) == count
 
 
 def test_a_running_run_of_a_dead_process_reads_as_interrupted(tmp_path, tiny_config):

@@ -2,6 +2,7 @@
 with a message naming the reason, leaving nothing in the runs directory."""
 import csv
 import io
+import dataclasses
 import json
 import os
 import shutil
@@ -475,6 +476,56 @@ def test_more_events_than_the_config_can_write_are_refused(tiny_entries, tmp_pat
                    "more step events than a run of this config writes")
 
 
+def step_lines(entries):
+    return [line for line in entries["events.jsonl"].splitlines(keepends=True) if b'"kind": "step"' in line]
+
+
+def test_known_kinds_padded_with_unknown_fields_are_refused(tiny_entries, tmp_path, runs):
+    # The audit's amplifier, second form: real step lines, each padded with a field the trainer never writes.
+    first = json.loads(step_lines(tiny_entries)[0])
+    padded = json.dumps({**first, "padding": "x" * 1000}).encode() + b"\n"
+    assert_refused(write_zip(tmp_path / "run.zip", {**tiny_entries, "events.jsonl": tiny_entries["events.jsonl"] + padded}),
+                   runs, "a step event has no field 'padding'")
+
+
+def test_a_step_line_padded_with_whitespace_is_refused(tiny_entries, tmp_path, runs):
+    # Valid JSON, known fields only, but 8 KiB of spaces: still an amplifier, bounded by the line length.
+    line = step_lines(tiny_entries)[-1].rstrip(b"\n") + b" " * (transfer.MAX_STEP_LINE_BYTES + 1) + b"\n"
+    events = tiny_entries["events.jsonl"].replace(step_lines(tiny_entries)[-1], line)
+    assert_refused(write_zip(tmp_path / "run.zip", {**tiny_entries, "events.jsonl": events}), runs,
+                   "a step event longer than 4 KiB")
+
+
+def test_step_events_are_capped_whatever_the_config_allows(tiny_entries, tmp_path, runs, monkeypatch):
+    # An uploader picks the config: batch 1 over 1,000 epochs would allow millions of step lines. Past the
+    # app's own cap the import is refused; the tiny run (a few steps) stands in, with the cap lowered.
+    steps = len(step_lines(tiny_entries))
+    monkeypatch.setattr(transfer, "MAX_STEP_EVENTS", steps - 1)
+    assert_refused(write_zip(tmp_path / "run.zip", tiny_entries), runs, f"more than {steps - 1:,} training steps")
+    monkeypatch.setattr(transfer, "MAX_STEP_EVENTS", steps)
+    assert import_run(write_zip(tmp_path / "run.zip", tiny_entries), runs).run_id
+
+
+def test_every_preset_run_fits_the_step_cap_with_five_seeds():
+    from cce_demo.config import PRESETS
+    from cce_demo.data import long_tail_counts
+
+    for name, preset_config in PRESETS.items():
+        for ratio in (10, 100):  # the least imbalanced subset the grids train has the most images
+            config = dataclasses.replace(preset_config, imbalance_ratio=float(ratio), seeds=(0, 1, 2, 3, 4))
+            counts = long_tail_counts(5000, 10, float(ratio))
+            assert transfer.max_events({"class_counts": counts}, config)["step"] <= transfer.MAX_STEP_EVENTS, name
+
+
+def test_every_shipped_event_uses_only_the_trainer_s_fields():
+    from conftest import ROOT
+
+    for log in [*ROOT.glob("checkpoints/*/events.jsonl"), *ROOT.glob("results/*/runs/*/events.jsonl")]:
+        for number, line in enumerate(log.read_text().splitlines(), 1):
+            event = json.loads(line)
+            assert set(event) <= transfer.EVENT_FIELDS[event["kind"]], f"{log} line {number}"
+
+
 def test_event_log_bounds_follow_the_config():
     config = TrainConfig(dataset="synthetic", epochs=3, batch_size=64, seeds=(0, 1))
     allowed = transfer.max_events({"class_counts": [100] * 10}, config)
@@ -532,12 +583,21 @@ def test_csv_cells_are_escaped_against_formulas():
     assert transfer.spreadsheet_cell("@SUM(A1)") == "'@SUM(A1)" and transfer.spreadsheet_cell("cat") == "cat"
 
 
-def test_exported_events_are_streamed_not_read_whole(tiny_run, tmp_path, monkeypatch):
-    import cce_demo.run_directory as run_directory
+def test_events_are_streamed_not_read_whole(tiny_run, tmp_path, monkeypatch):
+    # Export, the import check and the replay of a run all read the log through read_events: one line at a
+    # time, so a long (or hostile) log is never held whole.
+    lines = (tiny_run / "events.jsonl").read_text().splitlines()
+    for whole_file_reader in ("read_text", "read_bytes"):
+        def refuse_the_log(path, *arguments, original=getattr(Path, whole_file_reader), **keywords):
+            assert path.name != "events.jsonl", "the whole event log was read"
+            return original(path, *arguments, **keywords)
 
-    monkeypatch.setattr(run_directory, "read_events", lambda *_: pytest.fail("export read the whole event log"))
+        monkeypatch.setattr(Path, whole_file_reader, refuse_the_log)
+    events = read_events(tiny_run)
+    assert iter(events) is events  # a generator: nothing is read until asked for
+    assert next(events) == json.loads(lines[0])
+    assert 1 + sum(1 for _ in events) == len(lines)
     assert write_run_zip(tiny_run, tmp_path).is_file()
-    assert sum(1 for _ in transfer.iter_events(tiny_run)) == len(read_events(tiny_run))
 
 
 def test_exports_are_pruned(tmp_path):

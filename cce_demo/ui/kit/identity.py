@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -28,6 +29,7 @@ TOKEN_VERSION = "v1"
 VISITOR_ID = re.compile(r"^[0-9a-f]{32}\Z")
 ADDRESS_PREFIX = "address:"  # the manager's client id for everything asked from one address
 UNKNOWN_ADDRESS = "unknown"
+logger = logging.getLogger("cce_demo")
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,30 @@ def address_of(request: Any) -> str:
     """The caller's address as uvicorn reports it (see the module docstring); "unknown" without a request."""
     client = getattr(request, "client", None) if request is not None else None
     host = getattr(client, "host", None)
-    return host if isinstance(host, str) and host else UNKNOWN_ADDRESS
+    if not (isinstance(host, str) and host):
+        return UNKNOWN_ADDRESS
+    if public_mode() and host not in _PROXIES_WARNED_ABOUT:
+        headers = getattr(request, "headers", None) or {}
+        if behind_an_untrusted_proxy(host, headers.get("x-forwarded-for")):
+            _PROXIES_WARNED_ABOUT.add(host)
+            logger.warning(
+                "requests arrive through a proxy at %s that FORWARDED_ALLOW_IPS does not trust: every visitor counts "
+                "as that one address, so all share one job slot, one set of rate limits and one owner for Stop and "
+                "Delete through the API; set FORWARDED_ALLOW_IPS=%s (the proxy's address) so that visitors are told apart",
+                host, host)
+    return host
+
+
+_PROXIES_WARNED_ABOUT: set[str] = set()  # one warning per proxy address and process
+
+
+def behind_an_untrusted_proxy(host: str, forwarded_for: str | None) -> bool:
+    """Whether a request came through a proxy whose X-Forwarded-For uvicorn ignored. A trusted proxy's header
+    names the client, and uvicorn reports one of its entries as the address; an ignored header leaves the
+    proxy's own address, which the header (the hops before the proxy) does not list."""
+    if not forwarded_for:
+        return False
+    return host not in {entry.strip() for entry in forwarded_for.split(",")}
 
 
 def address_key(request: Any) -> str:
