@@ -53,6 +53,7 @@ from cce_demo import config as project_config  # noqa: E402  (needs the path set
 from cce_demo import data as project_data  # noqa: E402
 from cce_demo import engine  # noqa: E402
 from cce_demo.models import build_model  # noqa: E402
+from cce_demo.provenance import cpu_model  # noqa: E402
 
 DATASET_NAME = "cifar10"
 IMBALANCE_RATIO = 100.0
@@ -72,15 +73,6 @@ QUICK_PRESET_TARGET_SECONDS = 120.0
 # ---------------------------------------------------------------- environment
 
 
-def cpu_model_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def environment_record() -> dict[str, Any]:
     import torchvision  # imported here: only the seed-style pipeline and this record need it
@@ -91,7 +83,7 @@ def environment_record() -> dict[str, Any]:
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,
         "torch_threads": torch.get_num_threads(),
-        "cpu_model": cpu_model_name(),
+        "cpu_model": cpu_model(),
         "logical_cpus": len(os.sched_getaffinity(0)),
     }
 

@@ -29,6 +29,10 @@ import urllib.request
 from pathlib import Path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+if str(REPOSITORY_ROOT) not in sys.path:  # run as a script, Python puts bench/ on the path, not the root
+    sys.path.insert(0, str(REPOSITORY_ROOT))
+
+from cce_demo.provenance import cpu_model, source_commit  # noqa: E402
 CRASH_MARKERS = ("Traceback (most recent call last)", "terminate called", "Segmentation fault", "core dumped")
 PROBE_STARTED, PROBE_FINISHED = "speed probe on cpu: timing", "per probe step"
 START_TIMEOUT = 300.0
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": len(rounds), "passed": passed, "in_a_row": passed == len(rounds),
         "probe_running_at_signal": sum(result["probe_running_at_signal"] for result in rounds),
         "stop_seconds_median": stops[len(stops) // 2], "stop_seconds_max": stops[-1],
+        "commit": source_commit(REPOSITORY_ROOT), "cpu_model": cpu_model(),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
         "platform": platform.platform(), "command": "python bench/early_stop.py " + " ".join(argv or sys.argv[1:]),
         "details": rounds,

@@ -43,7 +43,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -66,6 +65,7 @@ from cce_demo.data import Dataset, augment_batch, load_dataset, long_tail_subset
 from cce_demo.engine import train_paired  # noqa: E402
 from cce_demo.jobs import JobManager  # noqa: E402
 from cce_demo.models import build_model  # noqa: E402
+from cce_demo.provenance import cpu_model  # noqa: E402
 
 DEFAULT_OUTPUT = REPOSITORY_ROOT / "bench" / "estimate_results.json"
 BENCHMARK_RESULTS = REPOSITORY_ROOT / "bench" / "results.json"  # the quiet 2-thread anchor (bench/benchmark.py)
@@ -83,22 +83,13 @@ SAMPLES_KEPT_EVERY = 5  # of the once-a-second ETA samples, in the results file
 # ---------------------------------------------------------------- environment and load
 
 
-def cpu_model_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def environment_record() -> dict[str, Any]:
     return {
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "cpu_model": cpu_model_name(),
+        "cpu_model": cpu_model(),
         "logical_cpus": len(os.sched_getaffinity(0)),
         "load_average_at_start": os.getloadavg(),
     }

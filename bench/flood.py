@@ -41,6 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
 from load_test import free_port, stop_app, wait_until_ready  # noqa: E402  (sets the offline environment first)
 
@@ -49,6 +50,8 @@ import subprocess  # noqa: E402
 import httpx  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from cce_demo.provenance import cpu_model, source_commit  # noqa: E402
 
 SHIPPED_RUN = "cifar10-lt100-standard-ce-cce"
 # A quick-preset job on synthetic data that trains for a few minutes on 2 cores: long enough for three phases.
@@ -192,23 +195,6 @@ class Visitor(threading.Thread):
                 self.stop.wait(2.0)
 
 
-def app_commit(app_root: Path) -> str:
-    try:
-        return subprocess.run(["git", "-C", str(app_root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def flood_image(directory: Path) -> Path:
     path = directory / "flood.png"
@@ -254,7 +240,7 @@ def run(arguments: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     log_text = log_path.read_text(errors="replace")
     return {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "app_commit": app_commit(arguments.app_root),
+        "app_commit": source_commit(arguments.app_root),
         "host": {"cpus": os.cpu_count(), "processor": cpu_model(), "python": platform.python_version(),
                  "load_average_at_end": [round(value, 2) for value in os.getloadavg()]},
         "job": JOB, "clients": arguments.clients, "in_flight_per_client": arguments.in_flight,

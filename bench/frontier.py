@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cce_demo.config import PRESETS, TrainConfig  # noqa: E402
 from cce_demo.data import load_dataset  # noqa: E402
+from cce_demo.provenance import recorded_data_text  # noqa: E402
 from cce_demo.engine import evaluate, train_paired  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -127,7 +128,7 @@ def measure(label: str, family: str, config: TrainConfig, dataset) -> dict:
     return {"label": label, "family": family, "ratio": config.imbalance_ratio, "model": config.model,
             "epochs": config.epochs, "losses": list(config.losses), "status": str(result.status), "host": host(),
             "loaded_wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "scores": scores,
-            "config": config.to_dict(), "load_average_after": [round(value, 2) for value in os.getloadavg()],
+            "config": config.to_dict(), "data": dataset.provenance, "load_average_after": [round(value, 2) for value in os.getloadavg()],
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -208,6 +209,11 @@ def preset_names() -> dict[str, str]:
             f"r10-recipe-e{PRESETS['quick'].epochs}": "`quick`", f"r100-recipe-e{PRESETS['standard'].epochs}": "`standard`"}
 
 
+def points_data_text(points: list[dict]) -> str:
+    """The data copy the points were trained on; points from before the record are labelled as declared."""
+    return recorded_data_text((point.get("data") for point in points), "these frontier points")
+
+
 def table(results: dict) -> str:
     """The frontier as a Markdown table (times from the quiet timing run)."""
     rows = ["| ratio | family | epochs | preset | wall time, one CE model | CE balanced acc. | with flip TTA | prior-corrected |",
@@ -221,7 +227,8 @@ def table(results: dict) -> str:
                     f"{100 * scores['balanced_accuracy_flip']:.1f} % | {100 * scores['prior_corrected']:.1f} % |")
     hosts = sorted({f"{point['host']['cpu_model']}, {point['host']['torch_threads']} torch thread(s)" for point in results["points"]})
     rows += ["", f"Accuracy: points trained on {'; '.join(hosts)}; CE's balanced accuracy as the run reports it is plotted "
-                 "(flip TTA where the config has it, as the new recipe does)."]
+                 "(flip TTA where the config has it, as the new recipe does).",
+             "", f"Data: {points_data_text(results['points'])}."]
     timing = results.get("timing")
     if timing:
         seconds = {target["label"]: target["seconds"] for target in timing["targets"]}

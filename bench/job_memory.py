@@ -22,6 +22,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "job_memory_results.json"
+if str(ROOT) not in sys.path:  # run as a script, Python puts bench/ on the path, not the root
+    sys.path.insert(0, str(ROOT))
+
+from cce_demo.provenance import cpu_model  # noqa: E402
 
 
 def memory_mib(pid: int) -> dict[str, float]:
@@ -38,13 +42,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main() -> None:

@@ -318,7 +318,7 @@ def describe_duration(seconds: float | None, step_seconds: int = ESTIMATE_STEP_S
 # ---------------------------------------------------------------- limits of a public deployment
 
 # On a Hugging Face Space (SPACE_ID is set there) the app is open to anyone, on a small shared machine:
-# - 20 minutes per job: the standard preset (about 10 min on 2 CPU cores) fits with room for a slower
+# - 20 minutes per job: the standard preset (minutes on 2 CPU cores, `estimate_seconds`) fits with room for a slower
 #   machine; the GPU presets (ldam-drw, authors: hours) do not and belong to the command line.
 # - 1 queued or running job per visitor: with one worker, one visitor cannot fill the queue for everyone.
 # - 50 runs and 500 MB: a run capped at 20 minutes is 1-5 MB (event log plus safetensors weights), so the

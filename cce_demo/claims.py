@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .grid_tables import interval_text, read_results, reproduce_command
+from .grid_tables import interval_text, load_results, read_results, reproduce_command
 from .losses import DISPLAY_NAMES
 from .metrics import Direction, direction_of, format_p_value
 from .provenance import data_copy_text
@@ -30,7 +30,25 @@ def seed_count(table: dict) -> str:
 
 
 def shipped_grids(root: Path = RESULTS_ROOT) -> list[tuple[str, dict[str, Any]]]:
-    return [(path.parent.name, read_results(path)) for path in sorted(root.glob("*/results.json"))]
+    """Every grid under `root`, each checked against the results schema first: a broken file raises here
+    (the README writer must not skip one) rather than as a KeyError half-way through a summary."""
+    grids, unreadable = readable_shipped_grids(root)
+    if unreadable:
+        raise ValueError(f"unreadable results files: {', '.join(unreadable)}")
+    return grids
+
+
+def readable_shipped_grids(root: Path = RESULTS_ROOT) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """The grids under `root` that parse as results grids, and the names of those that do not (the app lists
+    them instead of failing to start)."""
+    grids, unreadable = [], []
+    for path in sorted(root.glob("*/results.json")):
+        try:
+            load_results(path)  # the typed parse: every field the summaries read is there and well-formed
+            grids.append((path.parent.name, read_results(path)))
+        except (OSError, ValueError):
+            unreadable.append(f"{path.parent.name}/{path.name}")
+    return grids, unreadable
 
 
 def _name(loss: str) -> str:
@@ -153,11 +171,13 @@ def about_summary(grids: Grids) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, block: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise ValueError("the file has no generated results block (its begin and end markers)")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+def replace_block(text: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    """The text with everything from `begin` to `end` (markers included) replaced by `block`, which carries
+    them again; bench/readme_blocks.py passes its own markers."""
+    if begin not in text or end not in text:
+        raise ValueError(f"the file has no generated block between the markers {begin!r} and {end!r}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     return head + block + tail
 
 

@@ -221,8 +221,8 @@ def _check_number(
 #   schedule were chosen on a validation split carved from the training images with CE alone
 #   (bench/recipe_search.py), never on the test set and never per loss; standard reuses what the quick stage
 #   chose. ResNet-8 at these budgets: bench/frontier.py.
-# quick: ratio 10 rather than 100 — at ratio 100 a one-minute budget leaves the two rarest classes near zero
-#   recall for every loss, so the per-class comparison would show little.
+# quick: ratio 10 rather than 100 — at ratio 100 a one-minute budget leaves the tail classes almost unlearnt
+#   (bench/frontier_results.json, the 8-epoch convnet-s point), so the per-class comparison would show little.
 # standard: the real long-tail protocol (ratio 100).
 # ldam-drw: LDAM-DRW (Cao et al. 2019): ResNet-32, 200 epochs, SGD lr 0.1 without Nesterov, weight decay 2e-4,
 #   5 warm-up epochs rising once per epoch, x0.01 at epoch 160 and x0.0001 at 180; LDAM with deferred
@@ -234,8 +234,8 @@ def _check_number(
 #   argument; we use ResNet-32. They trained the reference form of CCE (docs/design.md), so the preset
 #   compares CE with both forms. Meant for a GPU.
 # Both CPU presets score 2,000 stratified test images after each epoch but the last (which scores all 10,000):
-# for ResNet-8 that saved 10.9 % of standard's CPU time (bench/eval_subset.py); with flip TTA doubling every
-# evaluation, it matters more. The GPU presets score the whole test set every epoch.
+# for ResNet-8 that saved just over 10 % of standard's CPU time (bench/eval_subset_results.json); with flip
+# TTA doubling every evaluation, it matters more. The GPU presets score the whole test set every epoch.
 EPOCH_EVAL_IMAGES_CPU = 2000
 PRESETS: dict[str, TrainConfig] = {
     "quick": TrainConfig(

@@ -131,7 +131,7 @@ def fp32_evaluation():
 
 
 def autocast_for(device: torch.device) -> torch.autocast:
-    # bf16 autocast only on CUDA: on these CPUs (no bf16 hardware) it is 1.4-4x slower (docs/design.md).
+    # bf16 autocast only on CUDA: on these CPUs (no bf16 hardware) it ran slower than fp32 (docs/design.md).
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
@@ -168,8 +168,8 @@ def evaluate(
     """Evaluation on the given test split, and the predictions (for McNemar).
 
     Always in fp32, also on CUDA: under bf16 autocast many test logits tie, and argmax breaks ties toward
-    class 0, the head class (rounding the shipped models' logits to bf16 moved 21 and 18 test predictions,
-    every one toward a lower class index)."""
+    class 0, the head class (rounding the shipped models' logits to bf16 moved test predictions, every one
+    toward a lower class index)."""
     model.eval()
     num_classes = len(class_counts)
     device = test.images.device

@@ -249,13 +249,27 @@ def _marked(entry: dict[str, Any] | None, signed: bool = False, interval: str = 
     return text + CLIPPED_MARK if entry and entry.get("clipped") else text
 
 
+def seeds_text(results: dict[str, Any]) -> str:
+    """Which seeds the tables hold, and which of the grid's seeds are configured but not trained yet: the grid
+    file lists all of them, and a header that repeated that list would claim cells that do not exist."""
+    configured = [int(seed) for seed in results["grid"].get("seeds", [])]
+    if not all(isinstance(table.get("seeds"), list) for table in results["tables"]):
+        return f"seeds {', '.join(map(str, configured))}"  # a file whose tables do not list their seeds
+    trained = sorted({int(seed) for table in results["tables"] for seed in table["seeds"]})
+    text = f"seeds in the tables {', '.join(map(str, trained)) or 'none'}"
+    missing = [seed for seed in configured if seed not in trained]
+    if missing:
+        text += f" (seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} configured, not trained yet)"
+    return text
+
+
 def markdown_report(results: dict[str, Any]) -> str:
     lines = [
         f"# Grid `{results['grid']['name']}`",
         "",
         *([f"**{results['grid']['note']}**", ""] if results["grid"].get("note") else []),
-        f"Preset `{results['grid']['preset']}` (model {results['config']['model']}, {results['config']['epochs']} epochs), losses {', '.join(results['grid']['losses'])}, seeds "
-        f"{', '.join(map(str, results['grid']['seeds']))}. Each cell is one paired run (same initial weights and "
+        f"Preset `{results['grid']['preset']}` (model {results['config']['model']}, {results['config']['epochs']} epochs), losses {', '.join(results['grid']['losses'])}, "
+        f"{seeds_text(results)}. Each cell is one paired run (same initial weights and "
         "batches for every loss). Numbers are means across seeds with a 95 % t-interval in brackets; differences "
         "are paired per seed, then averaged. Evaluated in fp32 on the full balanced test set.",
         "",

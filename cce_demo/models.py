@@ -111,8 +111,9 @@ MODELS = {
     "resnet8": lambda num_classes: CifarResNet(1, num_classes),
     "resnet20": lambda num_classes: CifarResNet(3, num_classes),
     "resnet32": lambda num_classes: CifarResNet(5, num_classes),
-    # Widths chosen so that one training image costs about as much as ResNet-8 (s), 1.8x (m) and 3.2x (l)
-    # in multiply-adds; which buys most accuracy per second is bench/frontier.py's question.
+    # Widths chosen so that one training image costs about as much as ResNet-8 (s), 1.8x (m) and 4.0x (l)
+    # in multiply-adds (tests/test_stated_figures.py counts them); which buys most accuracy per second is
+    # bench/frontier.py's question.
     "convnet-s": lambda num_classes: ConvNet(24, num_classes),
     "convnet-m": lambda num_classes: ConvNet(32, num_classes),
     "convnet-l": lambda num_classes: ConvNet(48, num_classes),

@@ -169,9 +169,9 @@ def prior_adjusted_logits(logits: torch.Tensor, class_counts: Sequence[int], tau
 
 
 # One image through a small net is a few milliseconds of work: spread over torch's intra-op threads it only
-# waits on them, and while a training job keeps the cores busy it took about 500 ms instead of 7 ms (measured
-# on 2 cores). Inference therefore runs on one dedicated thread with a single intra-op thread. torch keeps
-# that setting per thread, but a thread's call also becomes the default of threads started later, so the
+# waits on them, and while a training job keeps the cores busy it took many times longer (measured on 2
+# cores; the figures were not kept). Inference therefore runs on one dedicated thread with a single intra-op
+# thread. torch keeps that setting per thread, but a thread's call also becomes the default of threads started later, so the
 # caller puts the default back right after the inference thread has started.
 _INFERENCE_THREAD: ThreadPoolExecutor | None = None
 _INFERENCE_LOCK = threading.Lock()

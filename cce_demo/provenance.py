@@ -5,7 +5,7 @@ settings and data files (going from 1 to 2 threads changes CE's weights; two 2-c
 gave different accuracies for the same seed), so every run.json and results.json records all of them.
 
 The data copy is named from the files' hashes: this project's CIFAR-10 npz files are a JPEG (quality 75)
-re-encoding of CIFAR-10, on which accuracies run 1-3 points below the original pickled batches, so a result
+re-encoding of CIFAR-10, on which accuracies run lower than on the original pickled batches, so a result
 must say which copy it came from. A copy whose hash is not known here can be declared with CCE_DATA_COPY.
 """
 from __future__ import annotations
@@ -137,6 +137,24 @@ def data_copy_text(data: Mapping[str, Any] | None) -> str:
     return f"{data['copy']}, {how if isinstance(how, str) else 'how it is known was not recorded'}"
 
 
+def predating_record(what: str) -> dict[str, Any]:
+    """The data record of results written before runs recorded their data (format-1 grids, the early bench
+    files): declared, never detected, because this project's machines held only one copy."""
+    return {"copy": FORMAT_1_DATA_COPY,
+            "how": f"declared: {what} predate the data record, and this project's machines held only this copy"}
+
+
+def recorded_data_text(records: Iterable[Mapping[str, Any] | None], what: str) -> str:
+    """The data copy of several results (bench points, search candidates) as one phrase: from the records
+    where they exist, with a count of those that predate the record; declared when none has one."""
+    records = list(records)
+    recorded = [record for record in records if record]
+    if not recorded:
+        return data_copy_text(predating_record(what))
+    missing = len(records) - len(recorded)
+    return data_copy_text(combined_data(recorded)) + (f"; {missing} of {what} predate the data record" if missing else "")
+
+
 def combined_data(records: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
     """One data record for several cells: theirs when they agree; else every copy seen, so a table never
     shows one cell's data as if it held for all."""
@@ -149,3 +167,19 @@ def combined_data(records: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]
         return kept[0]
     return {"copy": " and ".join(copies), "how": "the cells disagree: they were trained on different data files",
             "sha256": [dict(entry) for entry in hashes]}
+
+
+def source_commit(repository: Path) -> str:
+    """The short commit of the code a measurement ran, with "+changes" when tracked files differed from it;
+    "" outside a git checkout (an installed copy, a container)."""
+    import subprocess  # only benchmarks ask, and rarely
+
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", "-C", str(repository), *arguments], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""

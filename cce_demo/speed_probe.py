@@ -1,11 +1,12 @@
 """A start-up speed probe: time a few real training steps on this host and scale the estimate's cost table.
 
 The calibration table in `budget.py` was measured on one development machine. Hosts differ far more than one
-would guess: the same 2-core VM class ran this project's training step at 2,774 images/s on one CPU model and
-at 952 on another (bench/results.json, docs/design.md), so a fixed table underestimated jobs on the slower
-host by 2.25x. Eight steps of the engine's own loop (the CPU presets' net, CE + CCE, synthetic 32x32 images,
-about a second on a CPU) give one factor, measured / predicted, that scales every cost of that device type. Relative costs
-(model against model, training against evaluation) still come from the table.
+would guess: the same 2-core VM class ran this project's training step several times faster on one CPU model
+than on another (bench/results.json, bench/results-intel-xeon.json), so a fixed table underestimated jobs on
+the slower host (bench/estimate_results.json). Eight steps of the engine's own loop (the CPU presets' net,
+CE + CCE, synthetic 32x32 images, a second or two on a CPU) give one factor, measured / predicted, that
+scales every cost of that device type. Relative costs (model against model, training against evaluation)
+still come from the table.
 
 A busy host at start-up makes the factor larger, which errs toward refusing a job rather than letting it run
 past its limit. The factor has a floor and no ceiling: a floor can only make an estimate long (a host that

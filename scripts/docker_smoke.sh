@@ -35,7 +35,7 @@
 #                          SMOKE_JOB can be a real-data job, e.g. '{"preset": "quick"}', to measure its memory)
 #   SMOKE_EARLY_STOPS      early-stop containers (default 3; their delays after the first 200 cycle 0, 2, 4 s)
 #   SMOKE_RESULTS          a JSON file the figures are appended to (bench/docker_smoke_results.json is the one
-#                          the README's Docker figures are generated from: python bench/docker_report.py --write README.md)
+#                          the README's Docker figures are generated from: python bench/readme_blocks.py --write README.md)
 set -uo pipefail
 
 IMAGE="${1:-}"

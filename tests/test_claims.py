@@ -23,3 +23,23 @@ def test_directions_follow_the_interval():
     assert claims.direction({"mean": 0.02, "low": 0.01, "high": 0.03}, "ce") == "above CE"
     assert claims.direction({"mean": -0.02, "low": -0.03, "high": -0.01}, "ce") == "below CE"
     assert claims.direction({"mean": 0.02, "low": None, "high": None}, "ce") == "one seed: no interval"
+
+
+def test_a_broken_results_file_is_named_in_about_not_fatal(tmp_path):
+    import shutil
+
+    import pytest
+
+    from cce_demo.ui.about.layout import about_markdown
+
+    shutil.copytree(ROOT / "results" / "cifar10-lt-quick", tmp_path / "cifar10-lt-quick", ignore=shutil.ignore_patterns("runs"))
+    (tmp_path / "missing-keys").mkdir()
+    (tmp_path / "missing-keys" / "results.json").write_text('{"format_version": 1, "tables": [{"no": "keys"}]}')
+    (tmp_path / "not-json").mkdir()
+    (tmp_path / "not-json" / "results.json").write_text("{")
+    text = about_markdown(tmp_path)  # once a KeyError at import time, which stopped the app
+    assert "`missing-keys/results.json`" in text and "`not-json/results.json`" in text
+    good = claims.readable_shipped_grids(tmp_path)[0]
+    assert [name for name, _ in good] == ["cifar10-lt-quick"] and claims.about_summary(good) in text
+    with pytest.raises(ValueError, match="missing-keys/results.json, not-json/results.json"):
+        claims.shipped_grids(tmp_path)  # the README writer stops instead of skipping a grid

@@ -35,3 +35,16 @@ def test_time_is_linear_in_epochs():
     frontier = load_frontier_module()
     family = {"fixed_seconds": 4.0, "epoch_seconds": 10.0}
     assert frontier.predicted_seconds(family, 6) == 64.0
+
+
+def test_the_frontier_table_names_its_data_copy():
+    # Points that recorded their data are named from the record; older points are labelled as declared.
+    frontier = load_frontier_module()
+    results = json.loads((ROOT / "bench" / "frontier_results.json").read_text())
+    assert "Data: CIFAR-10 (JPEG q75 copy), " in frontier.table(results)
+    recorded = {"copy": "CIFAR-10 (original)", "how": "detected from the files' hashes", "sha256": {}}
+    assert frontier.points_data_text([{"data": recorded}]) == "CIFAR-10 (original), detected from the files' hashes"
+    assert frontier.points_data_text([{}]).startswith("CIFAR-10 (JPEG q75 copy), declared")
+    # A new point beside old ones: named from its record, the old ones counted, never "the cells disagree".
+    assert frontier.points_data_text([{"data": recorded}, {}]) == (
+        "CIFAR-10 (original), detected from the files' hashes; 1 of these frontier points predate the data record")

@@ -33,3 +33,14 @@ def test_the_presets_use_the_best_in_budget_quick_candidate():
         preset = PRESETS[name]
         assert (preset.model, preset.learning_rate, preset.schedule) == (best["model"], best["learning_rate"], best["schedule"])
     assert PRESETS["quick"].epochs == best["epochs"]
+
+
+def test_every_search_table_names_its_data_copy():
+    # A result table without its data copy cannot be compared with another (issue 19): each stage's table is
+    # followed by the copy's name, and a candidate that recorded its data is named from that record.
+    search = load_search_module()
+    report = search.report()
+    stages = [stage for stage in search.STAGES if (ROOT / "bench" / f"recipe_search_{stage}.json").exists()]
+    assert report.count("Data: CIFAR-10 (JPEG q75 copy)") == len(stages)
+    recorded = {"copy": "CIFAR-10 (original)", "how": "detected from the files' hashes"}
+    assert search.recorded_data_text([recorded], "these candidates") == "CIFAR-10 (original), detected from the files' hashes"

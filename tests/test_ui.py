@@ -190,17 +190,17 @@ def test_verdict_on_one_seed_never_names_a_winner(finished):
 
 def test_verdict_quotes_the_measured_spread_of_the_preset(finished):
     _, snapshot = finished
+    from cce_demo.ui.compare.verdict import grids_root
     from cce_demo.ui.kit.evidence import shipped_spread
 
-    quick = dataclasses.replace(one_seed(snapshot), config=PRESETS["quick"])
-    text = verdict_html(quick, "Your run")
-    from cce_demo.ui.compare.verdict import grids_root
-
     # Issue 20: the card reads the grids where they ship (kit/evidence.py's default root is one folder off).
-    if shipped_spread(PRESETS["quick"], grids_root()) is None:  # the spread comes from a shipped grid at these settings, if any
-        assert "has not been measured yet for the quick preset" in text
-    else:
-        assert "seed-to-seed standard deviation" in text and "results.json" in text
+    # Both CPU presets have a shipped grid at their settings, so each card must name its own grid.
+    for preset, grid in (("quick", "cifar10-lt-quick"), ("standard", "cifar10-lt-standard")):
+        spread = shipped_spread(PRESETS[preset], grids_root())
+        assert spread is not None and spread.grid == grid and spread.seeds >= 2, preset
+        text = verdict_html(dataclasses.replace(one_seed(snapshot), config=PRESETS[preset]), "Your run")
+        assert "seed-to-seed standard deviation" in text and f"results/{grid}/results.json" in text, preset
+        assert f"{spread.baseline_sd:.1f} points" in text, preset
 
 
 def test_verdict_of_a_run_that_ended_before_a_seed_finished(finished):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ...claims import about_summary, shipped_grids
+from ...claims import about_summary, readable_shipped_grids
 from ...provenance import DATA_COPY_ENV, JPEG_COPY
 
 ABOUT_TEXT = """
@@ -66,7 +66,7 @@ class), and every table says which convention it uses.
 Each comparison is **paired**: same initial weights, same batches and augmentations, only the loss differs.
 McNemar's exact test counts the test images that only one of the two models classifies correctly and asks
 whether that split could be chance. A small p says *these two models* differ. It does **not** say the *loss*
-is better: two models trained with the same loss from different seeds also differ (p ≈ 5e-7 here). To judge
+is better: two models trained with the same loss from different seeds also differ at small p. To judge
 a loss, train several seeds: the app then reports the mean difference in balanced accuracy with a 95 %
 interval across seeds. If the interval excludes zero, the difference held up at this budget; if not, it did not.
 
@@ -89,8 +89,11 @@ versions, deterministic settings and data files; run.json and results.json recor
 
 def about_markdown(results_root: Path | None = None) -> str:
     """The About tab's text with the shipped grids' summary, computed from their files."""
-    grids = shipped_grids(results_root) if results_root is not None else shipped_grids()
-    return (ABOUT_TEXT + DATA_TEXT + about_summary(grids) + "\n\nThe paper's gains come from 200-epoch runs (the `ldam-drw` "
+    grids, unreadable = readable_shipped_grids(results_root) if results_root is not None else readable_shipped_grids()
+    # A broken results file must not stop the app at start-up: it is named here, as the Results tab does.
+    left_out = (f"\n\nLeft out, because they cannot be read: {', '.join(f'`{name}`' for name in unreadable)}."
+                if unreadable else "")
+    return (ABOUT_TEXT + DATA_TEXT + about_summary(grids) + left_out + "\n\nThe paper's gains come from 200-epoch runs (the `ldam-drw` "
             "and `authors` presets, meant for a GPU), which these grids do not measure. More in `docs/design.md`.\n")
 
 

@@ -74,7 +74,7 @@ class FormTime:
         if self.seconds is None:
             return facts.note
         # The GPU presets' facts say what they are meant for; the time is this machine's, computed.
-        meant = f" ({facts.wall_time})" if facts.wall_time.startswith("meant for") else ""
+        meant = f" ({facts.meant_for})" if facts.meant_for else ""
         return f"**{self.text[0].upper()}{self.text[1:]}**{meant}. {facts.note}"
 
     def repeat_label(self) -> str:

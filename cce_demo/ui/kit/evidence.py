@@ -1,7 +1,7 @@
-"""What we measured, in one place: wall time of each preset on 2 CPU cores, and how much one seed moves the
-result, computed from the shipped result grid for the same settings (`shipped_spread`). The verdict quotes
-the spread beside a one-seed difference, so a reader can judge its size, names the grid it comes from, and
-says plainly when no shipped grid covers the settings.
+"""What each preset is for, and how much one seed moves the result, computed from the shipped result grid
+for the same settings (`shipped_spread`). The verdict quotes the spread beside a one-seed difference, so a
+reader can judge its size, names the grid it comes from, and says plainly when no shipped grid covers the
+settings.
 """
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ REPOSITORY_RESULTS = Path(__file__).resolve().parents[3] / "results"
 
 @dataclass(frozen=True)
 class PresetFacts:
-    wall_time: str  # measured end to end, or what it is meant for
     note: str  # what the preset is for
+    # Where the preset belongs when it is not this machine's to run ("meant for a GPU"); None for the CPU
+    # presets, whose time the form's estimate computes for this host rather than quoting a measurement.
+    meant_for: str | None = None
 
 
 def _settings(name: str) -> str:
@@ -35,36 +37,20 @@ def _settings(name: str) -> str:
 
 
 PRESET_FACTS: dict[str, PresetFacts] = {
-    # The CPU presets' settings are described from the presets themselves (they change with the recipe); the
-    # wall times are those the recipe was held to (docs/recipe.md: each candidate gets the ResNet-8 presets'
-    # CPU time).
+    # The CPU presets' settings are described from the presets themselves (they change with the recipe).
     "quick": PresetFacts(
-        "84–87 s on 2 CPU cores (measured for the earlier ResNet-8 preset, the time this recipe was held to)",
-        f"CE vs CCE, {_settings('quick')} (ratio 10: at ratio 100 so short a budget leaves the rarest classes at "
-        "zero recall for both losses).",
-    ),
-    "standard": PresetFacts(
-        "about 9 min 15 s on 2 CPU cores (measured for the earlier ResNet-8 preset, the time this recipe was held to)",
-        f"The real long-tail protocol (ratio 100), {_settings('standard')}.",
-    ),
+        f"CE vs CCE, {_settings('quick')} (ratio 10: at ratio 100 so short a budget leaves the tail classes "
+        "almost unlearnt)."),
+    "standard": PresetFacts(f"The real long-tail protocol (ratio 100), {_settings('standard')}."),
     "ldam-drw": PresetFacts(
-        "meant for a GPU (many hours on a CPU)",
         "LDAM-DRW (Cao et al. 2019): ResNet-32, 200 epochs, ratio 100, steps at epochs 160 and 180, LDAM with "
         "deferred re-weighting from epoch 160, against CE, both CCE forms and CE-DRW.",
-    ),
+        meant_for="meant for a GPU (many hours on a CPU)"),
     "authors": PresetFacts(
-        "meant for a GPU (many hours on a CPU)",
         "The CCE authors' own script: ResNet-32, 200 epochs, ratio 100, steps at epochs 100 and 150, CE vs both "
         "CCE forms.",
-    ),
+        meant_for="meant for a GPU (many hours on a CPU)"),
 }
-
-
-def preset_note(name: str) -> str:
-    facts = PRESET_FACTS.get(name)
-    if facts is None:
-        return ""
-    return f"**{facts.wall_time[0].upper()}{facts.wall_time[1:]}.** {facts.note}"
 
 
 # Fields that do not change what a preset measures: the seeds, the device, and how many test images are scored

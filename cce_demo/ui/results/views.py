@@ -218,7 +218,7 @@ def results_html(sets: Sequence[ResultSet], problems: Sequence[str] = ()) -> str
     """The whole tab's content."""
     if not sets:
         text = ("No result grid is shipped with this copy of the app. Make one with "
-                "<code>python -m cce_demo.reproduce --grid cifar10-lt-standard --data-dir DIR</code>.")
+                "<code>python -m cce_demo.reproduce --grid cifar10-lt-standard --data-dir DIR --threads 1</code>.")
         return f'<div class="cc-card">{text}</div>'
     intro = (
         '<div class="cc-card">Every number here is a mean over several seeds, each seed a <i>paired</i> run (same '
