@@ -331,7 +331,7 @@ def markdown_report(results: dict[str, Any]) -> str:
                     interval_text(differences["count_few"], True), str(balanced["seeds"]), p_values, verdict(balanced, loss, baseline),
                 ]) + " |")
             lines.append("")
-        lines += [f"### Per-class recall, head → tail (mean over seeds, %)", "",
+        lines += ["### Per-class recall, head → tail (mean over seeds, %)", "",
                   "| class | training images | " + " | ".join(table["per_class_recall"]) + " |",
                   "|---|---|" + "---|" * len(table["per_class_recall"])]
         for index, name in enumerate(table["class_names"]):

@@ -10,7 +10,6 @@ Rules (docs/design.md, "Reading a paired comparison"):
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
