@@ -321,7 +321,7 @@ def describe_duration(seconds: float | None, step_seconds: int = ESTIMATE_STEP_S
 # - 20 minutes per job: the standard preset (minutes on 2 CPU cores, `estimate_seconds`) fits with room for a slower
 #   machine; the GPU presets (ldam-drw, authors: hours) do not and belong to the command line.
 # - 1 queued or running job per visitor: with one worker, one visitor cannot fill the queue for everyone.
-# - 50 runs and 500 MB: a run capped at 20 minutes is 1-5 MB (event log plus safetensors weights), so the
+# - 50 runs and 500 MB: a run capped at 20 minutes is a few MB (event log plus safetensors weights), so the
 #   size bound is only a backstop; at most 3 jobs an hour finish on one worker, so 50 runs keep a visitor's
 #   result for half a day or more of steady use, while the run list stays short enough to browse.
 SPACE_DEFAULTS = {"max_job_minutes": 20.0, "max_jobs_per_client": 1, "keep_runs": 50, "max_runs_mb": 500.0}
