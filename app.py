@@ -172,7 +172,7 @@ def choose_runs_location(
     explicit = environ.get("CCE_RUNS_DIR")
     if explicit:
         wanted = Path(explicit).absolute()
-    elif storage_mounted and _writable(persistent_storage / "runs") is None:
+    elif storage_mounted and (storage_problem := _writable(persistent_storage / "runs")) is None:
         wanted = persistent_storage / "runs"
     else:
         wanted = default.absolute()
@@ -183,6 +183,12 @@ def choose_runs_location(
         return RunsLocation(fallback, False, f"Runs are kept in a temporary folder, {fallback}, because {wanted} cannot "
                                              "be written: they are lost when the app restarts.")
     on_storage = storage_mounted and wanted.is_relative_to(persistent_storage)
+    if storage_mounted and not explicit and not on_storage:
+        # Storage is there but refused us (a root-owned bind mount, a read-only volume): say so, not "mount one".
+        survives = not on_space and not in_container()  # ./runs on this machine's own disk
+        return RunsLocation(wanted, survives, f"Runs are kept in {wanted}, not on the storage mounted at {persistent_storage}, "
+                                           f"which this app (uid {os.getuid()}) cannot write ({storage_problem}): make "
+                                           f"{persistent_storage} writable for it to keep runs across restarts.")
     if on_storage:
         return RunsLocation(wanted, True, f"Runs are kept in {wanted}, on the persistent storage mounted at "
                                           f"{persistent_storage}: they survive restarts (the retention limits still apply).")

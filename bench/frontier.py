@@ -30,7 +30,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cce_demo.config import PRESETS, TrainConfig  # noqa: E402
 from cce_demo.data import load_dataset  # noqa: E402
-from cce_demo.provenance import recorded_data_text  # noqa: E402
+from cce_demo.provenance import cpu_model, recorded_data_text  # noqa: E402
 from cce_demo.engine import evaluate, train_paired  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -90,16 +89,6 @@ def target_pairs() -> list[tuple[str, str, TrainConfig]]:
         ("standard-old-pair", "ResNet-8 standard (old)", RESNET8_STANDARD.replace(device="cpu")),
         ("standard-new-pair", "standard (new)", PRESETS["standard"].replace(device="cpu", seeds=(0,))),
     ]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def host() -> dict:

@@ -27,7 +27,8 @@ from cce_demo.claims import replace_block  # noqa: E402
 BENCH = ROOT / "bench"
 COMMAND = "python bench/readme_blocks.py --write README.md"
 MIB_PER_GIB = 1024
-SPACE_CPU_BASIC_GIB = 16  # the cpu-basic hardware's memory as Hugging Face lists it, not a measurement
+SPACE_CPU_BASIC_GB = 16  # the cpu-basic hardware's memory as Hugging Face lists it (GB), not a measurement
+BYTES_PER_MIB = 2**20
 
 Results = Optional[dict[str, Any]]  # None: the source file does not exist (yet)
 
@@ -246,12 +247,17 @@ def render_estimate(results: dict[str, Any]) -> str:
     sentences = []
     if cpu_time:
         errors = [100 * (run["cpu_time_check"]["ratio_measured_over_estimate"] - 1) for run in cpu_time]
-        sentences.append(f"The one-thread CPU-time checks land within {span(errors, 0)} % of the estimate under load "
+        # Say which way they erred: a reader planning a job cares whether the estimate runs short or long.
+        way = "longer than" if min(errors) > 0 else "shorter than" if max(errors) < 0 else "within ± of"
+        magnitudes = [abs(error) for error in errors] if way != "within ± of" else errors
+        sentences.append(f"The one-thread CPU-time checks took {span(magnitudes, 0)} % {way} the estimate under load "
                          f"average {span([run['load_average']['mean'] for run in cpu_time])}")
     fixed = [run for run in wall if not run.get("speed_probe_factor")]
     if fixed:
-        sentences.append(f"the fixed table alone erred ×{max(run['ratio_wall_over_estimate'] for run in fixed):.2f} "
-                         "on the slower CPU")
+        worst = max(fixed, key=lambda run: run["ratio_wall_over_estimate"])
+        cpu = worst.get("cpu_model") or (results.get("environment") or {}).get("cpu_model")
+        sentences.append(f"the fixed table alone erred ×{worst['ratio_wall_over_estimate']:.2f}"
+                         + (f" on the {cpu}" if cpu else "") + ", hence the start-up speed probe")
     if sentences:
         lines += ["", "; ".join(sentences) + "."]
     return "\n".join(lines)
@@ -272,12 +278,13 @@ def render_flood(results: dict[str, Any]) -> str:
     window_seconds = statistics.median(window["seconds"] for window in windows)
     return "\n".join([
         f"**Flooded.** `{results['command']}` ({results['clients']} clients, each behind its own address, each keeping "
-        f"{results['in_flight_per_client']} raw `/classify` joins of a 24.9-megapixel, 25 kB PNG going, uploaded once; "
+        f"{results['in_flight_per_client']} raw `/classify` joins of a large, highly compressible PNG going, uploaded once; "
         f"a `{results['job']['preset']}`-preset job on {results['job']['dataset']} data training meanwhile; quiet and "
         f"flooded {window_seconds:.0f}-s windows alternating, {len(windows)} in all; another visitor loading the page, "
-        f"`/config` and `/list_runs` every 2 s throughout; the flooders on the same {host['cpus']}-core host at nice 19; "
+        f"`/config` and `/list_runs` throughout; the flooders on the same {host['cpus']}-core host at the lowest priority "
+        "(the image and the timings are in `bench/flood.py`); "
         f"{host_text(recorded_cpu(host), host.get('torch_threads'))}; load average "
-        f"{host['load_average_at_end'][0]:.2f} from other work on the host at the end). "
+        f"{host['load_average_at_end'][0]:.2f} at the end, the app's job and the flooders included). "
         "Results in `bench/flood_results.json`:", "",
         "| app | refused at the door | reached the handler | job progress, % per minute, quiet → flooded | "
         "flooded ÷ quiet | other visitor's requests ok / failed |",
@@ -297,9 +304,11 @@ def job_name(run: dict[str, Any]) -> str:
     job = run["job"]
     epochs = job.get("epochs")
     epochs_text = f", {epochs} epoch{'s' if epochs != 1 else ''}" if epochs is not None else ""
+    preset = f"`{job['preset']}` preset" if job.get("preset") else "the default settings"
     if run["real_data"]:
-        return f"`{job.get('preset', 'standard')}` preset on CIFAR-10{epochs_text}"
-    return f"tiny synthetic job (`{job.get('preset', 'standard')}`{epochs_text})"
+        dataset = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}.get(job.get("dataset", "cifar10"), job.get("dataset"))
+        return f"{preset} on {dataset}{epochs_text}"
+    return f"tiny synthetic job ({preset}{epochs_text})"
 
 
 def latest_run_per_job(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -377,7 +386,7 @@ def render_early_stop(results: dict[str, Any]) -> str:
 
 
 def render_minimum_hardware(docker: Results, job_memory: dict[str, Any]) -> str:
-    space_mib = SPACE_CPU_BASIC_GIB * MIB_PER_GIB
+    space_mib = SPACE_CPU_BASIC_GB * 10**9 / BYTES_PER_MIB  # the listing's GB are decimal
     real = [run for run in latest_run_per_job((docker or {}).get("runs", [])) if run["real_data"]]
     memory = (f"A `{job_memory['job']['preset']}` job peaks at {thousands(job_memory['peak_rss_high_water_mib'])} MiB "
               f"outside Docker ({percent(job_memory['peak_rss_high_water_mib'] / space_mib)} of the memory; *Presets and "
@@ -388,7 +397,7 @@ def render_minimum_hardware(docker: Results, job_memory: dict[str, Any]) -> str:
         memory = (f"The container with a {job_name(run)} job peaks at {thousands(peak)} MiB "
                   f"({percent(peak / space_mib)} of the memory; *Docker*); " + memory[0].lower() + memory[1:])
     return (f"**Minimum hardware on Hugging Face Spaces:** the free **cpu-basic** hardware (2 vCPU, "
-            f"{SPACE_CPU_BASIC_GIB} GB) is enough. {memory}. 2 vCPU is the machine every timing in this README was "
+            f"{SPACE_CPU_BASIC_GB} GB) is enough. {memory}. 2 vCPU is the machine every timing in this README was "
             "measured on, with one job at a time (`CCE_MAX_CONCURRENT=1`). No GPU is needed for the demo; the "
             "`ldam-drw` and `authors` presets are meant for a GPU.")
 

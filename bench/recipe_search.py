@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cce_demo.config import TrainConfig  # noqa: E402
 from cce_demo.data import Dataset, ImageSplit, load_dataset  # noqa: E402
 from cce_demo.engine import evaluate, train_paired  # noqa: E402
-from cce_demo.provenance import recorded_data_text  # noqa: E402
+from cce_demo.provenance import cpu_model, recorded_data_text  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 VALIDATION_PER_CLASS = 500
@@ -144,16 +143,6 @@ def write_report(path: Path) -> None:
     text = path.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
     path.write_text(text[:start] + report() + text[end:])
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
@@ -177,6 +177,11 @@ _INFERENCE_THREAD: ThreadPoolExecutor | None = None
 _INFERENCE_LOCK = threading.Lock()
 
 
+class InferenceStopped(ValueError):
+    """A classification cut off by the app's shutdown; a ValueError, so that every handler that shows a user
+    error shows this one too, instead of a traceback."""
+
+
 def _single_threaded() -> None:
     torch.set_num_threads(1)
 
@@ -190,7 +195,13 @@ def run_single_threaded(function: Callable[..., T], *args: Any) -> T:
             _INFERENCE_THREAD = ThreadPoolExecutor(1, thread_name_prefix="cce-classify", initializer=_single_threaded)
             _INFERENCE_THREAD.submit(lambda: None).result()
             torch.set_num_threads(default)
-    return _INFERENCE_THREAD.submit(function, *args).result()
+        thread = _INFERENCE_THREAD  # this request's thread, even if a shutdown clears the global meanwhile
+    try:
+        return thread.submit(function, *args).result()
+    except (RuntimeError, CancelledError) as error:
+        if thread is _INFERENCE_THREAD:  # not a shutdown: the function itself raised
+            raise
+        raise InferenceStopped("the app is shutting down: classify again once it is back") from error
 
 
 def stop_inference_thread() -> None:

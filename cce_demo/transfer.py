@@ -47,7 +47,8 @@ from .run_directory import (
 )
 from .run_state import state_from_run_dir
 from .schema import (
-    EpochMetrics, RunFinished, RunMetadata, RunStarted, SeedFinished, StatusMessage, StepMetrics,
+    EpochMetrics, Evaluation, PairedComparison, RunFinished, RunMetadata, RunStarted, SeedFinished, StatusMessage,
+    StepMetrics,
 )
 from .status import JobStatus
 
@@ -83,12 +84,15 @@ INTERRUPTED_REASON = "it was still training when it was exported; its models are
 EVENT_FIELDS = {model.model_fields["kind"].default: frozenset(model.model_fields)
                 for model in (StatusMessage, RunStarted, StepMetrics, EpochMetrics, SeedFinished, RunFinished)}
 EVENT_KINDS = frozenset(EVENT_FIELDS)
-# A step event of the largest loss set the app trains (7 losses) is about 0.6 KiB.
+# A step event of the largest loss set the grids train (7 losses) is about 0.6 KiB.
 MAX_STEP_LINE_BYTES = 4 * 2**10
+# An epoch event holds each model's evaluation with its confusion matrix: about 0.3 MiB for 5 CIFAR-100 models.
+MAX_EPOCH_LINE_BYTES = 2 * 2**20
 # The config bounds the step events (one per training step and seed), but an uploader picks the config: batch
-# 1 over 1,000 epochs would allow millions of lines to parse at import and again at every first open. The
-# longest preset (200 epochs at batch 128) on a ratio-10 long-tailed subset writes 32,000 per seed, so this
-# admits it with five seeds (tests/test_transfer.py checks every preset against it).
+# 1 over 1,000 epochs would allow millions of lines to parse at import and again at every first open. An
+# upload through the app is held to this many; every preset on a long-tailed subset of ratio 10 or more with
+# five seeds stays under it (tests/test_transfer.py checks). A bigger run of your own is imported on the
+# command line, where `import_run(..., max_step_events=None)` lifts the cap.
 MAX_STEP_EVENTS = 200_000
 # Status lines of one run: the loading messages (a download reports its progress) and a few more per seed.
 MAX_STATUS_EVENTS = 400
@@ -422,11 +426,18 @@ def _require(condition: bool, where: str, problem: str) -> None:
         raise ImportRefused(f"import: {where}: {problem}")
 
 
+def _known_fields(record: dict, model: type, what: str, where: str) -> None:
+    """Only the fields the trainer writes (schema.py): padding a real record with others was an amplifier."""
+    unknown = sorted(set(record) - set(model.model_fields))
+    _require(not unknown, where, f"{what} has no field {', '.join(map(repr, unknown[:5]))}")
+
+
 def check_evaluation(evaluation: Any, num_classes: int, where: str, test_images: int | None = None) -> None:
     """One model's test evaluation, as the compare view and recall.csv read it, every number in its range:
     accuracies and recalls in [0, 1], a non-negative test loss, a complement entropy within [0, log(K − 1)],
     and confusion counts that add up to at most the test set (`test_images`)."""
     _require(isinstance(evaluation, dict), where, "an evaluation must be an object")
+    _known_fields(evaluation, Evaluation, "an evaluation", where)
     _require("test_loss" in evaluation and _nonnegative(evaluation["test_loss"]), where, "test_loss must be a number >= 0")
     for key in ("accuracy", "balanced_accuracy"):
         _require(key in evaluation and _fraction(evaluation[key]), where, f"{key} must be a number in [0, 1]")
@@ -475,6 +486,7 @@ def check_comparison(comparison: Any, config: TrainConfig, where: str) -> None:
     """One paired comparison, as the verdict and the per-class differences read it."""
     test_images = config.test_images
     _require(isinstance(comparison, dict), where, "a comparison must be an object")
+    _known_fields(comparison, PairedComparison, "a comparison", where)
     _require(comparison.get("seed") in config.seeds and _is_whole(comparison.get("seed")), where, "seed must be one of the run's seeds")
     _require(comparison.get("baseline") in config.losses and comparison.get("other") in config.losses, where,
              "baseline and other must be the run's losses")
@@ -587,6 +599,8 @@ def check_event(event: Any, metadata: Mapping[str, Any], config: TrainConfig, wh
     kind, losses = event["kind"], set(config.losses)
     unknown = sorted(set(event) - EVENT_FIELDS[kind])
     _require(not unknown, where, f"a {kind} event has no field {', '.join(map(repr, unknown[:5]))}")
+    _require(kind != "epoch" or len(json.dumps(event)) <= MAX_EPOCH_LINE_BYTES, where,
+             f"an epoch event longer than {_mebibytes(MAX_EPOCH_LINE_BYTES)}")
     if kind == "status":
         _require(isinstance(event.get("message"), str) and len(event["message"]) <= 1000, where,
                  "a status event needs a message of at most 1,000 characters")
@@ -619,7 +633,8 @@ def check_event(event: Any, metadata: Mapping[str, Any], config: TrainConfig, wh
         check_summaries(event.get("summaries"), config, where)
 
 
-def check_events_file(path: Path, metadata: Mapping[str, Any], config: TrainConfig) -> None:
+def check_events_file(path: Path, metadata: Mapping[str, Any], config: TrainConfig,
+                      max_step_events: int | None = None) -> None:
     """Every line is a valid event, read one line at a time, and no kind occurs more often than a run of this
     config can write it (`max_events`), except that a torn last line (a crash mid-append) is tolerated, as
     `run_directory.read_events` skips it."""
@@ -646,8 +661,10 @@ def check_events_file(path: Path, metadata: Mapping[str, Any], config: TrainConf
             if event["kind"] == "step":
                 _require(len(line) <= MAX_STEP_LINE_BYTES, where,
                          f"a step event longer than {MAX_STEP_LINE_BYTES // 2**10} KiB (the trainer's are under 1 KiB)")
-                _require(seen["step"] <= MAX_STEP_EVENTS, where,
-                         f"more than {MAX_STEP_EVENTS:,} training steps, more than this app imports")
+                if max_step_events is not None and seen["step"] > max_step_events:
+                    raise ImportRefused(
+                        f"import: {where}: more than {max_step_events:,} training steps, more than the app imports from "
+                        "an upload (import it on the command line: import_run(..., max_step_events=None))")
 
 
 # ---------------------------------------------------------------- import: weights
@@ -732,7 +749,7 @@ def remove_stale_staging(runs_dir: Path, now: float | None = None) -> None:
 
 def import_run(
     zip_path: str | os.PathLike, runs_dir: str | os.PathLike, *, other_roots: Iterable[str | os.PathLike] = (),
-    rules: DiskRules = DiskRules(), protected_ids: Iterable[str] = (),
+    rules: DiskRules = DiskRules(), protected_ids: Iterable[str] = (), max_step_events: int | None = None,
 ) -> ImportedRun:
     """Import an exported run's zip as a new run directory in `runs_dir`, readable by `read_run` and
     `load_models`. Ids present in `runs_dir` or in any of `other_roots` (e.g. the shipped runs, which the
@@ -742,6 +759,9 @@ def import_run(
     validated whole, and renamed into place; any refusal removes it. run.json is rewritten with the final
     id, without the exporting process's owner, with an `imported` note, and a run exported while still
     "running" becomes "interrupted". The weights' own safetensors metadata keeps the original id.
+
+    `max_step_events` bounds the event log of an upload through the app (the app passes `MAX_STEP_EVENTS`;
+    None, the default for a call of one's own, imports a run of any length).
 
     `rules` bound the runs directory as they bound finished jobs: an upload that could not fit beside the
     `protected_ids` (runs that are training) is refused before anything is written, and retention runs as
@@ -789,7 +809,7 @@ def import_run(
                 raise ImportRefused(f"import: {unlisted[0]} is not listed in {METADATA_FILE}'s weights (its loss or seed is not the run's)")
             if absent := sorted(listed - present):
                 raise ImportRefused(f"import: {METADATA_FILE} lists {absent[0]} but the zip does not hold it")
-            check_events_file(staging / EVENTS_FILE, metadata, config)
+            check_events_file(staging / EVENTS_FILE, metadata, config, max_step_events)
             for name in sorted(listed):
                 check_weights(staging / name, config, len(metadata["class_names"]))
             original, status = metadata["run_id"], metadata["status"]

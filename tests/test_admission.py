@@ -68,24 +68,38 @@ def test_identity_helpers():
 def test_a_proxy_the_app_does_not_trust_is_named_once_in_public_mode(monkeypatch, caplog):
     from cce_demo.ui.kit import identity
 
-    class Request:
-        def __init__(self, host, forwarded_for=None):
-            self.client = type("Client", (), {"host": host})()
-            self.headers = {"x-forwarded-for": forwarded_for} if forwarded_for else {}
+    class Headers(dict):  # starlette's Headers: one value per header line
+        def getlist(self, name):
+            return self.get(name, [])
 
-    # uvicorn reports a trusted proxy's client (an entry of the header), an ignored header leaves the proxy's
-    # own address, which the header does not list.
-    assert identity.behind_an_untrusted_proxy("10.0.0.5", "203.0.113.9")
-    assert not identity.behind_an_untrusted_proxy("203.0.113.9", "203.0.113.9, 10.0.0.5")
-    assert not identity.behind_an_untrusted_proxy("203.0.113.9", None)
-    monkeypatch.setattr(identity, "_PROXIES_WARNED_ABOUT", set())
+    class Request:
+        def __init__(self, host, *forwarded_for):
+            self.client = type("Client", (), {"host": host})()
+            self.headers = Headers({"x-forwarded-for": list(forwarded_for)} if forwarded_for else {})
+
+    # Every header line counts, and ports are stripped as uvicorn strips them.
+    assert identity.forwarded_for_entries(Headers({"x-forwarded-for": ["203.0.113.9:5555", "[2001:db8::1]:443, 10.1.1.1"]})) \
+        == ["203.0.113.9", "2001:db8::1", "10.1.1.1"]
+    assert identity.forwarded_for_entries({"x-forwarded-for": "2001:db8::2"}) == ["2001:db8::2"]
+    # uvicorn reports a trusted proxy's client (an entry of the header); an ignored header leaves the
+    # connection's own address, which the header does not list; an empty header proves nothing.
+    assert identity.behind_an_untrusted_proxy("10.0.0.5", ["203.0.113.9"])
+    assert not identity.behind_an_untrusted_proxy("203.0.113.9", ["203.0.113.9", "10.0.0.5"])
+    assert not identity.behind_an_untrusted_proxy("203.0.113.9", [])
+    monkeypatch.setattr(identity, "_FORWARDED_CLIENTS", {})
     monkeypatch.delenv("SPACE_ID", raising=False)
     with caplog.at_level("WARNING", logger="cce_demo"):
         assert address_of(Request("10.0.0.5", "203.0.113.9")) == "10.0.0.5"  # locally: no public limits to break
+        assert address_of(Request("10.0.0.5", "198.51.100.7")) == "10.0.0.5"
         assert not caplog.records
         monkeypatch.setenv("SPACE_ID", "someone/cce-demo")
-        for visitor in ("203.0.113.9", "198.51.100.7"):
+        # One client behind its own forward proxy (or forging the header) names only itself: no advice.
+        for _ in range(3):
+            address_of(Request("192.0.2.44", "192.0.2.45"))
+        assert not caplog.records
+        # A reverse proxy forwards many visitors: named once, however many follow.
+        for visitor in ("203.0.113.9", "198.51.100.7", "198.51.100.8"):
             assert address_of(Request("10.0.0.5", visitor)) == "10.0.0.5"
-        assert address_of(Request("203.0.113.9", "203.0.113.9")) == "203.0.113.9"  # a trusted proxy's answer
+        assert address_of(Request("203.0.113.9", "203.0.113.9:4444")) == "203.0.113.9"  # a trusted proxy's answer
     warnings = [record.getMessage() for record in caplog.records]
-    assert len(warnings) == 1 and "FORWARDED_ALLOW_IPS=10.0.0.5" in warnings[0]
+    assert len(warnings) == 1 and "FORWARDED_ALLOW_IPS=10.0.0.5" in warnings[0] and "If 10.0.0.5 is the reverse proxy" in warnings[0]

@@ -1,6 +1,10 @@
 """README's results block and About's summary are computed from the shipped results.json files (issue 19)."""
+import shutil
+
+import pytest
+
 from cce_demo import claims
-from cce_demo.ui.about.layout import ABOUT
+from cce_demo.ui.about.layout import ABOUT, about_markdown
 from conftest import ROOT
 
 
@@ -26,12 +30,6 @@ def test_directions_follow_the_interval():
 
 
 def test_a_broken_results_file_is_named_in_about_not_fatal(tmp_path):
-    import shutil
-
-    import pytest
-
-    from cce_demo.ui.about.layout import about_markdown
-
     shutil.copytree(ROOT / "results" / "cifar10-lt-quick", tmp_path / "cifar10-lt-quick", ignore=shutil.ignore_patterns("runs"))
     (tmp_path / "missing-keys").mkdir()
     (tmp_path / "missing-keys" / "results.json").write_text('{"format_version": 1, "tables": [{"no": "keys"}]}')

@@ -6,10 +6,11 @@ from bad_images import ODD, REFUSED, write_bad_images
 from cce_demo.run_directory import RunWriter, read_run
 from cce_demo.engine import train_paired
 import threading
+import time
 
 from cce_demo.predict import (
     InvalidImageError, ModelCache, classify_upload, open_upload, prepare_image, run_single_threaded,
-    stop_inference_thread,
+    InferenceStopped, stop_inference_thread,
 )
 
 
@@ -157,3 +158,41 @@ def test_the_inference_thread_stops_at_shutdown_and_a_later_request_gets_a_fresh
     assert not inference_threads()
     assert run_single_threaded(lambda: 2 + 2) == 4
     stop_inference_thread()
+
+
+def test_a_request_cut_off_by_the_shutdown_gets_a_clear_error():
+    import threading as threads
+
+    started, release = threads.Event(), threads.Event()
+
+    def slow():
+        started.set()
+        release.wait(5)
+        return "done"
+
+    first = []
+    runner = threads.Thread(target=lambda: first.append(run_single_threaded(slow)))
+    runner.start()
+    started.wait(5)
+    waiting = []
+
+    def queued():  # waits behind the slow image, then the shutdown cancels it
+        try:
+            run_single_threaded(lambda: "never")
+        except InferenceStopped as error:
+            waiting.append(str(error))
+
+    second = threads.Thread(target=queued)
+    second.start()
+    from cce_demo import predict
+
+    for _ in range(500):  # bounded: until the second request waits in the thread's queue (a private detail)
+        if predict._INFERENCE_THREAD._work_queue.qsize():
+            break
+        time.sleep(0.01)
+    stop_inference_thread()
+    release.set()
+    runner.join(5)
+    second.join(5)
+    assert first == ["done"]  # the image under way finishes
+    assert waiting and "shutting down" in waiting[0]

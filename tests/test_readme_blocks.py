@@ -78,7 +78,7 @@ def smoke_run(real_data, peak_cgroup_mib, **changes):
 def test_the_docker_table_has_one_column_per_job_and_its_host():
     older = smoke_run(False, 964, healthy_seconds=99.0)
     table = blocks.render_docker({"runs": [older, smoke_run(False, None), smoke_run(True, 1610)]})
-    assert table.splitlines()[0] == ("| figure | tiny synthetic job (`quick`, 1 epoch) | `quick` preset on CIFAR-10, 1 epoch |")
+    assert table.splitlines()[0] == ("| figure | tiny synthetic job (`quick` preset, 1 epoch) | `quick` preset on CIFAR-10, 1 epoch |")
     assert "| image size | 6,180 MB (6.18 GB) | 6,180 MB (6.18 GB) |" in table
     assert "99.0 s" not in table  # the rerun of the same job replaces the older record
     assert "| the cgroup's high-water mark since start, page cache included | not available on this host's cgroup | 1,610 MiB |" in table
@@ -91,9 +91,10 @@ def test_without_the_smoke_file_the_blocks_carry_no_docker_figure():
     assert "No smoke run is recorded yet" in blocks.render_docker(None)
     memory = {"job": {"preset": "standard"}, "peak_rss_high_water_mib": 1364.2}
     text = blocks.render_minimum_hardware(None, memory)
-    assert "A `standard` job peaks at 1,364 MiB outside Docker (8 % of the memory" in text
+    # 1,364 MiB of 16 GB (decimal, as the hardware is listed): 1364 * 2**20 / 16e9 = 8.9 %
+    assert "A `standard` job peaks at 1,364 MiB outside Docker (9 % of the memory" in text
     with_docker = blocks.render_minimum_hardware({"runs": [smoke_run(True, 1610)]}, memory)
-    assert "with a `quick` preset on CIFAR-10, 1 epoch job peaks at 1,610 MiB (10 % of the memory" in with_docker
+    assert "with a `quick` preset on CIFAR-10, 1 epoch job peaks at 1,610 MiB (11 % of the memory" in with_docker
 
 
 def test_the_early_stop_sentence_names_the_commit_only_when_recorded():

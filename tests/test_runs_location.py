@@ -80,12 +80,15 @@ def test_a_container_without_a_volume_says_its_runs_are_lost_with_it(tmp_path, s
     assert on_bind.path == chosen and on_bind.survives_restart
 
 
-def test_storage_that_cannot_be_written_is_passed_over(tmp_path):
+def test_storage_that_cannot_be_written_is_passed_over_and_named(tmp_path):
     blocked = tmp_path / "data"
     blocked.write_text("a file where the storage folder should be")  # mkdir data/runs fails, as unwritable
     default = tmp_path / "app" / "runs"
-    location = app.choose_runs_location({}, blocked, default, mounted, no_container)
-    assert location.path == default and location.path.is_dir()
+    for in_container in (no_container, container):
+        location = app.choose_runs_location({}, blocked, default, mounted, in_container)
+        assert location.path == default and location.path.is_dir()
+        assert location.survives_restart == (in_container is no_container)  # ./runs on this machine's disk does
+        assert f"not on the storage mounted at {blocked}" in location.description and "cannot write" in location.description
 
 
 def test_an_unwritable_runs_folder_falls_back_to_a_temporary_one(tmp_path, storage):

@@ -488,6 +488,17 @@ def test_known_kinds_padded_with_unknown_fields_are_refused(tiny_entries, tmp_pa
                    runs, "a step event has no field 'padding'")
 
 
+def test_nested_records_padded_with_unknown_fields_are_refused(tiny_entries, tmp_path, runs):
+    lines = tiny_entries["events.jsonl"].splitlines(keepends=True)
+    epoch_index = next(index for index, line in enumerate(lines) if b'"kind": "epoch"' in line)
+    epoch = json.loads(lines[epoch_index])
+    for evaluation in epoch["evaluations"].values():
+        evaluation["padding"] = "x" * 100
+    padded = [*lines[:epoch_index], json.dumps(epoch).encode() + b"\n", *lines[epoch_index + 1:]]
+    assert_refused(write_zip(tmp_path / "run.zip", {**tiny_entries, "events.jsonl": b"".join(padded)}), runs,
+                   "an evaluation has no field 'padding'")
+
+
 def test_a_step_line_padded_with_whitespace_is_refused(tiny_entries, tmp_path, runs):
     # Valid JSON, known fields only, but 8 KiB of spaces: still an amplifier, bounded by the line length.
     line = step_lines(tiny_entries)[-1].rstrip(b"\n") + b" " * (transfer.MAX_STEP_LINE_BYTES + 1) + b"\n"
@@ -496,14 +507,15 @@ def test_a_step_line_padded_with_whitespace_is_refused(tiny_entries, tmp_path, r
                    "a step event longer than 4 KiB")
 
 
-def test_step_events_are_capped_whatever_the_config_allows(tiny_entries, tmp_path, runs, monkeypatch):
+def test_step_events_of_an_upload_are_capped_whatever_the_config_allows(tiny_entries, tmp_path, runs):
     # An uploader picks the config: batch 1 over 1,000 epochs would allow millions of step lines. Past the
-    # app's own cap the import is refused; the tiny run (a few steps) stands in, with the cap lowered.
+    # cap the app passes for uploads the import is refused; the tiny run (a few steps) stands in, with a lower cap.
     steps = len(step_lines(tiny_entries))
-    monkeypatch.setattr(transfer, "MAX_STEP_EVENTS", steps - 1)
-    assert_refused(write_zip(tmp_path / "run.zip", tiny_entries), runs, f"more than {steps - 1:,} training steps")
-    monkeypatch.setattr(transfer, "MAX_STEP_EVENTS", steps)
-    assert import_run(write_zip(tmp_path / "run.zip", tiny_entries), runs).run_id
+    with pytest.raises(ImportRefused, match=f"more than {steps - 1:,} training steps, more than the app imports"):
+        import_run(write_zip(tmp_path / "run.zip", tiny_entries), runs, max_step_events=steps - 1)
+    assert list(runs.iterdir()) == []
+    assert import_run(write_zip(tmp_path / "run.zip", tiny_entries), runs, max_step_events=steps).run_id
+    assert import_run(write_zip(tmp_path / "run.zip", tiny_entries), runs).run_id  # on the command line: no cap
 
 
 def test_every_preset_run_fits_the_step_cap_with_five_seeds():
@@ -584,8 +596,8 @@ def test_csv_cells_are_escaped_against_formulas():
 
 
 def test_events_are_streamed_not_read_whole(tiny_run, tmp_path, monkeypatch):
-    # Export, the import check and the replay of a run all read the log through read_events: one line at a
-    # time, so a long (or hostile) log is never held whole.
+    # Export and the replay of a run read the log through read_events, one line at a time, so a long (or
+    # hostile) log is never held whole; the import check has its own line-by-line reader (check_events_file).
     lines = (tiny_run / "events.jsonl").read_text().splitlines()
     for whole_file_reader in ("read_text", "read_bytes"):
         def refuse_the_log(path, *arguments, original=getattr(Path, whole_file_reader), **keywords):

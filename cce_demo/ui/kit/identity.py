@@ -76,34 +76,68 @@ class VisitorSigner:
         return (visitor, False) if visitor is not None else (self.issue(), True)
 
 
+# Per proxy address, the distinct clients its X-Forwarded-For named (up to two), for `notice_untrusted_proxy`;
+# bounded, so that a stream of addresses cannot grow it.
+_FORWARDED_CLIENTS: dict[str, set[str]] = {}
+_TRACKED_PROXIES = 64
+
+
 def address_of(request: Any) -> str:
     """The caller's address as uvicorn reports it (see the module docstring); "unknown" without a request."""
     client = getattr(request, "client", None) if request is not None else None
     host = getattr(client, "host", None)
     if not (isinstance(host, str) and host):
         return UNKNOWN_ADDRESS
-    if public_mode() and host not in _PROXIES_WARNED_ABOUT:
-        headers = getattr(request, "headers", None) or {}
-        if behind_an_untrusted_proxy(host, headers.get("x-forwarded-for")):
-            _PROXIES_WARNED_ABOUT.add(host)
-            logger.warning(
-                "requests arrive through a proxy at %s that FORWARDED_ALLOW_IPS does not trust: every visitor counts "
-                "as that one address, so all share one job slot, one set of rate limits and one owner for Stop and "
-                "Delete through the API; set FORWARDED_ALLOW_IPS=%s (the proxy's address) so that visitors are told apart",
-                host, host)
+    if public_mode():
+        notice_untrusted_proxy(host, forwarded_for_entries(getattr(request, "headers", None)))
     return host
 
 
-_PROXIES_WARNED_ABOUT: set[str] = set()  # one warning per proxy address and process
+def forwarded_for_entries(headers: Any) -> list[str]:
+    """The hosts an X-Forwarded-For header names (every header line, ports stripped as uvicorn strips them)."""
+    if not headers:
+        return []
+    getlist = getattr(headers, "getlist", None)
+    values = getlist("x-forwarded-for") if callable(getlist) else [headers.get("x-forwarded-for") or ""]
+    hosts = []
+    for entry in ", ".join(values).split(","):
+        entry = entry.strip()
+        if entry.startswith("[") and "]" in entry:  # [IPv6]:port
+            entry = entry[1:entry.index("]")]
+        elif entry.count(":") == 1:  # IPv4:port (a bare IPv6 address has several colons)
+            entry = entry.split(":")[0]
+        if entry:
+            hosts.append(entry)
+    return hosts
 
 
-def behind_an_untrusted_proxy(host: str, forwarded_for: str | None) -> bool:
-    """Whether a request came through a proxy whose X-Forwarded-For uvicorn ignored. A trusted proxy's header
-    names the client, and uvicorn reports one of its entries as the address; an ignored header leaves the
-    proxy's own address, which the header (the hops before the proxy) does not list."""
-    if not forwarded_for:
+def behind_an_untrusted_proxy(host: str, forwarded_hosts: list[str]) -> bool:
+    """Whether a request may have come through a proxy whose X-Forwarded-For uvicorn ignored. A trusted
+    proxy's header names the client, and uvicorn reports one of its entries as the address; an ignored header
+    leaves the connection's own address, which the header (the hops before it) does not list."""
+    return bool(forwarded_hosts) and host not in forwarded_hosts
+
+
+def notice_untrusted_proxy(host: str, forwarded_hosts: list[str]) -> bool:
+    """Log once when `host` looks like a reverse proxy the app does not trust: it forwarded at least two
+    different clients (one client behind its own forward proxy, or a forged header, names only itself).
+    Returns whether this call logged."""
+    if not behind_an_untrusted_proxy(host, forwarded_hosts):
         return False
-    return host not in {entry.strip() for entry in forwarded_for.split(",")}
+    if host not in _FORWARDED_CLIENTS and len(_FORWARDED_CLIENTS) >= _TRACKED_PROXIES:
+        return False
+    clients = _FORWARDED_CLIENTS.setdefault(host, set())
+    if len(clients) >= 2:
+        return False  # already reported
+    clients.add(forwarded_hosts[0])
+    if len(clients) < 2:
+        return False
+    logger.warning(
+        "requests from %s carry X-Forwarded-For for different clients, which FORWARDED_ALLOW_IPS does not let the "
+        "app believe: every visitor behind it counts as that one address (one job slot, one set of rate limits, "
+        "one owner for /cancel_job). If %s is the reverse proxy in front of the app, set FORWARDED_ALLOW_IPS=%s",
+        host, host, host)
+    return True
 
 
 def address_key(request: Any) -> str:

@@ -20,7 +20,9 @@ from ...retention import DiskRules, remove_run
 from ...run_directory import RunCorruptError, RunRecord
 from ...run_state import JobSnapshot, snapshot_from_run_dir
 from ...status import JobStatus
-from ...transfer import ExportRefused, ImportedRun, ImportRefused, import_run, prune_exports, write_run_zip
+from ...transfer import (
+    MAX_STEP_EVENTS, ExportRefused, ImportedRun, ImportRefused, import_run, prune_exports, write_run_zip,
+)
 from ..compare.view import NOT_LOADED, next_run_counts, require_visitor, show, view_of_run
 from ..context import UiContext, Update
 from ..kit.admission import RefusedError
@@ -254,7 +256,7 @@ def import_zip(ctx: UiContext, zip_path: str, address: str, owner: str | None) -
                                 "try again later")
         protected = {job.job_id for job in ctx.app.manager.active_jobs()}
         imported = import_run(zip_path, catalog.runs_dir, other_roots=catalog.shipped_dirs, rules=disk_rules(ctx),
-                              protected_ids=protected)
+                              protected_ids=protected, max_step_events=MAX_STEP_EVENTS)
     if owner:
         ctx.app.owners.record(imported.run_id, owner)
     return imported
