@@ -171,8 +171,9 @@ def prior_adjusted_logits(logits: torch.Tensor, class_counts: Sequence[int], tau
 # One image through a small net is a few milliseconds of work: spread over torch's intra-op threads it only
 # waits on them, and while a training job keeps the cores busy it took many times longer (measured on 2
 # cores; the figures were not kept). Inference therefore runs on one dedicated thread with a single intra-op
-# thread. torch keeps that setting per thread, but a thread's call also becomes the default of threads started later, so the
-# caller puts the default back right after the inference thread has started.
+# thread. torch's setting is global, but each thread fixes its own intra-op thread count at its first parallel
+# operation, from the global value at that moment. So the inference thread starts with the global at 1 and runs
+# a small convolution at once; the caller then puts the global back for everyone else.
 _INFERENCE_THREAD: ThreadPoolExecutor | None = None
 _INFERENCE_LOCK = threading.Lock()
 
@@ -184,6 +185,8 @@ class InferenceStopped(ValueError):
 
 def _single_threaded() -> None:
     torch.set_num_threads(1)
+    with torch.inference_mode():  # a first parallel operation: this thread's count is fixed now, at 1
+        torch.nn.functional.conv2d(torch.zeros(1, 3, 8, 8), torch.zeros(4, 3, 3, 3))
 
 
 def run_single_threaded(function: Callable[..., T], *args: Any) -> T:

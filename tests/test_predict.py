@@ -146,6 +146,24 @@ def test_classify_scores_the_image_and_its_mirror_when_the_run_used_flip_tta():
     assert torch.allclose(flipped, torch.tensor([0.5, 0.5]), atol=1e-6)  # the mirror view balances it exactly
 
 
+def test_inference_runs_on_one_intra_op_thread_and_leaves_the_others_alone():
+    import torch
+
+    stop_inference_thread()  # a fresh inference thread, started as the app starts it
+    default = torch.get_num_threads()
+    weights = torch.randn(16, 3, 3, 3)
+
+    def convolve_then_count():  # a real parallel operation first: torch fixes a thread's count at its first one
+        with torch.inference_mode():
+            torch.nn.functional.conv2d(torch.randn(8, 3, 64, 64), weights)
+        return torch.get_num_threads()
+
+    assert run_single_threaded(convolve_then_count) == 1
+    assert run_single_threaded(convolve_then_count) == 1
+    assert torch.get_num_threads() == default  # training and the rest of the app keep theirs
+    stop_inference_thread()
+
+
 def test_the_inference_thread_stops_at_shutdown_and_a_later_request_gets_a_fresh_one():
     def inference_threads():
         return [thread for thread in threading.enumerate() if thread.name.startswith("cce-classify")]
