@@ -267,3 +267,9 @@ def test_the_recipe_budget_epochs_of_each_net():
             epochs.setdefault(settings["model"], set()).add(settings["epochs"])
     assert epochs["convnet-s"] == {6} and epochs["convnet-m"] == {4}
     assert "gives `convnet-s` 6 epochs and `convnet-m` 4" in flat(RECIPE)
+
+
+def test_the_stated_step_cap_of_an_upload():
+    from cce_demo import transfer
+
+    assert f"held to {transfer.MAX_STEP_EVENTS:,}\ntraining steps (`transfer.MAX_STEP_EVENTS`" in README
