@@ -10,7 +10,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -26,6 +26,7 @@ from .schema import (
     SeedSummary, StatusMessage, StepMetrics,
 )
 from .status import JobStatus
+from .training_state import SeedState, capture, restore
 
 EVAL_BATCH_SIZE = 500  # small enough that a stop request is seen within a fraction of a second on a CPU
 # On a GPU these nets are launch-bound: a few large batches score the test set far faster, and a batch still
@@ -45,6 +46,8 @@ EPOCH_ROUNDING_TOLERANCE = 1e-9
 
 EventCallback = Callable[[Event], None]
 StopCallback = Callable[[], bool]
+# Called at the end of every epoch with the seed's whole state (a CPU copy), for a resumable run on disk.
+CheckpointCallback = Callable[[SeedState], None]
 
 
 @dataclass
@@ -243,10 +246,23 @@ def train_paired(
     data_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
     dataset: Dataset | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
+    resume: Mapping[int, SeedState] | None = None,
 ) -> RunResult:
     """Train one model per loss in `config.losses`, for each seed in `config.seeds`, and return them with
     their final evaluations and the paired comparisons. Stops early (status 'cancelled') when `should_stop`
-    returns True, and (status 'diverged') when a loss stops being finite; models trained so far are kept."""
+    returns True, and (status 'diverged') when a loss stops being finite; models trained so far are kept.
+
+    `on_checkpoint` receives each seed's state after every epoch. `resume` (seed -> the last state saved)
+    continues an interrupted run of the same config: a finished seed is restored without training, a stopped
+    one trains on from its next epoch, and the models come out bit-identical to an uninterrupted run's."""
+    resume = dict(resume or {})
+    unknown = sorted(set(resume) - set(config.seeds))
+    if unknown:
+        raise ValueError(f"resume: saved states of seeds {unknown}, which this run does not train (seeds {list(config.seeds)})")
+    for state in resume.values():
+        if not 1 <= state.epoch <= config.epochs:
+            raise ValueError(f"resume: seed {state.seed} was saved after epoch {state.epoch}; this run has {config.epochs}")
     device = resolve_device(config.device)
     if dataset is None:
         on_event(StatusMessage(message=f"Loading {config.dataset} (downloading it if needed)…"))
@@ -269,19 +285,24 @@ def train_paired(
     total_steps = steps_per_epoch * config.epochs
     baseline = config.baseline
     result = RunResult(JobStatus.DONE, "", dataset.class_names, class_counts, baseline)
-    on_event(RunStarted(
-        config=config.to_dict(), class_names=dataset.class_names, class_counts=class_counts,
-        num_train=len(train_split), num_test=len(test_split), device=str(device),
-        steps_per_epoch=steps_per_epoch, total_steps=total_steps * len(config.seeds), data_source=dataset.source,
-        data=dict(dataset.provenance),
-    ))
+    if not resume:  # a resumed run's log already holds its start
+        on_event(RunStarted(
+            config=config.to_dict(), class_names=dataset.class_names, class_counts=class_counts,
+            num_train=len(train_split), num_test=len(test_split), device=str(device),
+            steps_per_epoch=steps_per_epoch, total_steps=total_steps * len(config.seeds), data_source=dataset.source,
+            data=dict(dataset.provenance),
+        ))
+    # The log of a resumed run is cut back to its latest saved state: a seed that finished before that one
+    # already has its "finished" event in the log; the seed of the latest state (if finished) does not yet.
+    latest_saved = max((config.seeds.index(seed) for seed in resume), default=-1)
     for seed_index, seed in enumerate(config.seeds):
         try:
             if should_stop():  # also seen between loading the data and the first step
                 raise TrainingStopped(JobStatus.CANCELLED, "stopped by request")
             _train_one_seed(
                 config, seed, seed_index * total_steps, dataset, train_split, test_split, epoch_test_split,
-                class_counts, device, result, on_event, should_stop,
+                class_counts, device, result, on_event, should_stop, on_checkpoint, resume.get(seed),
+                announce_resumed_finish=seed_index == latest_saved,
             )
             result.finished_seeds.append(seed)
         except TrainingStopped as stopped:
@@ -303,7 +324,8 @@ def _train_one_seed(
     config: TrainConfig, seed: int, global_offset: int, dataset: Dataset, train_split: ImageSplit,
     test_split: ImageSplit, epoch_test_split: ImageSplit, class_counts: tuple[int, ...], device: torch.device,
     result: RunResult,
-    on_event: EventCallback, should_stop: StopCallback,
+    on_event: EventCallback, should_stop: StopCallback, on_checkpoint: CheckpointCallback | None,
+    resumed: SeedState | None, announce_resumed_finish: bool = True,
 ) -> None:
     num_classes = dataset.num_classes
     # Same initial weights for every loss: one draw, deep-copied.
@@ -332,8 +354,19 @@ def _train_one_seed(
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
     epoch_steps = steps_per_epoch if config.warmup_per_epoch else None
     normalisation = dataset.normalisation
-    step = 0
-    for epoch in range(1, config.epochs + 1):
+    step, first_epoch = 0, 1
+    if resumed is not None:
+        restore(resumed, models, optimisers, data_generator)
+        result.evaluations[seed] = dict(resumed.evaluations)
+        if resumed.epoch == config.epochs:  # it had finished: nothing left to train
+            result.comparisons.extend(resumed.comparisons)
+            if announce_resumed_finish:
+                on_event(SeedFinished(seed=seed, comparisons=resumed.comparisons))
+            return
+        step, first_epoch = resumed.epoch * steps_per_epoch, resumed.epoch + 1
+        on_event(StatusMessage(message=f"Resumed seed {seed} after epoch {resumed.epoch} of {config.epochs}."))
+    comparisons: tuple[PairedComparison, ...] = ()
+    for epoch in range(first_epoch, config.epochs + 1):
         # Deferred re-weighting switches each "_drw" loss to its class-weighted form at its start epoch.
         active_losses = {name: module.for_epoch(epoch - 1) for name, module in loss_modules.items()}
         order = torch.randperm(len(train_split), generator=data_generator, device=device)
@@ -396,10 +429,13 @@ def _train_one_seed(
                 f"diverged at epoch {epoch} of seed {seed}: the {', '.join(bad)} model's test metrics are not finite "
                 f"(test loss {evaluations[bad[0]].test_loss}) — try a lower learning rate",
             )
-    comparisons = tuple(
-        compare(seed, result.baseline, name, test_split.labels, predictions, evaluations, num_classes)
-        for name in config.losses
-        if name != result.baseline
-    )
+        if epoch == config.epochs:
+            comparisons = tuple(
+                compare(seed, result.baseline, name, test_split.labels, predictions, evaluations, num_classes)
+                for name in config.losses
+                if name != result.baseline
+            )
+        if on_checkpoint is not None:
+            on_checkpoint(capture(seed, epoch, models, optimisers, data_generator, evaluations, comparisons))
     result.comparisons.extend(comparisons)
     on_event(SeedFinished(seed=seed, comparisons=comparisons))

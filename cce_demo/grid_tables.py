@@ -96,7 +96,8 @@ def aggregate(cells: Iterable[dict[str, Any]], losses: Sequence[str]) -> list[di
             "losses": {}, "prior_corrected": {}, "versus_baseline": {}, "prior_corrected_versus_baseline": {},
             "per_class_recall": {}, "per_class_difference": {}, "mcnemar_p": {},
             "wall_seconds": sum(cell["wall_seconds"] for cell in members),
-            "subset_seed": members[0].get("subset_seed"),
+            "subset_seed": members[0].get("subset_seed") if len({cell.get("subset_seed") for cell in members}) == 1 else None,
+            "subset_seeds": [cell.get("subset_seed") for cell in members],
             "data": combined_data(cell.get("data") for cell in members),
             "per_seed": [per_seed_record(cell, losses, baseline, counts) for cell in members],
         }
@@ -225,10 +226,14 @@ def _table(table: GridTable | Mapping[str, Any]) -> GridTable:
 
 def seeds_note(table: GridTable | Mapping[str, Any]) -> str:
     table = _table(table)
+    clipping = f"Accuracy and recall intervals are clipped to [0, 100] (marked {CLIPPED_MARK} where clipping cut them)."
+    if len(set(table.subset_seeds)) > 1:
+        return (f"Intervals are 95 % Student-t intervals across the {len(table.seeds)} seeds, and each seed trained on "
+                f"its own draw of the long-tailed subset (subset seeds {', '.join(map(str, table.subset_seeds))}): they "
+                f"cover training noise and the draw of the subset together. {clipping}")
     subset_text = f"subset seed {table.subset_seed}" if table.subset_seed is not None else "one subset seed"
     return (f"Intervals are 95 % Student-t intervals across the {len(table.seeds)} training seeds, on one fixed "
-            f"long-tailed subset ({subset_text}): they cover training noise, not the draw of the subset. Accuracy and "
-            f"recall intervals are clipped to [0, 100] (marked {CLIPPED_MARK} where clipping cut them).")
+            f"long-tailed subset ({subset_text}): they cover training noise, not the draw of the subset. {clipping}")
 
 
 def multiplicity_note(table: GridTable | Mapping[str, Any]) -> str:

@@ -486,7 +486,9 @@ class JobManager:
                     job.apply(event)  # the same frozen record the writer dumped
                     self._touch(job)
 
-            result = train_paired(job.config, on_event, should_stop, self.data_dir, self.allow_download)
+            # The end-of-epoch state, so that a job cut off by a restart can be resumed from the CLI.
+            result = train_paired(job.config, on_event, should_stop, self.data_dir, self.allow_download,
+                                  on_checkpoint=writer.save_checkpoint)
             status = JobStatus(result.status)
             if status == JobStatus.DIVERGED:
                 status = JobStatus.FAILED

@@ -39,6 +39,7 @@ GRIDS_DIR = Path(__file__).resolve().parent.parent / "grids"
 CELL_FILE = "cell.json"  # beside run.json: the cell's wall time and where it ran, written when it finished
 RESULTS_JSON = "results.json"
 RESULTS_MARKDOWN = "results.md"
+SUBSET_DRAWS = ("fixed", "per_seed")
 # Gloo's default collective timeout is 30 minutes; ranks of a full-length grid can finish hours apart.
 GATHER_TIMEOUT = datetime.timedelta(days=7)
 
@@ -59,6 +60,10 @@ class Grid:
     losses: tuple[str, ...] = ("ce", "cce")
     seeds: tuple[int, ...] = (0, 1, 2)
     overrides: tuple[tuple[str, Any], ...] = ()  # other TrainConfig fields, as sorted (name, value) pairs
+    # "fixed": every cell trains on the preset's one long-tailed subset (its subset_seed), so the intervals
+    # cover training seeds only. "per_seed": each seed draws its own subset (subset_seed = seed), so they
+    # cover the data draw too.
+    subset_draw: str = "fixed"
 
     def __post_init__(self) -> None:
         for field_name in ("datasets", "imbalance_ratios", "profiles", "losses", "seeds"):
@@ -69,6 +74,10 @@ class Grid:
         object.__setattr__(self, "imbalance_ratios", tuple(float(value) for value in self.imbalance_ratios))
         if isinstance(self.overrides, dict):
             object.__setattr__(self, "overrides", tuple(sorted(self.overrides.items())))
+        if self.subset_draw not in SUBSET_DRAWS:
+            raise ValueError(f"subset_draw: one of {', '.join(SUBSET_DRAWS)}, got {self.subset_draw!r}")
+        if self.subset_draw == "per_seed" and "subset_seed" in dict(self.overrides):
+            raise ValueError("subset_draw: 'per_seed' sets each cell's subset_seed to its seed; drop the subset_seed override")
         if not self.name or not all(character.isalnum() or character in "._-" for character in self.name):
             raise ValueError(f"name: letters, digits, '.', '_' and '-' only, got {self.name!r}")
         for field_name, values in (("datasets", self.datasets), ("profiles", self.profiles)):
@@ -105,8 +114,11 @@ class Cell:
 
     @property
     def config(self) -> TrainConfig:
+        overrides = dict(self.grid.overrides)
+        if self.grid.subset_draw == "per_seed":
+            overrides["subset_seed"] = self.seed
         return preset(
-            self.grid.preset, **dict(self.grid.overrides), dataset=self.dataset, profile=self.profile,
+            self.grid.preset, **overrides, dataset=self.dataset, profile=self.profile,
             imbalance_ratio=self.imbalance_ratio, losses=self.grid.losses, seeds=(self.seed,),
         )
 
@@ -162,15 +174,29 @@ def cell_is_done(run_dir: Path) -> bool:
 def run_cell(
     cell: Cell, runs_dir: Path, data_dir: str | None, allow_download: bool, on_step: Any = None,
 ) -> dict[str, Any]:
-    """Train one cell unless it finished before; an interrupted or failed one is redone from scratch."""
+    """Train one cell unless it finished before. An interrupted or stopped one with a saved training state
+    of the same settings goes on from its last complete epoch (bit-identical to an uninterrupted cell on the
+    same machine and threads); one without (or of other settings) is redone from scratch. The cell's wall time
+    adds up every session's."""
     run_dir = runs_dir / cell.run_id
     if cell_is_done(run_dir):
         return cell_summary(run_dir)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
     config = cell.config
-    writer = RunWriter(runs_dir, config, cell.run_id)
+    states, earlier_seconds = {}, 0.0
+    record = _resumable_cell(run_dir, config)
+    if record is not None:
+        writer, states = RunWriter.reopen(run_dir)
+        earlier_seconds = float(record.metadata.get("trained_seconds") or 0.0)
+    else:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        writer = RunWriter(runs_dir, config, cell.run_id)
     started = time.perf_counter()
+
+    def on_checkpoint(state: Any) -> None:
+        # The training time so far, saved with every epoch, so that a resumed cell's wall time counts it.
+        writer.metadata["trained_seconds"] = earlier_seconds + time.perf_counter() - started
+        writer.save_checkpoint(state)
 
     def on_event(event: Event) -> None:
         writer.record(event)
@@ -180,7 +206,8 @@ def run_cell(
             on_step(event.global_step, None)
 
     try:
-        result = train_paired(config, on_event, data_dir=data_dir, allow_download=allow_download)
+        result = train_paired(config, on_event, data_dir=data_dir, allow_download=allow_download,
+                              on_checkpoint=on_checkpoint, resume=states)
     except BaseException as error:
         writer.fail(f"{type(error).__name__}: {error}")
         raise
@@ -189,9 +216,19 @@ def run_cell(
     if status != JobStatus.DONE:
         raise RuntimeError(f"cell {cell.run_id} ended {status}: {result.reason}")
     write_json_atomic(run_dir / CELL_FILE, {
-        "wall_seconds": time.perf_counter() - started, "hardware": hardware(config.device), "finished_at": _now(),
+        "wall_seconds": earlier_seconds + time.perf_counter() - started, "hardware": hardware(config.device),
+        "finished_at": _now(), "sessions": 1 + len(writer.metadata.get("resumes") or []),
     })
     return cell_summary(run_dir)
+
+
+def _resumable_cell(run_dir: Path, config: TrainConfig) -> Any:
+    """The cell's run record when it can go on from a saved state of exactly these settings, else None."""
+    try:
+        record = read_run(run_dir)
+    except RunCorruptError:
+        return None
+    return record if record.resumable and record.config == config else None
 
 
 def cell_summary(run_dir: Path) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Run directories: self-describing training runs on disk (the format, its writer and its readers).
 
 A run directory holds `run.json` (config, class names and counts, status, final metrics, versions,
-timestamps), `events.jsonl` (the event history, appended as training goes) and one safetensors file per
-trained model. Every whole-file write goes to a temporary file first and is renamed into place, so a crash
+timestamps), `events.jsonl` (the event history, appended as training goes), one safetensors file per
+trained model and, while a run can still go on, one training state per seed (`checkpoint-seed<N>.safetensors`,
+rewritten at the end of every epoch: training_state.py), from which `python -m cce_demo.train --resume DIR`
+continues it. Every whole-file write goes to a temporary file first and is renamed into place, so a crash
 never leaves a half-written file; loading validates and never unpickles.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Iterable, Iterator
 import torch
 from pydantic import BaseModel, ValidationError
 from safetensors import SafetensorError
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -34,6 +37,7 @@ from .models import build_model
 from .provenance import environment
 from .schema import Event, FinalResults
 from .status import JobStatus
+from .training_state import SeedState, TrainingStateError, from_tensors, to_tensors
 
 # Format 2: the records are typed (schema.py); its files have the same shape as format 1, which is still read
 # (the shipped run and the grid cells were written in it).
@@ -49,6 +53,10 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")  # \Z, not $
 # e.g. pid 1 in every container).
 PROCESS_TOKEN = secrets.token_hex(8)
 FILE_MODE = 0o644
+# Statuses a run with a training state can go on from: stopped by request, cut off by its budget, the process
+# gone (a kill, a crash, a closed laptop) or an error outside training. A finished run's states are removed,
+# and so are a diverged one's (it would diverge again).
+RESUMABLE = frozenset({JobStatus.CANCELLED, JobStatus.TIMED_OUT, JobStatus.INTERRUPTED, JobStatus.FAILED})
 
 
 class RunCorruptError(RuntimeError):
@@ -85,7 +93,11 @@ def write_json_atomic(path: Path, value: Any) -> None:
 
 
 def save_weights_atomic(path: Path, model: nn.Module, metadata: dict[str, str]) -> None:
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    save_tensors_atomic(path, {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()},
+                        metadata)
+
+
+def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     temporary = _temporary_beside(path)
     try:
         save_file(tensors, temporary, metadata=metadata)
@@ -130,6 +142,10 @@ def package_versions() -> dict[str, str]:
 
 def weights_file_name(loss: str, seed: int) -> str:
     return f"model-{loss}-seed{seed}.safetensors"
+
+
+def checkpoint_file_name(seed: int) -> str:
+    return f"checkpoint-seed{seed}.safetensors"
 
 
 def new_run_id(config: TrainConfig) -> str:
@@ -197,8 +213,12 @@ class RunWriter:
 
     def finish(self, result: RunResult, status: JobStatus | None = None) -> None:
         """Save every model trained (also on cancel) and the final metrics. `status` overrides the result's
-        (the job layer maps the engine's 'diverged' to 'failed')."""
+        (the job layer maps the engine's 'diverged' to 'failed'). A run that finished or diverged loses its
+        training states; a stopped one keeps them, to be resumed."""
         self.flush_events()
+        final_status = status or result.status
+        if final_status == JobStatus.DONE or result.status == JobStatus.DIVERGED:
+            self.remove_checkpoints()
         weights = {}
         for seed, models in result.models.items():
             for loss, model in models.items():
@@ -208,7 +228,7 @@ class RunWriter:
                 )
                 weights.setdefault(loss, {})[str(seed)] = name
         self.metadata.update(
-            status=status or result.status,
+            status=final_status,
             reason=result.reason,
             finished_at=_now(),
             weights=weights,
@@ -224,9 +244,58 @@ class RunWriter:
         self._write_metadata()
 
     def fail(self, reason: str, status: JobStatus = JobStatus.FAILED) -> None:
+        """Record why the run stopped outside training (an error, a second Ctrl-C); its training states stay,
+        so it can be resumed from its last complete epoch."""
         self.flush_events()
         self.metadata.update(status=status, reason=reason, finished_at=_now())
         self._write_metadata()
+
+    def save_checkpoint(self, state: SeedState) -> None:
+        """The engine's end-of-epoch state of one seed, written atomically over the previous one. The event log
+        is flushed first and its length recorded, so a resume can cut the log back to this epoch."""
+        self.flush_events()
+        events = self.run_dir / EVENTS_FILE
+        tensors, metadata = to_tensors(state)
+        metadata.update(run_id=self.run_id, events_bytes=str(events.stat().st_size if events.exists() else 0))
+        save_tensors_atomic(self.run_dir / checkpoint_file_name(state.seed), tensors, metadata)
+        self.metadata["checkpoint"] = {"seed": state.seed, "epoch": state.epoch, "saved_at": _now()}
+        self._write_metadata()
+
+    def remove_checkpoints(self) -> None:
+        for path in self.run_dir.glob("checkpoint-seed*.safetensors"):
+            path.unlink(missing_ok=True)
+        self.metadata.pop("checkpoint", None)
+
+    @classmethod
+    def reopen(cls, run_dir: str | os.PathLike) -> tuple["RunWriter", dict[int, SeedState]]:
+        """Take over an interrupted or stopped run to continue it: its saved states (seed -> state), its event
+        log cut back to the last saved epoch, status running under this process. The resume is recorded in
+        run.json (when, from which epoch, on which machine and threads)."""
+        record = read_run(run_dir)
+        if record.status == JobStatus.RUNNING:
+            raise RunCorruptError(f"{record.run_dir}: it is still training in another process (pid {(record.metadata.get('owner') or {}).get('pid')})")
+        if record.status not in RESUMABLE:
+            raise RunCorruptError(f"{record.run_dir}: a {record.status} run cannot be resumed (only a stopped, interrupted or failed one)")
+        states, events_bytes = read_checkpoints(record)
+        if not states:
+            raise RunCorruptError(f"{record.run_dir}: it has no saved training state (it stopped before its first epoch "
+                                  "ended, or was written before runs could resume): train it again")
+        writer = cls.__new__(cls)
+        writer.run_id, writer.run_dir, writer._pending = record.run_id, record.run_dir, []
+        events = writer.run_dir / EVENTS_FILE
+        if events.exists() and events.stat().st_size > events_bytes:
+            with open(events, "r+b") as file:  # what came after the last saved epoch is trained again
+                file.truncate(events_bytes)
+        latest = max(states.values(), key=lambda state: (record.config.seeds.index(state.seed), state.epoch))
+        metadata = dict(record.metadata)
+        resumes = list(metadata.get("resumes") or [])
+        resumes.append({"at": _now(), "seed": latest.seed, "after_epoch": latest.epoch,
+                        "previous_status": str(record.status), "environment": environment(record.config.device)})
+        metadata.update(status=JobStatus.RUNNING, reason="", finished_at=None, resumes=resumes, weights={}, final={},
+                        owner={"token": PROCESS_TOKEN, "pid": os.getpid(), "start_time": _process_start_time(os.getpid())})
+        writer.metadata = metadata
+        writer._write_metadata()
+        return writer, states
 
     def _write_metadata(self) -> None:
         write_json_atomic(self.run_dir / METADATA_FILE, self.metadata)
@@ -272,7 +341,27 @@ class RunRecord:
 
     @property
     def has_weights(self) -> bool:
-        return bool(self.metadata.get("weights"))
+        """Whether its models can be loaded: saved at the end, or (an interrupted run) from its last saved epoch."""
+        return bool(self.metadata.get("weights")) or self.checkpoint_epoch is not None
+
+    @property
+    def checkpoint_epoch(self) -> tuple[int, int] | None:
+        """(seed, epoch) of the last training state saved, while its file is there; None otherwise."""
+        saved = self.metadata.get("checkpoint")
+        if not isinstance(saved, dict) or not isinstance(saved.get("seed"), int) or not isinstance(saved.get("epoch"), int):
+            return None
+        if not (self.run_dir / checkpoint_file_name(saved["seed"])).is_file():
+            return None
+        return saved["seed"], saved["epoch"]
+
+    @property
+    def resumable(self) -> bool:
+        return self.status in RESUMABLE and self.checkpoint_epoch is not None
+
+    @property
+    def resume_command(self) -> str:
+        """The command that continues it (the path as the app knows it: the runs folder's name and the id)."""
+        return f"python -m cce_demo.train --resume {Path(self.run_dir.parent.name) / self.run_id}"
 
 
 def owner_is_alive(owner: dict[str, Any] | None) -> bool:
@@ -350,11 +439,54 @@ def read_events(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 yield event
 
 
+def read_checkpoints(record: RunRecord) -> tuple[dict[int, SeedState], int]:
+    """The run's saved training states (seed -> state) and the event-log length the latest one recorded."""
+    states, events_bytes = {}, 0
+    for seed in record.config.seeds:
+        path = record.run_dir / checkpoint_file_name(seed)
+        if not path.is_file():
+            continue
+        try:
+            with safe_open(str(path), framework="pt") as file:
+                metadata = file.metadata() or {}
+                tensors = {key: file.get_tensor(key) for key in file.keys()}
+            state = from_tensors(tensors, metadata)
+        except (OSError, SafetensorError, TrainingStateError) as error:
+            raise RunCorruptError(f"{record.run_dir}: cannot read {path.name} ({error})") from error
+        if state.seed != seed or set(state.losses) != set(record.config.losses):
+            raise RunCorruptError(f"{record.run_dir}: {path.name} holds seed {state.seed} of {sorted(state.losses)}, "
+                                  f"not seed {seed} of {sorted(record.config.losses)}")
+        states[seed] = state
+        events_bytes = max(events_bytes, int(metadata.get("events_bytes") or 0))
+    return states, events_bytes
+
+
+def _checkpoint_models(record: RunRecord, seed: int | None) -> dict[str, nn.Module]:
+    """An interrupted run's models as they were after its last complete epoch."""
+    states, _ = read_checkpoints(record)
+    chosen = seed if seed is not None else (record.checkpoint_epoch or (None,))[0]
+    if chosen not in states:
+        raise RunCorruptError(f"{record.run_dir}: no saved state of seed {chosen}; saved seeds: {sorted(states)}")
+    num_classes = len(record.class_names) or record.config.num_classes
+    models = {}
+    for loss, state in states[chosen].model_states.items():
+        model = prepare_for_loss(build_model(record.config.model, num_classes), loss)
+        try:
+            model.load_state_dict(dict(state), strict=True)
+        except RuntimeError as error:
+            raise RunCorruptError(f"{record.run_dir}: the saved {loss} model of seed {chosen} does not fit ({error})") from error
+        models[loss] = model.eval()
+    return models
+
+
 def load_models(record: RunRecord, seed: int | None = None) -> dict[str, nn.Module]:
     """Rebuild the run's models (one per loss) from the directory alone, in eval mode on the CPU. `seed`
     picks among several seeds (default: the first saved). Weights are read with safetensors (no pickle) and
-    must match the architecture exactly."""
+    must match the architecture exactly. A run interrupted before it saved its models gives those of its last
+    complete epoch."""
     weights = record.metadata.get("weights") or {}
+    if not weights and record.checkpoint_epoch is not None:
+        return _checkpoint_models(record, seed)
     if not weights:
         raise RunCorruptError(f"{record.run_dir}: this run has no saved models (status {record.status})")
     num_classes = len(record.class_names) or record.config.num_classes

@@ -290,7 +290,8 @@ class GridTable(Record):
     per_class_difference: dict[str, tuple[Interval, ...]] = Field(default_factory=dict)
     mcnemar_p: dict[str, tuple[Number, ...]] = Field(default_factory=dict)  # per seed
     wall_seconds: Number = None
-    subset_seed: int | None = None
+    subset_seed: int | None = None  # the one subset every seed trained on; None when each seed drew its own
+    subset_seeds: tuple[int, ...] = ()  # per seed, in `seeds` order (older files: empty)
     data: dict[str, Any] | None = None
     multiplicity: Multiplicity = Multiplicity()
 

@@ -1,6 +1,9 @@
 """Headless CLI: `python -m cce_demo.train --preset quick --data-dir DIR`.
 
-Trains the paired comparison, writes a run directory and prints a final table per loss.
+Trains the paired comparison, writes a run directory and prints a final table per loss. A run saves its
+training state at the end of every epoch; `python -m cce_demo.train --resume RUN_DIR` continues one that was
+stopped (Ctrl-C), killed or cut off, from its last complete epoch, bit-identical to an uninterrupted run on
+the same machine and thread count.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from .config import PRESET_ALIASES, PRESETS, TrainConfig, preset
 from .engine import RunResult, train_paired
 from .fields import add_flags, flag_values
 from .metrics import GROUP_NAMES, format_p_value, format_percent
-from .run_directory import RunWriter
+from .run_directory import RunCorruptError, RunWriter, read_run
 from .schema import Event
 from .status import JobStatus
 
@@ -45,8 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--run-id", help="name of the run directory (default: timestamp, dataset and losses)")
     parser.add_argument("--threads", type=int, help="torch threads (run.json records the count; a bit-for-bit replay needs "
-                        "the same count on the same CPU type)")
+                        "the same count on the same CPU type; with --resume, default: the run's own count)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue this stopped or interrupted run from its last complete "
+                        "epoch (its own settings; only --data-dir, --no-download and --threads apply)")
     return parser
+
+
+# What --resume still takes from the command line: where the data is, and the thread count.
+RESUME_FLAGS = ("resume", "data_dir", "no_download", "threads", "output_dir")
 
 
 def config_from_args(arguments: argparse.Namespace) -> TrainConfig:
@@ -93,21 +102,41 @@ def result_table(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def open_resumed(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> tuple[RunWriter, TrainConfig, dict]:
+    """The run to continue, its config and saved states; threads set to the run's own count unless given."""
+    given = [name for name, value in vars(arguments).items()
+             if name not in RESUME_FLAGS and value not in (None, False) and value != parser.get_default(name)]
+    if given:
+        parser.error(f"resume: a resumed run keeps its own settings; drop {', '.join('--' + name.replace('_', '-') for name in sorted(given))}")
+    try:
+        recorded = read_run(arguments.resume).metadata.get("environment", {}).get("torch_threads")
+        if arguments.threads is None and isinstance(recorded, int) and recorded >= 1:
+            torch.set_num_threads(recorded)  # a bit-identical continuation needs the count it trained with
+        writer, states = RunWriter.reopen(arguments.resume)
+        return writer, TrainConfig.from_dict(writer.metadata["config"]), states
+    except (RunCorruptError, ValueError, OSError) as error:
+        parser.error(f"resume: {error}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    try:
-        config = config_from_args(arguments)
-    except ValueError as error:
-        parser.error(str(error))
     if arguments.threads is not None:
         if arguments.threads < 1:
             parser.error(f"threads: must be at least 1, got {arguments.threads}")
         torch.set_num_threads(arguments.threads)  # before the writer records the environment
-    try:
-        writer = RunWriter(arguments.output_dir, config, arguments.run_id)
-    except (ValueError, OSError) as error:  # an existing or invalid --run-id, an unwritable --output-dir
-        parser.error(f"output: cannot create the run directory: {error}")
+    states: dict = {}
+    if arguments.resume:
+        writer, config, states = open_resumed(parser, arguments)
+    else:
+        try:
+            config = config_from_args(arguments)
+        except ValueError as error:
+            parser.error(str(error))
+        try:
+            writer = RunWriter(arguments.output_dir, config, arguments.run_id)
+        except (ValueError, OSError) as error:  # an existing or invalid --run-id, an unwritable --output-dir
+            parser.error(f"output: cannot create the run directory: {error}")
     progress = tqdm(total=None, unit="step", dynamic_ncols=True)
 
     def on_event(event: Event) -> None:
@@ -137,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = train_paired(
-            config, on_event, stop_requested.is_set, data_dir=arguments.data_dir, allow_download=not arguments.no_download
+            config, on_event, stop_requested.is_set, data_dir=arguments.data_dir, allow_download=not arguments.no_download,
+            on_checkpoint=writer.save_checkpoint, resume=states,
         )
     except (data.DataUnavailableError, ValueError) as error:
         progress.close()
@@ -156,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     writer.finish(result, status=status)
     print(result_table(result))
     print(f"Run directory: {writer.run_dir} (status {status}{': ' + result.reason if result.reason else ''})")
+    if status != JobStatus.DONE and read_run(writer.run_dir).resumable:
+        print(f"Continue it from its last complete epoch: python -m cce_demo.train --resume {writer.run_dir}")
     return 0 if result.status == JobStatus.DONE else 1
 
 

@@ -48,3 +48,20 @@ def test_the_frontier_table_names_its_data_copy():
     # A new point beside old ones: named from its record, the old ones counted, never "the cells disagree".
     assert frontier.points_data_text([{"data": recorded}, {}]) == (
         "CIFAR-10 (original), detected from the files' hashes; 1 of these frontier points predate the data record")
+
+
+def test_the_long_grid_trains_for_the_budget_the_frontier_rule_picked():
+    """The rule was fixed before its points ran, on CE alone; the grid's epoch count is its output, not a
+    number typed twice."""
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from cce_demo.reproduce import load_grid_file, named_grid_path
+
+    frontier = load_frontier_module()
+    results = json.loads((ROOT / "bench" / "frontier_results.json").read_text())
+    budget = frontier.long_budget(results)
+    assert budget in frontier.LONG_BUDGET_EPOCHS
+    grid = load_grid_file(named_grid_path("cifar10-lt-long"))
+    assert {cell.config.epochs for cell in grid.cells()} == {budget}
+    assert [cell.config.subset_seed for cell in grid.cells()] == list(grid.seeds)  # a draw per seed
+    assert {cell.config.imbalance_ratio for cell in grid.cells()} == {100.0}

@@ -73,7 +73,8 @@ def test_data_dir_is_not_recorded_in_the_command():
 def test_named_grid_is_valid(name):
     grid = load_grid_file(named_grid_path(name))
     assert grid.preset in reproduce.PRESETS and grid.name == name
-    assert {"ce", "cce", "cce_reference", "logit_adjusted", "focal", "ldam_drw", "ce_drw"} <= set(grid.losses) and len(grid.seeds) >= 3
+    # Both CCE forms beside CE and the field's two strongest baselines, in every grid; several seeds.
+    assert {"ce", "cce", "cce_reference", "logit_adjusted", "ldam_drw"} <= set(grid.losses) and len(grid.seeds) >= 3
     assert len(grid.cells()) == len(grid.seeds) * len(grid.imbalance_ratios)
 
 
