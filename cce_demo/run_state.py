@@ -68,6 +68,9 @@ class JobSnapshot:
     # Stopped (the status already reads cancelled) but the worker is still ending the step under way and
     # writing what it trained; the run directory settles when this turns False.
     recording: bool = False
+    # A stopped run that saved a training state: (seed, epoch) it goes on from, and the command that does it.
+    resumable_from: tuple[int, int] | None = None
+    resume_command: str = ""
 
     @property
     def is_finished(self) -> bool:
@@ -89,6 +92,9 @@ class RunState:
     message: str = "Waiting in the queue"
     error: str = ""
     run_dir: str | None = None
+    # A stopped run that saved a training state: (seed, epoch) it goes on from, and the command that does it.
+    resumable_from: tuple[int, int] | None = None
+    resume_command: str = ""
     started_at: float | None = None
     finished_at: float | None = None
     class_names: tuple[str, ...] = ()
@@ -213,6 +219,7 @@ class RunState:
             estimate_seconds=self.estimate.total_seconds if self.estimate is not None else None,
             estimate_text=self.estimate.text if self.estimate is not None else "",
             time_limit_seconds=self.time_limit_seconds, client_id=self.client_id, recording=self.recording,
+            resumable_from=self.resumable_from, resume_command=self.resume_command,
         )
 
 
@@ -264,5 +271,7 @@ def state_from_run_dir(run_dir: Path) -> RunState:
         job.error = job.error or "the app stopped while this run was training"
     job.message = finished_message(job.status)
     job.run_dir = str(run_dir)
+    if record.resumable:
+        job.resumable_from, job.resume_command = record.checkpoint_epoch, record.resume_command
     job.version = 1
     return job

@@ -267,3 +267,20 @@ def test_a_per_seed_grid_cannot_also_fix_the_subset():
         Grid(name="both", overrides={"subset_seed": 1}, subset_draw="per_seed")
     with pytest.raises(ValueError, match="subset_draw: one of fixed, per_seed"):
         Grid(name="neither", subset_draw="sometimes")
+
+
+def test_the_app_says_an_interrupted_run_can_go_on_and_how(tmp_path):
+    from cce_demo.run_state import snapshot_from_run_dir
+    from cce_demo.ui.api import job_summary
+    from cce_demo.ui.compare.views import status_html
+
+    run_dir = train_to_disk(resume_config(), tmp_path / "runs", "broken", (1, 2))
+    snapshot = snapshot_from_run_dir(run_dir)
+    assert snapshot.resumable_from == (1, 2)
+    html = status_html(snapshot)
+    assert "seed 1, epoch 2 of 4" in html and "python -m cce_demo.train --resume runs/broken" in html
+    assert str(tmp_path) not in html  # the app's own folder, never the server's absolute path
+    summary = job_summary(snapshot)
+    assert summary["resumable_from"] == [1, 2] and summary["resume_command"].endswith("--resume runs/broken")
+    resume_on_disk(run_dir)
+    assert snapshot_from_run_dir(run_dir).resumable_from is None

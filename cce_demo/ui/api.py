@@ -107,6 +107,9 @@ def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
         "summaries": to_jsonable(dict(snapshot.summaries)), "version": snapshot.version,
         # True while a stopped job is still saving what it trained (a cancelled job reads cancelled at once)
         "recording": snapshot.recording,
+        # A stopped run that saved its state: where it goes on from, and the command (a path relative to the app)
+        "resumable_from": list(snapshot.resumable_from) if snapshot.resumable_from else None,
+        "resume_command": snapshot.resume_command,
     }
 
 

@@ -117,6 +117,11 @@ def status_html(snapshot: JobSnapshot | None, title: str = "", wait_seconds: flo
             parts.append(partial_sentence(done))
         if snapshot.error and status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED, JobStatus.TIMED_OUT):
             parts.append(f"<b>Reason:</b> {escape(without_paths(snapshot.error))}")
+        if snapshot.resumable_from is not None:
+            seed, epoch = snapshot.resumable_from
+            parts.append(f"It can go on from its last complete epoch (seed {escape(seed)}, epoch {escape(epoch)} of "
+                         f"{escape(config.epochs)}), bit-identical to an unbroken run, with "
+                         f"<code>{escape(snapshot.resume_command)}</code>; meanwhile Classify uses that epoch's models.")
     if len(config.seeds) > 1 and snapshot.epochs:
         parts.append(f"Curves run through the seeds one after another; recall, groups and confusion matrices show seed "
                      f"{escape(snapshot.epochs[-1].seed)}, the latest evaluated.")
