@@ -227,7 +227,7 @@ def _table(table: GridTable | Mapping[str, Any]) -> GridTable:
 def seeds_note(table: GridTable | Mapping[str, Any]) -> str:
     table = _table(table)
     clipping = f"Accuracy and recall intervals are clipped to [0, 100] (marked {CLIPPED_MARK} where clipping cut them)."
-    if len(set(table.subset_seeds)) > 1:
+    if len(set(table.subset_seeds) - {None}) > 1:
         return (f"Intervals are 95 % Student-t intervals across the {len(table.seeds)} seeds, and each seed trained on "
                 f"its own draw of the long-tailed subset (subset seeds {', '.join(map(str, table.subset_seeds))}): they "
                 f"cover training noise and the draw of the subset together. {clipping}")

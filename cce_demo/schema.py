@@ -291,7 +291,7 @@ class GridTable(Record):
     mcnemar_p: dict[str, tuple[Number, ...]] = Field(default_factory=dict)  # per seed
     wall_seconds: Number = None
     subset_seed: int | None = None  # the one subset every seed trained on; None when each seed drew its own
-    subset_seeds: tuple[int, ...] = ()  # per seed, in `seeds` order (older files: empty)
+    subset_seeds: tuple[int | None, ...] = ()  # per seed, in `seeds` order (older files: empty; None: not recorded)
     data: dict[str, Any] | None = None
     multiplicity: Multiplicity = Multiplicity()
 

@@ -13,7 +13,8 @@ from ...grid_tables import (
 from ...metrics import Direction, direction_of
 from ...provenance import data_copy_text
 from ...schema import GridResults, GridTable, Interval
-from ..kit.charts import Bars, Diffs, RowLabel, bar_rows, escape
+from ...budget_curve import BudgetCurve, budget_curves, curve_statements
+from ..kit.charts import Bars, Diffs, Line, RowLabel, bar_rows, escape, line_chart
 from ..kit.names import colour, display_name, short_name
 
 RESULTS_FILE = "results.json"
@@ -195,6 +196,48 @@ def recall_chart(table: GridTable) -> str:
     )
 
 
+def budget_chart(curve: BudgetCurve) -> str:
+    """One ratio's curve: each loss − baseline in balanced accuracy against the epochs trained, the mean as a
+    line with markers and its 95 % interval as two faint lines, one point per shipped grid."""
+    lines = [Line("zero", "#6b7280", [(epochs, 0.0) for epochs in curve.budgets], style="dashed", width=1.0, in_legend=False)]
+    for loss, points in curve.points.items():
+        lines.append(Line(short_name(loss), colour(loss), [(point.epochs, _points(point.difference)) for point in points],
+                          markers=True))
+        for end in ("low", "high"):
+            lines.append(Line(f"{short_name(loss)} 95 % {end}", colour(loss),
+                              [(point.epochs, None if getattr(point.difference, end) is None else 100 * getattr(point.difference, end))
+                               for point in points], style="faint", markers=True, in_legend=False))
+    base = short_name(curve.baseline)
+    grids = sorted({point.grid for points in curve.points.values() for point in points})
+    per_seed = any(point.subset_per_seed for points in curve.points.values() for point in points)
+    subtitle = (f"Each loss − {base}, paired per seed, mean over seeds (markers) and its 95 % interval (faint), at every "
+                f"budget a shipped grid trained ({', '.join(grids)}). Above the dashed zero the loss beat {base}.")
+    if per_seed:
+        subtitle += " Where a grid drew a long-tailed subset per seed, its interval covers the data draw too."
+    if len(curve.budgets) < 2:
+        subtitle += " One budget is shipped at this ratio, so there is no trend to read yet."
+    return line_chart(
+        title=f"Balanced accuracy − {base} against training length, ratio {curve.imbalance_ratio:g} ({curve.dataset})",
+        subtitle=subtitle, lines=lines, x_label="epochs", x_name="epochs", y_title=f"− {base} (points)",
+        x_integer=True, x_ticks=[(epochs, f"{epochs}") for epochs in curve.budgets], height=240,
+        y_format=lambda value: _signed(value) if value else "0", value_format=_signed,
+        x_text=lambda value: f"{value:g} epochs",
+    )
+
+
+def budget_section_html(sets: Sequence[ResultSet]) -> str:
+    """The curves of every ratio, and what each says in words (budget_curve.curve_statements)."""
+    curves = budget_curves([(result.name, result.data) for result in sets])
+    if not curves:
+        return ""
+    parts = ['<h3 style="margin:6px 0 2px">The difference against training length</h3>']
+    for curve in curves:
+        items = "".join(f"<li>{escape(sentence)}</li>" for sentence in curve_statements(curve))
+        parts.append(f'<div class="cc-card" style="margin:8px 0">{budget_chart(curve)}'
+                     f'<ul style="margin:4px 0 8px 18px;padding:0">{items}</ul></div>')
+    return "".join(parts)
+
+
 def result_set_html(result: ResultSet) -> str:
     data = result.data
     parts = [f'<h3 style="margin:6px 0 2px">Grid <code>{escape(result.name)}</code></h3>']
@@ -226,7 +269,7 @@ def results_html(sets: Sequence[ResultSet], problems: Sequence[str] = ()) -> str
         "when the interval excludes zero. These are the scales this project could afford; the paper's 200-epoch "
         "protocols (presets <code>ldam-drw</code> and <code>authors</code>) need a GPU.</div>"
     )
-    body = "".join(result_set_html(result) for result in sets)
+    body = budget_section_html(sets) + "".join(result_set_html(result) for result in sets)
     notes = "".join(f'<div class="cc-sub">Unreadable: {escape(problem)}</div>' for problem in problems)
     return intro + body + notes
 
