@@ -323,6 +323,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--matmul-size", type=int, default=2048, help="square matrix size for the peak (default 2048)")
     parser.add_argument("--matmul-repeats", type=int, default=10, help="timed matmuls, best one counts (default 10)")
     parser.add_argument("--skip-quick", action="store_true", help="do not time the quick preset end to end")
+    parser.add_argument("--epoch-options", action="store_true",
+                        help="instead: time what could make an epoch cheaper (torch.compile, memory format, batch size, "
+                        "evaluation) at 1 and 2 threads, interleaved; writes bench/epoch_options_results.json")
+    parser.add_argument("--repeats", type=int, default=5, help="--epoch-options: interleaved repeats (default 5)")
+    parser.add_argument("--option-steps", type=int, default=8, help="--epoch-options: steps per sample (default 8)")
     parser.add_argument("--output", default=str(REPOSITORY_ROOT / "bench" / "results.json"), help="JSON results file")
     arguments = parser.parse_args(argv)
     for name in ("steps", "batch_size", "matmul_size", "matmul_repeats"):
@@ -381,8 +386,129 @@ def run_benchmark(arguments: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- what makes an epoch cheaper (--epoch-options)
+
+EPOCH_OPTIONS_OUTPUT = REPOSITORY_ROOT / "bench" / "epoch_options_results.json"
+
+
+def epoch_option_variants(batch_size: int) -> list[dict[str, Any]]:
+    """The ways to train an epoch of the standard preset's net that the comparison times; the first is what
+    the engine does today. Every option would apply to every loss alike (the paired design is unchanged)."""
+    return [
+        {"name": "current: eager, channels_last", "batch_size": batch_size, "channels_last": True, "compile": False},
+        {"name": "eager, contiguous NCHW", "batch_size": batch_size, "channels_last": False, "compile": False},
+        {"name": f"eager, channels_last, batch {2 * batch_size}", "batch_size": 2 * batch_size, "channels_last": True, "compile": False},
+        {"name": "torch.compile (inductor), channels_last", "batch_size": batch_size, "channels_last": True, "compile": True},
+    ]
+
+
+def _variant_runner(variant: dict[str, Any], model_name: str, train: project_data.ImageSplit,
+                    dataset: project_data.Dataset) -> tuple[Callable[[int], float], float]:
+    """A function that trains `steps` steps of this variant and returns images/s, and the seconds its
+    preparation took (for torch.compile: the compilation, paid once per process and net)."""
+    model = fresh_model(model_name, dataset.num_classes)
+    memory = torch.channels_last if variant["channels_last"] else torch.contiguous_format
+    model = model.to(memory_format=memory)
+    optimiser = make_optimiser(model)
+    batches = project_batches(train, dataset.normalisation, variant["batch_size"])
+    forward = torch.compile(model) if variant["compile"] else model
+    model.train()
+
+    def step() -> int:
+        inputs, targets = next(batches)
+        inputs = inputs.contiguous(memory_format=memory)
+        loss = F.cross_entropy(forward(inputs), targets)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        return targets.shape[0]
+
+    started = time.perf_counter()
+    for _ in range(3):  # warm-up; compiles the compiled variant
+        step()
+    preparation = time.perf_counter() - started
+
+    def run(steps: int) -> float:
+        images, began = 0, time.perf_counter()
+        for _ in range(steps):
+            images += step()
+        return images / (time.perf_counter() - began)
+
+    return run, preparation
+
+
+def _evaluation_seconds(model_name: str, dataset: project_data.Dataset, class_counts: tuple[int, ...],
+                        images: int | None, flip: bool) -> float:
+    model = fresh_model(model_name, dataset.num_classes).eval()
+    split = dataset.test
+    subset = engine.stratified_subset(split.labels, dataset.num_classes, images)
+    if subset is not None:
+        split = project_data.ImageSplit(split.images[subset], split.labels[subset])
+    began = time.perf_counter()
+    engine.evaluate(model, split, dataset.normalisation, class_counts, flip=flip)
+    return time.perf_counter() - began
+
+
+def measure_epoch_options(data_dir: str, repeats: int, steps: int, thread_counts: tuple[int, ...]) -> dict[str, Any]:
+    """images/s of each variant at each thread count, interleaved (A B C D, A B C D, ...) so that a change in
+    the machine's load hits all alike; the median of the repeats counts, as a ratio to the current way. Then
+    the evaluation's share of an epoch: the standard preset's between-epoch scoring (a 2,000-image subset,
+    with and without flip TTA) against the training time of one epoch of the subset."""
+    standard = project_config.PRESETS["standard"]
+    model_name = standard.model
+    dataset = project_data.load_dataset(DATASET_NAME, data_dir, allow_download=False)
+    train, class_counts = project_data.long_tail_subset(dataset.train, dataset.num_classes, IMBALANCE_RATIO, PROFILE, SUBSET_SEED)
+    load_before = [round(value, 2) for value in os.getloadavg()]
+    by_threads = {}
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        variants = epoch_option_variants(standard.batch_size)
+        runners = [_variant_runner(variant, model_name, train, dataset) for variant in variants]
+        samples: list[list[float]] = [[] for _ in variants]
+        for _ in range(repeats):
+            for index, (run, _) in enumerate(runners):
+                # The same images per sample whatever the batch size.
+                samples[index].append(run(max(1, steps * standard.batch_size // variants[index]["batch_size"])))
+        medians = [float(np.median(values)) for values in samples]
+        rows = [{**variant, "preparation_seconds": round(preparation, 2), "images_per_second": [round(v, 1) for v in values],
+                 "median_images_per_second": round(median, 1), "ratio_to_current": round(median / medians[0], 3)}
+                for variant, (_, preparation), values, median in zip(variants, runners, samples, medians)]
+        epoch_training_seconds = len(train) / medians[0]
+        evaluation = {
+            f"{images or 'all'} images, flip {'on' if flip else 'off'}": round(
+                float(np.median([_evaluation_seconds(model_name, dataset, tuple(class_counts), images, flip) for _ in range(repeats)])), 3)
+            for images, flip in ((standard.epoch_eval_images, True), (standard.epoch_eval_images, False), (None, True))
+        }
+        by_threads[str(threads)] = {"variants": rows, "epoch_training_seconds": round(epoch_training_seconds, 2),
+                                    "evaluation_seconds": evaluation}
+    return {
+        "environment": environment_record(), "model": model_name, "batch_size": standard.batch_size,
+        "train_images": len(train), "repeats": repeats, "steps": steps, "load_average_before": load_before,
+        "load_average_after": [round(value, 2) for value in os.getloadavg()], "threads": by_threads,
+    }
+
+
+def epoch_options_report(results: dict[str, Any]) -> str:
+    lines = [f"Epoch options for {results['model']} (ratio-100 subset, {results['train_images']} images), "
+             f"{results['environment'].get('cpu_model')}, load before/after {results['load_average_before']} / {results['load_average_after']}"]
+    for threads, entry in results["threads"].items():
+        lines.append(f"  {threads} thread(s): one epoch trains in {entry['epoch_training_seconds']} s per model")
+        for row in entry["variants"]:
+            lines.append(f"    {row['name']:<44} {row['median_images_per_second']:>8.1f} images/s  x{row['ratio_to_current']:.3f}"
+                         f"  (prepared in {row['preparation_seconds']} s)")
+        for name, seconds in entry["evaluation_seconds"].items():
+            lines.append(f"    evaluation, {name:<30} {seconds:.3f} s per model")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    if arguments.epoch_options:
+        options = measure_epoch_options(arguments.data_dir, arguments.repeats, arguments.option_steps, (1, 2))
+        print(epoch_options_report(options))
+        EPOCH_OPTIONS_OUTPUT.write_text(json.dumps(options, indent=2) + "\n")
+        print(f"\nResults written to {EPOCH_OPTIONS_OUTPUT}")
+        return 0
     results = run_benchmark(arguments)
     print(format_report(results))
     output = Path(arguments.output)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -110,6 +111,63 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The instruction-set extensions that decide which kernels torch and oneDNN pick on an x86 CPU, and so the
+# floating-point order of a convolution: two CPUs that differ here need not train bit-identical models.
+INSTRUCTION_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                     "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "neon", "asimd", "sve")
+CPUINFO_FIELDS = {"vendor_id": "vendor", "cpu family": "family", "model": "model", "stepping": "stepping",
+                  "microcode": "microcode", "CPU implementer": "implementer", "CPU part": "part"}
+
+
+def _first_processor(text: str) -> dict[str, str]:
+    """The fields of the first processor block of /proc/cpuinfo (every core of one host reads alike)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _library_versions(configuration: str) -> dict[str, str]:
+    """oneDNN, MKL and OpenMP as torch's build configuration names them ("" when absent)."""
+    patterns = {"onednn": r"MKL-DNN (v[\w.]+)", "mkl": r"Math Kernel Library Version ([\w.]+)",
+                "openmp": r"OpenMP (\d+)"}
+    return {name: (match.group(1) if (match := re.search(pattern, configuration)) else "")
+            for name, pattern in patterns.items()}
+
+
+def machine(cpuinfo: str | None = None, configuration: str | None = None) -> dict[str, Any]:
+    """The machine exactly enough to say whether a replay can be bit-identical: the CPU's vendor, family,
+    model, stepping and microcode, its vector extensions, whether it runs under a hypervisor, the kernels
+    torch dispatches to (its CPU capability), and the oneDNN / MKL / OpenMP versions torch was built with.
+    Arguments are for tests; by default the running host's."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields = _first_processor(cpuinfo)
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    if configuration is None:
+        configuration = torch.__config__.show()
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
+        capability = ""
+    return {
+        **{name: fields.get(key, "") for key, name in CPUINFO_FIELDS.items() if key in fields},
+        "instruction_flags": [flag for flag in INSTRUCTION_FLAGS if flag in flags],
+        "virtualised": "hypervisor" in flags,
+        "architecture": platform.machine(),
+        "torch_cpu_capability": capability,
+        **_library_versions(configuration),
+    }
+
+
 def environment(device: str = "auto") -> dict[str, Any]:
     """The machine and library settings a run trains under."""
     try:
@@ -122,6 +180,9 @@ def environment(device: str = "auto") -> dict[str, Any]:
         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "torchvision": torchvision_version, "python": platform.python_version(),
         "deterministic": deterministic_settings(),
+        "machine": machine(),
+        # The code that trained it ("+changes": tracked files differed from that commit; "": not a checkout).
+        "source_commit": source_commit(Path(__file__).resolve().parent.parent),
     }
     if torch.cuda.is_available() and device != "cpu":
         info["gpu"] = torch.cuda.get_device_name()
