@@ -15,7 +15,9 @@ from typing import Any, Sequence
 from .budget_curve import budget_curves, curve_statements
 from .grid_tables import interval_text, load_results, read_results, reproduce_command
 from .losses import DISPLAY_NAMES
-from .metrics import Direction, direction_of, format_p_value
+from .equivalence import EQUIVALENCE_MARGIN, sensitivity, sensitivity_words
+from .grid_tables import FAMILY_WISE_ALPHA
+from .metrics import Direction, direction_of, format_p_value, holm, paired_t_p_value
 from .provenance import data_copy_text
 from .schema import GridResults
 
@@ -121,14 +123,52 @@ def grid_table(table: dict[str, Any]) -> list[str]:
     return lines
 
 
-def statements(table: dict[str, Any]) -> list[str]:
-    """One sentence per loss against the baseline, and the free baseline (post-hoc prior correction)."""
+HEADLINE_FAMILY = ("every loss against CE in balanced accuracy, as trained, in every shipped grid (two-sided paired "
+                   "t-tests across seeds, Holm's step-down at 5 %)")
+
+
+def headline_family(grids: Grids) -> dict[tuple[str, float, str], dict[str, Any]]:
+    """Holm's correction over one declared family for the headline claims: every comparison with the baseline
+    in balanced accuracy in every shipped grid together. (grid, ratio, loss) -> p, adjusted p, survives."""
+    p_values, keys = {}, {}
+    for name, data in grids:
+        for table in data["tables"]:
+            for loss, versus in table["versus_baseline"].items():
+                values = [value for value in versus["balanced_accuracy"].get("values", []) if value is not None]
+                p = paired_t_p_value(values)
+                if p is not None:
+                    label = f"{name}/{table['imbalance_ratio']:g}/{loss}"
+                    p_values[label], keys[label] = p, (name, table["imbalance_ratio"], loss)
+    return {keys[label]: result for label, result in holm(p_values, FAMILY_WISE_ALPHA).items()}
+
+
+def _family(family: dict | None, key: tuple[str, float, str]) -> str:
+    if not family or key not in family:
+        return ""
+    result = family[key]
+    return (f"; across all shipped grids ({len(family)} tests, Holm) it {'survives' if result['survives'] else 'does not survive'} "
+            f"(adjusted p {format_p_value(result['adjusted_p'])})")
+
+
+def _sensitivity(entry: dict[str, Any]) -> str:
+    """Beside a "no clear difference": what the seeds could have detected, and the equivalence test."""
+    if direction_of(entry["low"], entry["high"]) != Direction.UNCLEAR:
+        return ""
+    result = sensitivity(entry.get("values") or [])
+    return f" ({sensitivity_words(result)})" if result is not None else ""
+
+
+def statements(table: dict[str, Any], grid: str = "", family: dict | None = None) -> list[str]:
+    """One sentence per loss against the baseline, and the free baseline (post-hoc prior correction). With the
+    headline `family`, each says whether it survives the correction across all shipped grids."""
     baseline = table["baseline"]
     lines = []
     for loss, versus in table["versus_baseline"].items():
         balanced = versus["balanced_accuracy"]
+        unclear = _sensitivity(balanced) if balanced.get("low") is not None else ""
         lines.append(f"{_name(loss)} − {_name(baseline)}: {_difference(balanced)} points of balanced accuracy, "
-                     f"{direction(balanced, baseline)}{_holm(table, loss)}; tail recall {_difference(versus['rank_tail'])}.")
+                     f"{direction(balanced, baseline)}{unclear}{_holm(table, loss)}{_family(family, (grid, table['imbalance_ratio'], loss))}; "
+                     f"tail recall {_difference(versus['rank_tail'])}.")
     plain = table["losses"][baseline]["balanced_accuracy"]["mean"]
     corrected = table["prior_corrected"][baseline]["balanced_accuracy"]["mean"]
     if plain is not None and corrected is not None:
@@ -149,12 +189,16 @@ def readme_block(grids: Grids) -> str:
     for name, data in grids:
         for table in data["tables"]:
             lines += [scale_line(name, data, table) + ":", "", *grid_table(table), ""]
+    family = headline_family(grids)
     lines += ["What the data says, at these scales (computed from the same files; a direction only where the 95 % "
-              "interval across seeds excludes zero; the intervals cover training seeds on one fixed long-tailed subset):", ""]
+              "interval across seeds excludes zero; each grid says whether its intervals cover one fixed long-tailed "
+              f"subset or a draw per seed). The headline family is {HEADLINE_FAMILY}: {len(family)} tests; Holm within "
+              "each grid is kept as a secondary view. Beside each \"no clear difference\": the difference the seeds could "
+              f"have detected and an equivalence test (TOST) at ±{100 * EQUIVALENCE_MARGIN:g} point, a margin fixed beforehand:", ""]
     for name, data in grids:
         for table in data["tables"]:
             lines.append(f"- **`{name}`** (ratio {table['imbalance_ratio']:g}, {seed_count(table)}{_holm_note(table)}):")
-            lines += [f"  - {sentence}" for sentence in statements(table)]
+            lines += [f"  - {sentence}" for sentence in statements(table, name, family)]
     lines += budget_lines(grids)
     lines += ["", END]
     return "\n".join(lines)
@@ -177,13 +221,14 @@ def about_summary(grids: Grids) -> str:
     """The About tab's paragraph on what the shipped grids show."""
     if not grids:
         return "No result grid is shipped with this copy of the app."
+    family = headline_family(grids)
     lines = ["The *Results* tab's CPU-budget grids, computed from their results.json files; a direction is named only "
-             "where the 95 % interval across training seeds excludes zero:", ""]
+             f"where the 95 % interval across seeds excludes zero, and the headline family is {HEADLINE_FAMILY}:", ""]
     for name, data in grids:
         for table in data["tables"]:
             lines.append(f"- `{name}` ({table['dataset']}, ratio {table['imbalance_ratio']:g}, `{data['grid']['preset']}` preset, "
                          f"{seed_count(table)}, {data_copy_text(table.get('data') or data.get('data'))}{_holm_note(table)}):")
-            lines += [f"  - {sentence}" for sentence in statements(table)]
+            lines += [f"  - {sentence}" for sentence in statements(table, name, family)]
     return "\n".join(lines)
 
 

@@ -15,9 +15,10 @@ def test_the_readme_results_block_is_current():
 def test_about_states_what_the_shipped_grids_say():
     grids = claims.shipped_grids()
     assert claims.about_summary(grids) in ABOUT
+    family = claims.headline_family(grids)
     for name, data in grids:
         for table in data["tables"]:
-            for sentence in claims.statements(table):
+            for sentence in claims.statements(table, name, family):
                 assert sentence in ABOUT
     assert "Balanced Softmax" in ABOUT and "CIFAR-10 (JPEG q75 copy)" in ABOUT
 
@@ -41,3 +42,26 @@ def test_a_broken_results_file_is_named_in_about_not_fatal(tmp_path):
     assert [name for name, _ in good] == ["cifar10-lt-quick"] and claims.about_summary(good) in text
     with pytest.raises(ValueError, match="missing-keys/results.json, not-json/results.json"):
         claims.shipped_grids(tmp_path)  # the README writer stops instead of skipping a grid
+
+
+def test_the_headline_family_spans_every_shipped_grid():
+    grids = claims.shipped_grids()
+    family = claims.headline_family(grids)
+    expected = sum(len(table["versus_baseline"]) for _, data in grids for table in data["tables"])
+    assert len(family) == expected and len({grid for grid, _, _ in family}) == len(grids)
+    # Holm over the larger family is never more lenient than within one grid.
+    for name, data in grids:
+        for table in data["tables"]:
+            within = table["multiplicity"]["results"]
+            for loss, result in within.items():
+                assert family[(name, table["imbalance_ratio"], loss)]["adjusted_p"] >= result["adjusted_p"] - 1e-12
+
+
+def test_every_no_clear_difference_says_what_it_could_detect():
+    grids = claims.shipped_grids()
+    family = claims.headline_family(grids)
+    for name, data in grids:
+        for table in data["tables"]:
+            for sentence in claims.statements(table, name, family):
+                if "no clear difference" in sentence:
+                    assert "seeds could detect about" in sentence and "of zero: " in sentence
