@@ -23,7 +23,7 @@ DRW_SUFFIX = "_drw"
 LOSS_NAMES = (*BASE_LOSS_NAMES, *(name + DRW_SUFFIX for name in BASE_LOSS_NAMES))
 # Schedules without a step decay (cosine, linear) start DRW at this fraction of training; step schedules start
 # it at their first decay (ldam: 80 %, authors: 50 %). 0.8 is where LDAM-DRW's own schedule starts it (epoch
-# 160 of 200), so a cosine run re-weights over the same last fifth of training.
+# 160 of 200). Rounded down to the epoch, so a short run re-weights a larger share (a third of 6 epochs).
 DEFAULT_DRW_START_FRACTION = 0.8
 MODEL_NAMES = ("resnet8", "resnet20", "resnet32", "convnet-s", "convnet-m", "convnet-l")
 

@@ -214,9 +214,11 @@ def reproduce_command(results: GridResults | Mapping[str, Any]) -> str:
 
 
 REPLAY_CONDITIONS = (
-    "A cell replays bit for bit only on the same CPU type with the same torch thread count, the same torch and "
-    "torchvision versions, the same deterministic settings and the same data files; otherwise expect differences "
-    "of the size of the seed-to-seed spread."
+    "A cell can replay bit for bit only on the same CPU (vendor, family, model, stepping and vector extensions: "
+    "the kernels torch picks follow them, and a CPU name such as \"AMD EPYC\" covers several), with the same torch "
+    "thread count, torch and torchvision builds, deterministic settings and data files; otherwise expect "
+    "differences of the size of the seed-to-seed spread. python -m cce_demo.replay RUN_DIR checks it and names "
+    "the fields that differ."
 )
 
 

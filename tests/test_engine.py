@@ -309,3 +309,16 @@ def test_evaluation_turns_tf32_off_and_restores_it():
         assert torch.backends.cudnn.allow_tf32 is True
     finally:
         torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_drw_share_as_docs_design_states_it():
+    """docs/design.md: the re-weighted share is the last fifth of 200 epochs, the last third of quick's 6
+    (epochs 5 and 6) and 7 of standard's 33."""
+    from cce_demo.config import PRESETS
+    from cce_demo.engine import drw_start_epoch
+
+    quick, standard = PRESETS["quick"], PRESETS["standard"]
+    assert (quick.epochs, quick.epochs - drw_start_epoch(quick)) == (6, 2)
+    assert (standard.epochs, standard.epochs - drw_start_epoch(standard)) == (33, 7)
+    long = standard.replace(epochs=200)
+    assert long.epochs - drw_start_epoch(long) == 40

@@ -79,3 +79,14 @@ def test_every_run_records_the_machine_and_the_commit(tmp_path):
 ])
 def test_provenance_differences_are_listed_by_dotted_field(recorded, here, expected):
     assert replay.provenance_differences(recorded, here) == expected
+
+
+def test_the_readme_states_the_replay_only_as_far_as_it_was_verified():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    outcome = json.loads((root / "bench" / "replay_results.json").read_text())
+    assert outcome["losses"] and all(row["identical"] for row in outcome["losses"])
+    assert outcome["run"] == "results/cifar10-lt-quick/runs/cifar10-exp-r10-seed0" and outcome["threads"] == 1
+    text = (root / "README.md").read_text()
+    assert "`bench/replay_results.json` holds the replay of the `quick` grid's seed-0 CE" in text

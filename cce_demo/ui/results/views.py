@@ -266,8 +266,9 @@ def results_html(sets: Sequence[ResultSet], problems: Sequence[str] = ()) -> str
     intro = (
         '<div class="cc-card">Every number here is a mean over several seeds, each seed a <i>paired</i> run (same '
         "initial weights and batches for every loss), with a 95 % interval across seeds; a direction is named only "
-        "when the interval excludes zero. These are the scales this project could afford; the paper's 200-epoch "
-        "protocols (presets <code>ldam-drw</code> and <code>authors</code>) need a GPU.</div>"
+        "when the interval excludes zero. These are the scales this project could afford on a CPU. The CCE paper "
+        "reports 200-epoch runs; the presets <code>authors</code> (the CCE authors' code) and <code>ldam-drw</code> "
+        "(Cao et al.'s recipe) train 200 epochs on a GPU, and no number of the paper has been checked against them here.</div>"
     )
     body = budget_section_html(sets) + "".join(result_set_html(result) for result in sets)
     notes = "".join(f'<div class="cc-sub">Unreadable: {escape(problem)}</div>' for problem in problems)
