@@ -15,6 +15,7 @@ running jobs stop within a step (the jobs record what they trained), their threa
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 # Offline and private by default: no analytics, no hub calls. Set before gradio is imported.
@@ -100,6 +101,10 @@ QUEUE_SIZE = 64  # Gradio's request queue (all events), distinct from the traini
 # 200-epoch GPU run tens of MB. Bigger exports (transfer.MAX_IMPORT_BYTES allows 256 MiB) are imported on
 # the command line: `python -c "from cce_demo.transfer import import_run; import_run('run.zip', 'runs')"`.
 MAX_FILE_BYTES = 64 * 2**20
+# A part of a runs-location sentence for the server log only: " (the folder: /tmp/...)".
+SERVER_ONLY_START = " (the folder: "
+# An absolute folder as the runs-location sentences write one (up to a comma, space or closing bracket).
+ABSOLUTE_FOLDER = re.compile(r"(/[^\s,()]+[^\s,().:])")
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,21 @@ class RunsLocation:
     path: Path
     survives_restart: bool
     description: str  # one sentence for the server log and the public-mode panel
+
+    @property
+    def visitor_description(self) -> str:
+        """The sentence as visitors see it (Runs tab, public-mode panel): the server's own folders are named as
+        "the runs folder" or by their path inside the app, never by an absolute path."""
+        text = re.sub(re.escape(SERVER_ONLY_START) + r"[^)]*\)", "", self.description)
+        for folder in sorted({self.path, *(Path(part) for part in ABSOLUTE_FOLDER.findall(text))}, key=lambda path: -len(str(path))):
+            if folder == PERSISTENT_STORAGE or PERSISTENT_STORAGE in folder.parents:
+                continue  # the documented mount point of persistent storage (/data), the same on every host
+            if folder.is_relative_to(ROOT):
+                name = f"the app's {folder.relative_to(ROOT).as_posix()}/ folder"
+            else:
+                name = "the runs folder" if folder == self.path else "the configured runs folder"
+            text = text.replace(str(folder), name)
+        return text
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, Path) or not self.path.is_absolute():
@@ -180,8 +200,8 @@ def choose_runs_location(
     if problem is not None:
         fallback = Path(tempfile.mkdtemp(prefix="cce_demo_runs_"))
         logging.getLogger("cce_demo").warning("runs directory %s is not writable (%s); using %s", wanted, problem, fallback)
-        return RunsLocation(fallback, False, f"Runs are kept in a temporary folder, {fallback}, because {wanted} cannot "
-                                             "be written: they are lost when the app restarts.")
+        return RunsLocation(fallback, False, f"Runs are kept in a temporary folder because {wanted} cannot be written: "
+                                             f"they are lost when the app restarts{SERVER_ONLY_START}{fallback}).")
     on_storage = storage_mounted and wanted.is_relative_to(persistent_storage)
     if storage_mounted and not explicit and not on_storage:
         # Storage is there but refused us (a root-owned bind mount, a read-only volume): say so, not "mount one".
@@ -232,7 +252,7 @@ def create_app():
     shipped = Path(os.environ.get("CCE_SHIPPED_DIR") or ROOT / "checkpoints")
     results = Path(os.environ.get("CCE_RESULTS_DIR") or ROOT / "results")
     context = AppContext(manager, RunCatalog(manager.runs_dir, (shipped,)), ModelCache(), ROOT / "examples",
-                         results_dir=results, storage_note=runs.description)
+                         results_dir=results, storage_note=runs.visitor_description)
     return build_app(context), manager
 
 

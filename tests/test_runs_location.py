@@ -109,3 +109,24 @@ def test_runs_location_is_validated(tmp_path):
 def test_mount_points_are_recognised(tmp_path):
     assert app.is_mount_point(Path("/"))
     assert not app.is_mount_point(tmp_path)  # a plain folder
+
+
+def test_visitors_never_see_an_absolute_server_path(tmp_path, storage):
+    """The Runs tab and the public-mode panel show `visitor_description`: the runs folder by name (or its path
+    inside the app), the documented /data mount point at most; the server log keeps the full sentence."""
+    import re
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    locations = [
+        app.choose_runs_location({"CCE_RUNS_DIR": str(blocked / "runs")}, storage, tmp_path / "r", not_mounted, no_container),
+        app.choose_runs_location({}, storage, tmp_path / "r", not_mounted, no_container),
+        app.choose_runs_location({"SPACE_ID": "me/space"}, storage, tmp_path / "r", not_mounted, no_container),
+        app.choose_runs_location({}, storage, app.ROOT / "runs", not_mounted, no_container),
+    ]
+    for location in locations:
+        visitor = location.visitor_description
+        assert str(tmp_path) not in visitor and str(app.ROOT) not in visitor, visitor
+        assert not re.search(r"(?<![\w.])/(?!data\b)\w[\w.-]*/", visitor), visitor
+        assert str(location.path) in location.description  # the operator's log still names it
+    assert "the app's runs/ folder" in locations[-1].visitor_description
