@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 import os
 import threading
 import warnings
@@ -23,6 +24,9 @@ from .engine import test_logits
 from .losses import log_prior
 from .run_directory import RunRecord, load_models
 
+# What to do about an image that is too large, in every such message.
+SMALLER_COPY = ("The models see 32x32 pixels, so a smaller copy works as well: save it at about 1,000 px "
+                "on the long side (or as a JPEG) and upload that.")
 MAX_UPLOAD_PIXELS = 25_000_000  # 25 megapixels: a large photo passes, a decompression bomb does not
 # At most this many pixels are ever decoded. What the models see is 32x32, so a large JPEG is decoded at 1/2,
 # 1/4 or 1/8 of its size (`Image.draft`, in the decoder, at a fraction of the cost); the other formats cannot
@@ -73,7 +77,7 @@ def open_upload(source: str | os.PathLike | bytes) -> Image.Image:
         if size == 0:
             raise InvalidImageError("The uploaded file is empty (0 bytes).")
         if size > MAX_UPLOAD_BYTES:
-            raise InvalidImageError(f"The file is {size / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB.")
+            raise InvalidImageError(f"The file is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB. {SMALLER_COPY}")
         data = path.read_bytes()
     else:
         data = bytes(source)
@@ -88,14 +92,14 @@ def open_upload(source: str | os.PathLike | bytes) -> Image.Image:
             if width * height > MAX_UPLOAD_PIXELS:
                 raise InvalidImageError(
                     f"The image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
-                    f"the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels."
+                    f"the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels. {SMALLER_COPY}"
                 )
             target = decoded_size(width, height, image.format)
             if target is None:
                 raise InvalidImageError(
                     f"The image is {width}x{height} ({width * height / 1e6:.1f} megapixels); a {image.format} is "
                     f"decoded up to {MAX_DECODED_PIXELS / 1e6:.0f} megapixels (a JPEG up to "
-                    f"{MAX_UPLOAD_PIXELS / 1e6:.0f}). The models see 32x32 pixels: a smaller copy works as well."
+                    f"{MAX_UPLOAD_PIXELS / 1e6:.0f}). {SMALLER_COPY}"
                 )
             if target != (width, height):
                 image.draft(image.mode, target)  # JPEG: the decoder itself scales by 1/2, 1/4 or 1/8
@@ -104,8 +108,12 @@ def open_upload(source: str | os.PathLike | bytes) -> Image.Image:
     except InvalidImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # Pillow names the size it refused ("Image size (N pixels) exceeds limit of M pixels ...").
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        size_text = f" ({int(found.group(1)) / 1e6:.0f} megapixels)" if found else ""
         raise InvalidImageError(
-            f"The image is too large to decode safely: the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels."
+            f"The image{size_text} is too large to decode safely: the limit is {MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels. "
+            f"{SMALLER_COPY}"
         ) from error
     except UnidentifiedImageError as error:
         raise InvalidImageError("This file is not an image in a format the app reads (PNG, JPEG, WebP, GIF or BMP).") from error

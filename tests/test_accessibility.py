@@ -74,7 +74,7 @@ def test_axe_finds_no_serious_violation_on_any_tab(screen):
     for tab in TABS:
         open_tab(page, tab)
         if tab == "Classify":  # with results drawn, so they are checked too
-            page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "3-cat.png"))
+            page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "example-04.png"))
             page.locator("#prediction-0").wait_for()
             # Gradio fades the outputs of an event still in progress (pending, lower opacity): axe would measure
             # the contrast of the fade (it once failed so in the full suite). Check the settled page.
@@ -137,7 +137,7 @@ def test_phone_classify_result_is_directly_under_the_image(browser, live_app):
     try:
         page.goto(live_app["url"])
         open_tab(page, "Classify")
-        page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "3-cat.png"))
+        page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "example-04.png"))
         page.locator("#prediction-0").get_by_text("CE", exact=True).wait_for()
         image = page.locator("#upload-preview").bounding_box()
         result = page.locator("#prediction-0").bounding_box()

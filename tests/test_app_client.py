@@ -65,7 +65,7 @@ def test_cancel_through_the_api(client, live_app):
 
 
 def test_classify_with_the_shipped_run(client):
-    result = client.predict(handle_file(str(ROOT / "examples" / "3-cat.png")), SHIPPED_RUN, api_name="/classify")
+    result = client.predict(handle_file(str(ROOT / "examples" / "example-04.png")), SHIPPED_RUN, api_name="/classify")
     assert result["run_id"] == SHIPPED_RUN and set(result["predictions"]) == {"ce", "cce"}
     for top in result["predictions"].values():
         assert len(top) == 5 and top[0]["probability"] >= top[-1]["probability"]
@@ -106,7 +106,7 @@ def test_unknown_job_and_run(client):
     with pytest.raises(AppError, match="no job"):
         client.predict("no-such-job", api_name="/job_status")
     with pytest.raises(AppError, match="no run"):
-        client.predict(handle_file(str(ROOT / "examples" / "3-cat.png")), "no-such-run", api_name="/classify")
+        client.predict(handle_file(str(ROOT / "examples" / "example-04.png")), "no-such-run", api_name="/classify")
 
 
 def test_full_queue_is_refused_clearly_and_the_server_stays_up(client, live_app):

@@ -152,7 +152,7 @@ def test_classify_on_upload_without_a_button(page, live_app, tmp_path):
     open_app(page, live_app["url"])
     page.get_by_role("tab", name="Classify").click()
     started = time.monotonic()
-    page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "3-cat.png"))
+    page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "example-04.png"))
     page.locator("#prediction-0").get_by_text("CE", exact=True).wait_for()
     print(f"upload -> predictions shown: {time.monotonic() - started:.2f} s")
     page.locator("#prediction-1").get_by_text("CCE (paper form)").wait_for()
@@ -173,8 +173,11 @@ def test_classify_on_upload_without_a_button(page, live_app, tmp_path):
     assert page.get_by_text("Error", exact=True).count() == 0  # no bare error badges
     page.screenshot(path=str(ARTIFACTS / "bad-upload.png"), full_page=True)
     page.locator("#upload").get_by_label("Clear").first.click()
-    page.get_by_text("Example 9", exact=True).click()  # picking an example (8-ship.png) classifies it too
+    page.get_by_text("Example 9", exact=True).click()  # picking an example (example-09.png, a ship) classifies it too
     page.locator("#prediction-0").get_by_text("CE", exact=True).wait_for()
+    # The file box names the picked file: a number, never the class it shows.
+    shown = page.locator("#upload").inner_text().lower()
+    assert "example-09" in shown and not any(name in shown for name in CLASSES)
 
 
 def test_phone_layout_keeps_recall_labels_readable(browser, live_app):

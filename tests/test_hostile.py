@@ -227,7 +227,7 @@ def test_a_classify_flood_is_refused_at_the_door_and_others_are_served(space, tm
     other = client_for(space, "198.51.100.41")
     assert httpx.get(space["url"], timeout=30, headers=visitor("198.51.100.41")).status_code == 200
     assert other.predict(api_name="/list_runs")
-    assert other.predict(handle_file(str(ROOT / "examples" / "3-cat.png")), SHIPPED_RUN, api_name="/classify")["predictions"]
+    assert other.predict(handle_file(str(ROOT / "examples" / "example-04.png")), SHIPPED_RUN, api_name="/classify")["predictions"]
 
 
 def test_a_huge_png_is_refused_before_decoding_and_other_formats_are_not_read(space, tmp_path):

@@ -214,3 +214,21 @@ def test_a_request_cut_off_by_the_shutdown_gets_a_clear_error():
     second.join(5)
     assert first == ["done"]  # the image under way finishes
     assert waiting and "shutting down" in waiting[0]
+
+
+@pytest.mark.parametrize("name", ["huge.png", "flood.png"])
+def test_a_too_large_image_is_told_its_size_and_what_to_do(bad_images, name):
+    with pytest.raises(InvalidImageError) as refused:
+        open_upload(bad_images[name])
+    message = str(refused.value)
+    assert "megapixels" in message and "x" in message.split("megapixels")[0]  # its size, e.g. "8000x8000 (64 megapixels)"
+    assert "save it at about 1,000 px on the long side" in message
+
+
+def test_a_file_over_the_byte_limit_is_told_its_size_and_what_to_do(tmp_path):
+    from cce_demo.predict import MAX_UPLOAD_BYTES
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (MAX_UPLOAD_BYTES + 2**20))
+    with pytest.raises(InvalidImageError, match=r"The file is 21\.0 MB; the limit is 20 MB\. .*smaller copy"):
+        open_upload(str(big))

@@ -98,7 +98,7 @@ def test_every_endpoint_names_the_wrong_parameter(client, endpoint, wrong):
     if endpoint == "/start_comparison" and wrong == "object":
         pytest.skip("an object is a config; wrong fields are covered by test_app_client")
     values = [WRONG_VALUES[wrong] if value == "?" else value for value in arguments]
-    values = [handle_file(str(ROOT / "examples" / "3-cat.png")) if value == "EXAMPLE" else value for value in values]
+    values = [handle_file(str(ROOT / "examples" / "example-04.png")) if value == "EXAMPLE" else value for value in values]
     with pytest.raises(AppError) as refused:
         client.predict(*values, api_name=endpoint.split(" ")[0])
     message = str(refused.value)
@@ -116,7 +116,7 @@ def test_ids_refuse_path_traversal(client, bad_id):
 
 def test_a_bare_server_path_is_not_a_file(client):
     """A string path would let a caller read the server's files: only uploads are accepted."""
-    for endpoint, arguments in (("/classify", [str(ROOT / "examples" / "3-cat.png"), SHIPPED_RUN]),
+    for endpoint, arguments in (("/classify", [str(ROOT / "examples" / "example-04.png"), SHIPPED_RUN]),
                                 ("/import_run", ["/etc/passwd"])):
         with pytest.raises(AppError, match="handle_file"):
             client.predict(*arguments, api_name=endpoint)

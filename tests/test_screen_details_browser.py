@@ -128,7 +128,7 @@ def test_classify_logs_no_warning_of_ours(page, live_app, console):
     assert not [line for line in console if line.startswith(("warning", "error"))], console
     uploads = 2
     for _ in range(uploads):
-        page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "3-cat.png"))
+        page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "example-04.png"))
         page.locator("#prediction-0").get_by_text("CE", exact=True).wait_for()
         page.locator("#upload").get_by_label("Clear").first.click()
         page.locator("#classify-note").get_by_text("Upload an image or pick an example").wait_for()

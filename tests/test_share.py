@@ -22,7 +22,7 @@ from cce_demo.ui.layout import build_layout
 from conftest import ROOT
 
 SHIPPED_RUN = "cifar10-lt100-standard-ce-cce"
-CAT = ROOT / "examples" / "3-cat.png"
+CAT = ROOT / "examples" / "example-04.png"
 
 
 @pytest.fixture

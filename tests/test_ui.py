@@ -659,3 +659,18 @@ def test_card_per_class_column_and_overlay_share_one_sign_whatever_the_loss_orde
     recall = runs.overlay_recall([("A", snapshot), ("B", snapshot)])
     hatched = {title.split(" · ")[1] for title, hatch in re.findall(r'<div class="cc-bar" title="(A · [^"]*)"><span[^>]*><i( class="hatch")?', recall) if hatch}
     assert hatched == {"CCE"}  # striped: the non-baseline loss only
+
+
+def test_example_files_do_not_name_their_class():
+    """The Classify tab's file box shows the file's name; examples/labels.json keeps the true classes."""
+    import json
+
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    labels = json.loads((examples / "labels.json").read_text())["labels"]
+    names = sorted(path.name for path in examples.glob("*.png"))
+    assert names == sorted(labels) and len(names) == 10
+    classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    assert sorted(labels.values()) == sorted(classes)
+    assert not any(label in name.lower() for name in names for label in classes)

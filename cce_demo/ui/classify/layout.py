@@ -41,7 +41,8 @@ def build(examples_dir: Path | None = None) -> ClassifyLayout:
             if examples_dir and examples_dir.is_dir():
                 examples = sorted(str(path) for path in examples_dir.glob("*.png"))
                 if examples:
-                    # Numbered chips: the file names ("3-cat.png") would give the answer away.
+                    # Numbered chips and numbered files (the file box shows the name): a class in either would give the
+                    # answer away. examples/labels.json keeps the true classes.
                     gr.Examples(examples, inputs=[upload], label="Examples (CIFAR-10 test images): pick one",
                                 example_labels=example_labels(len(examples)))
             with gr.Row():
