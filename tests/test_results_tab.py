@@ -103,3 +103,24 @@ def test_each_grid_gets_one_sentence_by_the_verdict_rule():
     assert f"no clear difference from {ce} for {cce}" in text and f"{ldam} holds up" in text
     one_seed = table.model_copy(update={"seeds": (0,)})
     assert "names no direction" in grid_sentence(one_seed)
+
+
+def test_per_class_differences_share_one_scale():
+    """Issue 31: with a scale per loss, a +3 was as long as a +10. Now every loss's bar is drawn on one scale:
+    one axis under the column, and bar width / |value| is the same for every bar that the scale does not clip."""
+    import re
+
+    from cce_demo.grid_tables import load_results
+    from cce_demo.ui.results.views import recall_chart
+
+    table = load_results(ROOT / "results" / "cifar10-lt-standard" / "results.json").tables[0]
+    html = recall_chart(table)
+    assert html.count('<div class="cc-axis">') == 2  # the recall axis and one difference axis
+    scale = float(re.findall(r">\+([\d.]+)</em>", html)[-1])
+    ratios = []
+    for points, width in re.findall(r'title="[^"]*?: ([+-][\d.]+) points[^"]*"><span class="cc-dtrack"><i style="left:[\d.]+%;width:([\d.]+)%',
+                                    html.replace("−", "-")):
+        points, width = float(points), float(width)
+        if 1.0 <= abs(points) < scale:
+            ratios.append(width / abs(points))
+    assert len(ratios) > 20 and max(ratios) / min(ratios) < 1.1  # rounding to 0.1 point in the tooltip only
