@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,6 +26,10 @@ MEGABYTE = 1_000_000
 # A run being removed is first renamed to a hidden name (list_runs skips names starting with "."), so a
 # reader never sees half a run; leftovers of an interrupted removal are finished off on the next pass.
 REMOVING_PREFIX = ".removing-"
+# Deleted from the Runs tab: kept under a hidden name for TRASH_SECONDS, so the person can undo it, then removed
+# by the next retention pass. ".trash-<deleted at, epoch seconds>-<token>-<run id>".
+TRASH_PREFIX = ".trash-"
+TRASH_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,50 @@ def remove_run(path: Path) -> None:
     shutil.rmtree(hidden, ignore_errors=True)
 
 
+def move_to_trash(path: Path, now: float | None = None) -> str:
+    """Hide the run in one atomic rename (readers see it whole or not at all) and return the token that
+    `restore_from_trash` takes to put it back. It stays restorable for TRASH_SECONDS."""
+    deleted_at = int(time.time() if now is None else now)
+    token = f"{deleted_at}-{secrets.token_hex(4)}"
+    os.rename(path, path.with_name(f"{TRASH_PREFIX}{token}-{path.name}"))
+    return token
+
+
+def _trashed(runs_dir: Path, token: str) -> Path | None:
+    if not re.fullmatch(r"\d+-[0-9a-f]{8}", token or ""):
+        return None
+    matches = [path for path in runs_dir.glob(f"{TRASH_PREFIX}{token}-*") if path.is_dir() and not path.is_symlink()]
+    return matches[0] if matches else None
+
+
+def restore_from_trash(runs_dir: str | os.PathLike, token: str) -> str:
+    """Put a deleted run back under its own id and return the id. Raises FileNotFoundError when the trash no
+    longer holds it (its time ran out) and FileExistsError when a run of that id was made meanwhile."""
+    runs_dir = Path(runs_dir)
+    trashed = _trashed(runs_dir, token)
+    if trashed is None:
+        raise FileNotFoundError(f"the deleted run is no longer in the trash (runs stay there {TRASH_SECONDS // 60} minutes)")
+    run_id = trashed.name[len(TRASH_PREFIX) + len(token) + 1:]
+    target = runs_dir / run_id
+    if target.exists():
+        raise FileExistsError(f"a run named {run_id} exists again; the deleted one cannot take its place")
+    os.rename(trashed, target)
+    return run_id
+
+
+def empty_trash(runs_dir: str | os.PathLike, max_age_seconds: float = TRASH_SECONDS, now: float | None = None) -> list[str]:
+    """Remove the runs deleted more than `max_age_seconds` ago; returns their ids."""
+    runs_dir, now = Path(runs_dir), time.time() if now is None else now
+    removed = []
+    for path in runs_dir.glob(f"{TRASH_PREFIX}*") if runs_dir.is_dir() else ():
+        match = re.fullmatch(re.escape(TRASH_PREFIX) + r"(\d+)-[0-9a-f]{8}-(.+)", path.name)
+        if match is None or not path.is_dir() or path.is_symlink() or now - int(match.group(1)) < max_age_seconds:
+            continue
+        remove_run(path)
+        removed.append(match.group(2))
+    return removed
+
+
 def apply_retention(
     runs_dir: str | os.PathLike,
     keep_runs: int | None,
@@ -173,6 +223,7 @@ def apply_retention(
     is not a valid run directory. `should_stop` is read before each removal, so that a shutdown need not wait
     for a long pass: every removal is whole or not begun, and the next pass finishes the job."""
     runs_dir = Path(runs_dir)
+    empty_trash(runs_dir)
     for leftover in runs_dir.glob(f"{REMOVING_PREFIX}*") if runs_dir.is_dir() else ():
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)

@@ -160,3 +160,47 @@ def test_phone_confusion_matrices_scroll_in_a_focusable_region(browser, live_app
             assert page.evaluate(AXE_RUN) == []
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1400, "height": 1000}, {"width": 390, "height": 844}], ids=["desktop", "phone"])
+def test_delete_is_disabled_until_a_run_is_picked_asks_first_and_can_be_undone(browser, live_app, viewport):
+    from cce_demo.config import TrainConfig
+    from cce_demo.engine import train_paired
+    from cce_demo.run_directory import RunWriter
+
+    config = TrainConfig(dataset="synthetic", imbalance_ratio=2.0, epochs=1, batch_size=64, device="cpu",
+                         max_per_class=20, synthetic_test_per_class=5)
+    run_id = f"delete-me-{viewport['width']}"
+    writer = RunWriter(live_app["runs"], config, run_id)
+    writer.finish(train_paired(config, writer.record))
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        open_app(page, live_app["url"])
+        page.get_by_role("tab", name="Runs", exact=True).click()
+        page.locator("#runs-table").get_by_text(run_id).filter(visible=True).first.wait_for()
+        delete = page.locator("#delete-run")
+        assert delete.is_disabled()  # nothing selected: nothing to delete
+        field = page.locator("#run-choice input")
+        field.click()
+        page.get_by_role("option", name=run_id, exact=True).click()
+        page.wait_for_function("() => !document.querySelector('#delete-run').disabled")
+        delete.click()
+        question = page.locator("#delete-question")
+        question.get_by_text(f"Delete run {run_id}?").wait_for()  # named before anything is removed
+        assert (live_app["runs"] / run_id).is_dir()
+        page.locator("#delete-no").click()
+        question.get_by_text(run_id).wait_for(state="detached")
+        assert (live_app["runs"] / run_id).is_dir()
+        delete.click()
+        page.locator("#delete-yes").click()
+        page.locator("#undo-note").get_by_text(f"Deleted run {run_id}").wait_for()
+        assert not (live_app["runs"] / run_id).exists()
+        page.screenshot(path=str(ARTIFACTS / f"delete-undo-{viewport['width']}.png"), full_page=False)
+        page.locator("#undo-delete").click()
+        page.locator("#undo-note").get_by_text(f"Restored run {run_id}").wait_for()
+        assert (live_app["runs"] / run_id).is_dir()
+        page.locator("#runs-table").get_by_text(run_id).filter(visible=True).first.wait_for()
+    finally:
+        context.close()

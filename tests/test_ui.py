@@ -572,6 +572,33 @@ def test_locally_the_machine_s_owner_deletes_any_run(ctx):
     assert not any(path.name.startswith(".removing-") for path in ctx.app.manager.runs_dir.iterdir())
 
 
+def test_delete_asks_first_names_the_run_and_can_be_undone(ctx):
+    from cce_demo.retention import TRASH_SECONDS, empty_trash
+
+    ui = ctx.ui
+    job_id = finished_job(ctx, load(ctx))
+    runs_dir = ctx.app.manager.runs_dir
+    assert runs.on_runs_selected(ctx, [])[ui.runs.delete_button].interactive is False  # nothing selected
+    asked = runs.on_delete_request(ctx, [job_id], None)
+    assert asked[ui.runs.delete_confirm].visible is True and job_id in asked[ui.runs.delete_question]
+    assert (runs_dir / job_id).is_dir()  # asking removes nothing
+    assert runs.on_delete_cancel(ctx)[ui.runs.delete_confirm].visible is False
+    deleted = runs.on_delete_run(ctx, [job_id], None)
+    assert not (runs_dir / job_id).exists() and job_id not in deleted[ui.runs.run_choice].choices
+    assert deleted[ui.runs.undo_button].visible is True and job_id in deleted[ui.runs.undo_note]
+    restored = runs.on_undo_delete(ctx, deleted[ui.runs.deleted])
+    assert (runs_dir / job_id).is_dir() and restored[ui.runs.run_choice].value == [job_id]
+    with pytest.raises(gr.Error, match="no longer in the trash"):
+        runs.on_undo_delete(ctx, deleted[ui.runs.deleted])  # already restored
+    # Deleted again and left: the trash is emptied once its time is up, and Undo says so.
+    again = runs.on_delete_run(ctx, [job_id], None)
+    assert empty_trash(runs_dir, now=__import__("time").time() + TRASH_SECONDS - 5) == []
+    assert empty_trash(runs_dir, now=__import__("time").time() + TRASH_SECONDS + 1) == [job_id]
+    assert not any(path.name.startswith(".trash-") for path in runs_dir.iterdir())
+    with pytest.raises(gr.Error, match="no longer in the trash"):
+        runs.on_undo_delete(ctx, again[ui.runs.deleted])
+
+
 def test_an_unreadable_run_is_listed_without_the_server_path(ctx):
     broken = ctx.app.manager.runs_dir / "broken-run"
     broken.mkdir()

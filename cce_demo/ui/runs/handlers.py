@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import gradio as gr
 
 from ...jobs import UnknownJobError
-from ...retention import DiskRules, remove_run
+from ...retention import TRASH_SECONDS, DiskRules, move_to_trash, restore_from_trash
 from ...run_directory import RunCorruptError, RunRecord
 from ...run_state import JobSnapshot, snapshot_from_run_dir
 from ...status import JobStatus
@@ -79,19 +79,61 @@ def delete_refusal(ctx: UiContext, record: RunRecord, visitor: Visitor | None) -
     return None
 
 
-def on_delete_run(ctx: UiContext, selected: Any, visitor: Visitor | None) -> Update:
-    run_id = one_selected(selected, "delete")
-    record = find(ctx, run_id)
+def _deletable(ctx: UiContext, selected: Any, visitor: Visitor | None) -> RunRecord:
+    record = find(ctx, one_selected(selected, "delete"))
     refusal = delete_refusal(ctx, record, visitor)
     if refusal:
         raise user_error(refusal, "delete")
+    return record
+
+
+def on_delete_request(ctx: UiContext, selected: Any, visitor: Visitor | None) -> Update:
+    """Delete run, step one: name the run and what goes with it; nothing is removed yet."""
+    record = _deletable(ctx, selected, visitor)
+    tab = ctx.ui.runs
+    question = (f'<div class="cc-card" role="alert"><b>Delete run <code>{escape(record.run_id)}</code>?</b> Its models, '
+                f"curves and record go to the trash; you can undo it for {TRASH_SECONDS // 60} minutes.</div>")
+    return {tab.delete_confirm: gr.Group(visible=True), tab.delete_question: question}
+
+
+def on_delete_cancel(ctx: UiContext) -> Update:
+    return {ctx.ui.runs.delete_confirm: gr.Group(visible=False), ctx.ui.runs.delete_question: ""}
+
+
+def on_delete_run(ctx: UiContext, selected: Any, visitor: Visitor | None) -> Update:
+    """Delete run, step two: the run goes to the trash (one atomic rename; retention removes it for good after
+    TRASH_SECONDS), and Undo appears for this browser."""
+    record = _deletable(ctx, selected, visitor)
+    run_id, tab = record.run_id, ctx.ui.runs
     try:
-        remove_run(record.run_dir)  # one rename hides it, then it is removed (retention's own way)
+        token = move_to_trash(record.run_dir)
     except OSError as error:
         raise user_error(f"Could not delete {run_id} ({error.strerror or type(error).__name__}).", "delete") from None
-    gr.Info(f"Deleted run {run_id}.")
     updates = on_refresh_runs(ctx)
-    updates[ctx.ui.runs.run_choice] = gr.Dropdown(choices=updates[ctx.ui.runs.run_choice].choices, value=[], multiselect=True)
+    updates[tab.run_choice] = gr.Dropdown(choices=updates[tab.run_choice].choices, value=[], multiselect=True)
+    updates.update({
+        tab.delete_confirm: gr.Group(visible=False), tab.delete_question: "",
+        tab.undo_note: f'<div class="cc-sub" role="status">Deleted run <code>{escape(run_id)}</code>. Undo within '
+                       f"{TRASH_SECONDS // 60} minutes.</div>",
+        tab.undo_button: gr.Button(visible=True), tab.deleted: {"token": token, "run_id": run_id},
+        tab.delete_button: gr.Button(interactive=False),
+    })
+    return updates
+
+
+def on_undo_delete(ctx: UiContext, deleted: Any) -> Update:
+    """Put this browser's latest deleted run back, if the trash still holds it."""
+    tab = ctx.ui.runs
+    if not isinstance(deleted, dict) or not isinstance(deleted.get("token"), str):
+        raise user_error("There is no deleted run to restore.", "undo")
+    try:
+        run_id = restore_from_trash(ctx.app.catalog.runs_dir, deleted["token"])
+    except (FileNotFoundError, FileExistsError) as error:
+        raise user_error(f"Cannot undo the delete of {deleted.get('run_id')}: {error}.", "undo") from None
+    updates = on_refresh_runs(ctx)
+    updates[tab.run_choice] = gr.Dropdown(choices=updates[tab.run_choice].choices, value=[run_id], multiselect=True)
+    updates.update({tab.undo_note: f'<div class="cc-sub" role="status">Restored run <code>{escape(run_id)}</code>.</div>',
+                    tab.undo_button: gr.Button(visible=False), tab.deleted: None})
     return updates
 
 
@@ -185,7 +227,9 @@ def delete_controls(ctx: UiContext, chosen: Sequence[str], visitor: Visitor | No
         except (ValueError, RunCorruptError):
             reason = "This run cannot be read."
     note = f'<div class="cc-sub">Delete is not available: {escape(reason)}</div>' if reason else ""
-    return {ui.runs.delete_button: gr.Button(interactive=len(chosen) <= 1 and not reason), ui.runs.delete_note: note}
+    # Exactly one run, and one this visitor may delete: with none selected there is nothing to delete.
+    return {ui.runs.delete_button: gr.Button(interactive=len(chosen) == 1 and not reason), ui.runs.delete_note: note,
+            ui.runs.delete_confirm: gr.Group(visible=False)}
 
 
 def on_runs_selected(ctx: UiContext, selected: Any, visitor: Visitor | None = None) -> Update:

@@ -20,6 +20,13 @@ class RunsLayout:
     delete_button: gr.Button
     refresh_button: gr.Button
     delete_note: gr.HTML  # why Delete is not available for the selected run
+    delete_confirm: gr.Group  # "Delete run X?" with Delete / Cancel, shown by Delete run
+    delete_question: gr.HTML
+    delete_yes: gr.Button
+    delete_no: gr.Button
+    undo_note: gr.HTML  # "Deleted X." beside Undo, while the run is in the trash
+    undo_button: gr.Button
+    deleted: gr.State  # {"token", "run_id"} of this browser's latest delete, for Undo
     download_button: gr.Button
     upload_button: gr.UploadButton
     run_zip: gr.File  # the exported zip, with its download link
@@ -50,9 +57,20 @@ def build(storage_note: str = "") -> RunsLayout:
                              label="Runs: select one to open or delete, two or more to overlay them below")
     with gr.Row():
         open_button = gr.Button("Open in compare view", elem_id="open-run")
-        delete_button = gr.Button("Delete run", variant="stop", elem_id="delete-run")
+        # Enabled only with one run selected that this visitor may delete (handlers.delete_controls).
+        delete_button = gr.Button("Delete run", variant="stop", elem_id="delete-run", interactive=False)
         refresh_button = gr.Button("Refresh", elem_id="refresh-runs")
     delete_note = gr.HTML(elem_id="delete-note")
+    # A second step names the run before anything is removed; a delete can then be undone for a while.
+    with gr.Group(visible=False, elem_id="delete-confirm") as delete_confirm:
+        delete_question = gr.HTML(elem_id="delete-question")
+        with gr.Row():
+            delete_yes = gr.Button("Delete", variant="stop", elem_id="delete-yes")
+            delete_no = gr.Button("Cancel", elem_id="delete-no")
+    with gr.Row():
+        undo_note = gr.HTML(elem_id="undo-note")
+        undo_button = gr.Button("Undo delete", visible=False, elem_id="undo-delete")
+    deleted = gr.State(None)
     with gr.Row():
         download_button = gr.Button("Download run (.zip)", elem_id="download-run")
         upload_button = gr.UploadButton("Upload run (.zip)", file_types=[".zip"], file_count="single",
@@ -63,4 +81,5 @@ def build(storage_note: str = "") -> RunsLayout:
     overlay_accuracy = gr.HTML(OVERLAY_HINT, elem_id="overlay-accuracy")
     overlay_recall = gr.HTML(elem_id="overlay-recall")
     return RunsLayout(runs_frame, runs_problems, run_choice, open_button, delete_button, refresh_button, delete_note,
+                      delete_confirm, delete_question, delete_yes, delete_no, undo_note, undo_button, deleted,
                       download_button, upload_button, run_zip, transfer_note, overlay_accuracy, overlay_recall)
