@@ -8,7 +8,7 @@
 #      (persistent storage, as a Space mounts it), and waits (bounded) until Docker's HEALTHCHECK reports
 #      healthy; the app must say it keeps its runs in /data/runs;
 #   2. through gradio_client (the host's python, which needs gradio_client): /list_runs shows the shipped
-#      run; /classify classifies examples/3-cat.png with it; /start_comparison trains a tiny synthetic job
+#      run; /classify classifies examples/example-04.png with it; /start_comparison trains a tiny synthetic job
 #      and /job_status is polled until it is done (bounded); the run is in /data/runs on the volume;
 #   3. checks the app runs as uid 1000 and cannot write the shipped checkpoints/;
 #   4. stops the container (it must exit 0 on the stop signal, not be killed), removes it, and runs a new
@@ -45,7 +45,7 @@ if [ -z "$IMAGE" ] || [ "$#" -ne 1 ]; then
 fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXAMPLE="$ROOT/examples/3-cat.png"
+EXAMPLE="$ROOT/examples/example-04.png"
 RUN_ID="${SMOKE_RUN_ID:-cifar10-lt100-standard-ce-cce}"
 HEALTH_INTERVAL="${SMOKE_HEALTH_INTERVAL-2s}"
 HEALTH_TIMEOUT="${SMOKE_HEALTH_TIMEOUT:-240}"
@@ -199,7 +199,7 @@ if phase == "api":
     latencies = []
     for attempt in range(4):
         started = time.perf_counter()
-        result = call("classify examples/3-cat.png", handle_file(os.environ["SMOKE_EXAMPLE"]), run_id, api_name="/classify")
+        result = call("classify examples/example-04.png", handle_file(os.environ["SMOKE_EXAMPLE"]), run_id, api_name="/classify")
         latencies.append(time.perf_counter() - started)
         predictions = result.get("predictions") if isinstance(result, dict) else None
         if not predictions or not all(isinstance(top, list) and top and "class" in top[0] and "probability" in top[0]
@@ -210,7 +210,7 @@ if phase == "api":
     tops = ", ".join(f"{loss}: {top[0]['class']} {top[0]['probability']:.2f}" for loss, top in predictions.items())
     state["classify_first_ms"] = round(latencies[0] * 1000)
     state["classify_warm_ms"] = round(statistics.median(latencies[1:]) * 1000)
-    print(f"/classify 3-cat.png with {run_id}: {tops}; first call {state['classify_first_ms']} ms, "
+    print(f"/classify example-04.png with {run_id}: {tops}; first call {state['classify_first_ms']} ms, "
           f"then median {state['classify_warm_ms']} ms over {len(latencies) - 1}")
 
     try:

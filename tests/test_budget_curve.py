@@ -77,7 +77,21 @@ def test_the_shipped_grids_give_a_curve_per_ratio_on_the_results_tab():
     shipped = budget_curves([(path.parent.name, load_results(path)) for path in sorted((ROOT / "results").glob("*/results.json"))])
     assert {curve.imbalance_ratio for curve in shipped} >= {10.0, 100.0}
     for curve in shipped:
+        if len(curve.budgets) < 2:
+            assert f"ratio {curve.imbalance_ratio:g} (cifar10): only {curve.budgets[0]} epochs" in html
+            continue
         assert f"against training length, ratio {curve.imbalance_ratio:g}" in html
         for loss in curve.points:
             # The sentence under the chart is the claims module's, HTML-escaped.
             assert curve_statement(curve, loss)[:40] in html
+
+
+def test_a_curve_of_two_budgets_is_drawn_with_its_sentences(tmp_path):
+    from cce_demo.ui.results.views import ResultSet, results_html
+
+    sets = [ResultSet("short", tmp_path, grid(33, {"cce": (-0.02, -0.03, -0.01)})),
+            ResultSet("long", tmp_path, grid(132, {"cce": (-0.005, -0.02, 0.01)}, subset_seeds=(0, 1, 2)))]
+    html = budget_section_html(sets)
+    assert "against training length, ratio 100" in html and "no longer clear at 132" in html
+    assert "covers the data draw too" in html
+    assert results_html(sets).index("The difference against training length") < results_html(sets).index("Grid <code>short")

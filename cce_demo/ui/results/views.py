@@ -207,7 +207,7 @@ def budget_chart(curve: BudgetCurve) -> str:
         for end in ("low", "high"):
             lines.append(Line(f"{short_name(loss)} 95 % {end}", colour(loss),
                               [(point.epochs, None if getattr(point.difference, end) is None else 100 * getattr(point.difference, end))
-                               for point in points], style="faint", markers=True, in_legend=False))
+                               for point in points], style="faint", in_legend=False))
     base = short_name(curve.baseline)
     grids = sorted({point.grid for points in curve.points.values() for point in points})
     per_seed = any(point.subset_per_seed for points in curve.points.values() for point in points)
@@ -215,8 +215,6 @@ def budget_chart(curve: BudgetCurve) -> str:
                 f"budget a shipped grid trained ({', '.join(grids)}). Above the dashed zero the loss beat {base}.")
     if per_seed:
         subtitle += " Where a grid drew a long-tailed subset per seed, its interval covers the data draw too."
-    if len(curve.budgets) < 2:
-        subtitle += " One budget is shipped at this ratio, so there is no trend to read yet."
     return line_chart(
         title=f"Balanced accuracy − {base} against training length, ratio {curve.imbalance_ratio:g} ({curve.dataset})",
         subtitle=subtitle, lines=lines, x_label="epochs", x_name="epochs", y_title=f"− {base} (points)",
@@ -232,11 +230,22 @@ def budget_section_html(sets: Sequence[ResultSet]) -> str:
     if not curves:
         return ""
     parts = ['<h3 style="margin:6px 0 2px">The difference against training length</h3>']
+    single = []
     for curve in curves:
+        if len(curve.budgets) < 2:  # a chart of one x position is a column of dots: say it in a line instead
+            single.append(f"ratio {curve.imbalance_ratio:g} ({curve.dataset}): only {curve.budgets[0]} epochs")
+            continue
         items = "".join(f"<li>{escape(sentence)}</li>" for sentence in curve_statements(curve))
         parts.append(f'<div class="cc-card" style="margin:8px 0">{budget_chart(curve)}'
                      f'<ul style="margin:4px 0 8px 18px;padding:0">{items}</ul></div>')
+    if single:
+        parts.append(f'<div class="cc-sub">One budget shipped, so no curve yet: {escape("; ".join(single))}. Its differences '
+                     "are in the grid below; the curve appears once a second grid trains that ratio.</div>")
     return "".join(parts)
+
+
+def has_budget_chart(sets: Sequence[ResultSet]) -> bool:
+    return any(len(curve.budgets) >= 2 for curve in budget_curves([(result.name, result.data) for result in sets]))
 
 
 def result_set_html(result: ResultSet) -> str:
@@ -271,7 +280,9 @@ def results_html(sets: Sequence[ResultSet], problems: Sequence[str] = ()) -> str
         "reports 200-epoch runs; the presets <code>authors</code> (the CCE authors' code) and <code>ldam-drw</code> "
         "(Cao et al.'s recipe) train 200 epochs on a GPU, and no number of the paper has been checked against them here.</div>"
     )
-    body = budget_section_html(sets) + "".join(result_set_html(result) for result in sets)
+    grids = "".join(result_set_html(result) for result in sets)
+    # The curve leads once it has one (the central question: does a difference hold as training gets longer?).
+    body = budget_section_html(sets) + grids if has_budget_chart(sets) else grids + budget_section_html(sets)
     notes = "".join(f'<div class="cc-sub">Unreadable: {escape(problem)}</div>' for problem in problems)
     return intro + body + notes
 
