@@ -17,6 +17,7 @@ import platform
 import re
 import secrets
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -437,6 +438,31 @@ def read_events(run_dir: str | os.PathLike) -> Iterator[dict[str, Any]]:
                 continue
             if isinstance(event, dict):
                 yield event
+
+
+_EPOCH_COUNTS: dict[tuple[str, int, int], int] = {}
+_EPOCH_COUNTS_LOCK = threading.Lock()
+EPOCH_COUNT_CACHE_SIZE = 512
+
+
+def epochs_evaluated(run_dir: str | os.PathLike) -> int:
+    """How many epochs the run evaluated, over all its seeds: the epoch events of its log, each line parsed (an
+    imported log need not order its keys as this writer does). Cached until the log changes (size, mtime)."""
+    path = Path(run_dir) / EVENTS_FILE
+    try:
+        status = path.stat()
+    except OSError:
+        return 0
+    key = (str(path), status.st_mtime_ns, status.st_size)
+    with _EPOCH_COUNTS_LOCK:
+        if key in _EPOCH_COUNTS:
+            return _EPOCH_COUNTS[key]
+    count = sum(1 for event in read_events(run_dir) if event.get("kind") == "epoch")
+    with _EPOCH_COUNTS_LOCK:
+        if len(_EPOCH_COUNTS) >= EPOCH_COUNT_CACHE_SIZE:
+            _EPOCH_COUNTS.clear()
+        _EPOCH_COUNTS[key] = count
+    return count
 
 
 def read_checkpoints(record: RunRecord) -> tuple[dict[int, SeedState], int]:

@@ -71,6 +71,8 @@ class JobSnapshot:
     # A stopped run that saved a training state: (seed, epoch) it goes on from, and the command that does it.
     resumable_from: tuple[int, int] | None = None
     resume_command: str = ""
+    # The data copy and its files' hashes, from the run's start event ({} for runs that predate the record).
+    data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def is_finished(self) -> bool:
@@ -95,6 +97,7 @@ class RunState:
     # A stopped run that saved a training state: (seed, epoch) it goes on from, and the command that does it.
     resumable_from: tuple[int, int] | None = None
     resume_command: str = ""
+    data: dict[str, Any] = field(default_factory=dict)  # the data copy, from RunStarted
     started_at: float | None = None
     finished_at: float | None = None
     class_names: tuple[str, ...] = ()
@@ -137,6 +140,7 @@ class RunState:
         elif isinstance(event, RunStarted):
             self.class_names = event.class_names
             self.class_counts = event.class_counts
+            self.data = dict(event.data)
             self.total_steps = event.total_steps
             self.device = event.device
             self.message = f"Training on {self.device}"
@@ -219,7 +223,7 @@ class RunState:
             estimate_seconds=self.estimate.total_seconds if self.estimate is not None else None,
             estimate_text=self.estimate.text if self.estimate is not None else "",
             time_limit_seconds=self.time_limit_seconds, client_id=self.client_id, recording=self.recording,
-            resumable_from=self.resumable_from, resume_command=self.resume_command,
+            resumable_from=self.resumable_from, resume_command=self.resume_command, data=MappingProxyType(dict(self.data)),
         )
 
 

@@ -129,3 +129,21 @@ def test_an_ldam_model_loads_with_its_cosine_classifier(tmp_path, tiny_config):
     assert set(models["ldam_drw"].state_dict()) == set(build_model(config.model, 10).state_dict())
     images = to_model_input(synthetic_dataset(test_per_class=10).test.images[:8], (0.5,) * 3, (0.25,) * 3)
     assert torch.allclose(models["ldam_drw"](images), result.models[0]["ldam_drw"].eval()(images), atol=1e-5)
+
+
+def test_epochs_are_counted_from_parsed_events_whatever_the_key_order(tmp_path):
+    """The Runs table's epoch count: an imported log need not write "kind" first (it was matched as text)."""
+    import json as json_module
+
+    from cce_demo.run_directory import epochs_evaluated
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"kind": "epoch", "seed": 0, "epoch": 1}, {"seed": 0, "epoch": 2, "kind": "epoch"},
+             {"kind": "step", "seed": 0}, {"kind": "status", "message": '{"kind": "epoch"'}]
+    (run / "events.jsonl").write_text("".join(json_module.dumps(line) + "\n" for line in lines) + "{torn")
+    assert epochs_evaluated(run) == 2
+    with open(run / "events.jsonl", "a") as file:  # the count follows the log as it grows
+        file.write("\n" + json_module.dumps({"kind": "epoch", "seed": 0, "epoch": 3}) + "\n")
+    assert epochs_evaluated(run) == 3
+    assert epochs_evaluated(tmp_path / "missing") == 0

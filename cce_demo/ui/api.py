@@ -99,7 +99,7 @@ def job_summary(snapshot: JobSnapshot) -> dict[str, Any]:
     return {
         "job_id": snapshot.job_id, "status": str(snapshot.status), "queue_position": snapshot.queue_position,
         "progress": round(snapshot.progress, 4), "eta_seconds": snapshot.eta_seconds,
-        "estimate_seconds": getattr(snapshot, "estimate_seconds", None), "message": without_paths(snapshot.message),
+        "estimate_seconds": snapshot.estimate_seconds, "message": without_paths(snapshot.message),
         "error": without_paths(snapshot.error), "device": snapshot.device, "config": snapshot.config.to_dict(),
         "class_names": list(snapshot.class_names), "class_counts": list(snapshot.class_counts),
         "latest": to_jsonable(dict(snapshot.latest)),

@@ -2,7 +2,6 @@
 runs; one summary row per run, partial runs marked, with each loss's difference to the baseline."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -10,7 +9,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..retention import received_at
-from ..run_directory import EVENTS_FILE, RUN_ID_PATTERN, RunCorruptError, RunRecord, list_runs, read_run
+from ..run_directory import RUN_ID_PATTERN, RunCorruptError, RunRecord, epochs_evaluated, list_runs, read_run
 from ..schema import FinalResults
 from ..status import PARTIAL, JobStatus
 from .kit.charts import finite
@@ -52,25 +51,9 @@ class RunCatalog:
         return (shipped or usable or [None])[0]
 
 
-_EPOCH_COUNTS: dict[tuple[str, float], int] = {}
-_EPOCH_COUNTS_LOCK = threading.Lock()
-
-
 def epochs_done(record: RunRecord) -> int:
-    """Epochs evaluated over all seeds, counted in the event log (cached until the log changes)."""
-    path = record.run_dir / EVENTS_FILE
-    try:
-        key = (str(path), path.stat().st_mtime)
-    except OSError:
-        return 0
-    with _EPOCH_COUNTS_LOCK:
-        if key in _EPOCH_COUNTS:
-            return _EPOCH_COUNTS[key]
-    with open(path, encoding="utf-8", errors="replace") as file:
-        count = sum(1 for line in file if line.startswith('{"kind": "epoch"'))
-    with _EPOCH_COUNTS_LOCK:
-        _EPOCH_COUNTS[key] = count
-    return count
+    """Epochs evaluated over all seeds (run_directory reads the log; cached there until it changes)."""
+    return epochs_evaluated(record.run_dir)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ the manager also caps jobs per address (`identity.address_key`), which a visitor
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import gradio as gr
@@ -111,16 +110,13 @@ def on_load(ctx: UiContext, inputs: dict[Any, Any], request: gr.Request = None) 
     updates[ctx.ui.compare.link_note] = share.link_note_html(query, run_problem, linked.id if linked else None)
     # Public mode explains itself (public.py); a local app belongs to its user and shows nothing.
     updates[ctx.ui.compare.public_panel] = (public_panel_html(manager.limits, ctx.app.storage_note)
-                                            if ctx.app.public and getattr(manager, "limits", None) else "")
+                                            if ctx.app.public else "")
     return updates
 
 
 def submit(ctx: UiContext, config: TrainConfig, client_id: str) -> str:
-    """Queue a job, telling the manager whose it is when it takes a client id."""
-    manager = ctx.app.manager
-    if "client_id" in inspect.signature(manager.submit).parameters:
-        return manager.submit(config, client_id=client_id)
-    return manager.submit(config)
+    """Queue a job under the caller's address (the manager's per-visitor cap counts it)."""
+    return ctx.app.manager.submit(config, client_id=client_id)
 
 
 def start_job(ctx: UiContext, visitor: Visitor, config: TrainConfig, smoothing: float, next_counts: Any,

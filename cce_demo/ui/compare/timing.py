@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from ...budget import describe_duration
 from ...config import TrainConfig
+from ...jobs import JobManager
 from ...status import JobStatus
 from ..kit.charts import escape
 from ..kit.evidence import PRESET_FACTS
@@ -110,16 +111,15 @@ def custom_note(base_preset: str) -> str:
     return f"Custom settings, starting from the *{base_preset}* preset. The estimate below is for these settings."
 
 
-def form_time(manager: Any, config: TrainConfig) -> FormTime:
-    """The manager's estimate of `config` as a `FormTime` (a manager without a limit: no limit)."""
-    limit_minutes = getattr(getattr(manager, "limits", None), "max_job_minutes", None)
+def form_time(manager: JobManager, config: TrainConfig) -> FormTime:
+    """The manager's estimate of `config` (a CostEstimate) as a `FormTime`, with the manager's job limit."""
+    limit_minutes = manager.limits.max_job_minutes
     limit = None if limit_minutes is None else limit_minutes * 60
     try:
         estimate = manager.estimate(config)
-    except (ValueError, TypeError, RuntimeError) as error:
+    except (ValueError, RuntimeError) as error:
         return FormTime(None, "", False, limit, problem=str(error) or type(error).__name__)
-    seconds = getattr(estimate, "total_seconds", None)
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds) or seconds < 0:
+    seconds = estimate.total_seconds
+    if not math.isfinite(seconds) or seconds < 0:
         return FormTime(None, "", False, limit, problem="the job manager gave no estimate")
-    text = str(getattr(estimate, "text", "") or "") or f"about {describe_duration(seconds)}"
-    return FormTime(float(seconds), text, bool(getattr(estimate, "measured", False)), limit)
+    return FormTime(float(seconds), estimate.text or f"about {describe_duration(seconds)}", estimate.measured, limit)

@@ -9,7 +9,6 @@ Rules (docs/design.md, "Reading a paired comparison"):
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -141,15 +140,12 @@ def general_answer_html(snapshot: JobSnapshot) -> str:
 
 
 def data_sentence(snapshot: JobSnapshot) -> str:
-    """Which copy of the data the run used, as its run.json records it (issue 19); older runs say so."""
+    """Which copy of the data the run used, as its start event (and so its run.json) records it (issue 19);
+    older runs say so. From the snapshot: the card is redrawn every second while a job runs."""
     if snapshot.config.dataset == "synthetic":
         return "Data: the synthetic set (generated)."
-    try:
-        metadata = json.loads((Path(snapshot.run_dir) / "run.json").read_text(encoding="utf-8")) if snapshot.run_dir else {}
-    except (OSError, ValueError):
-        metadata = {}
-    data = metadata.get("data") if isinstance(metadata, dict) else None
-    if not isinstance(data, dict) or not isinstance(data.get("copy"), str):  # imported runs are untrusted
+    data = snapshot.data
+    if not isinstance(data.get("copy"), str) or not data["copy"]:  # imported runs are untrusted
         return "Data: which copy of the data this run used was not recorded (its run.json predates the record)."
     return f"Data: {data_copy_text(data)}."
 

@@ -176,18 +176,13 @@ def elapsed_seconds(ctx: UiContext, snapshot: JobSnapshot) -> float | None:
 
 
 def manager_estimate(ctx: UiContext, config: TrainConfig) -> tuple[float, str] | None:
-    """The job manager's own estimate for a config, if it offers one: (seconds, its words or "")."""
-    method = getattr(ctx.app.manager, "estimate", None)
-    if not callable(method):
-        return None
+    """The job manager's estimate for a config: (seconds, its words); None for a config it cannot estimate."""
     try:
-        value = method(config)
-    except (ValueError, TypeError, RuntimeError):
+        value = ctx.app.manager.estimate(config)
+    except (ValueError, RuntimeError):
         return None
-    seconds = getattr(value, "total_seconds", value)
-    seconds = seconds() if callable(seconds) else seconds
-    if isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0:
-        return float(seconds), str(getattr(value, "text", "") or "")
+    if math.isfinite(value.total_seconds) and value.total_seconds > 0:
+        return float(value.total_seconds), value.text
     return None
 
 
@@ -250,7 +245,7 @@ def status_line(ctx: UiContext, snapshot: JobSnapshot | None, title: str) -> str
     if snapshot is not None and snapshot.status == JobStatus.QUEUED and snapshot.queue_position:
         try:
             wait = expected_wait(ctx.app.manager.active_jobs(), snapshot.queue_position,
-                                 getattr(ctx.app.manager, "max_concurrent", 1))
+                                 ctx.app.manager.max_concurrent)
         except (AttributeError, TypeError):
             wait = None
     return status_html(snapshot, title, wait)

@@ -91,8 +91,8 @@ def status_html(snapshot: JobSnapshot | None, title: str = "", wait_seconds: flo
     header = (f"<b>{escape(title or 'Job')}</b> <code>{escape(snapshot.job_id)}</code> — <b>{escape(status.value)}</b>"
               f" · {escape(' vs '.join(display_name(loss) for loss in config.losses))} · device {escape(snapshot.device)}")
     parts = [header]
-    estimate = getattr(snapshot, "estimate_seconds", None)
-    estimate_words = getattr(snapshot, "estimate_text", "") or (f"about {countdown_text(estimate)}" if estimate else "")
+    estimate = snapshot.estimate_seconds
+    estimate_words = snapshot.estimate_text or (f"about {countdown_text(estimate)}" if estimate else "")
     if status == JobStatus.QUEUED:
         parts.append(progress_bar(0.0, queued=True))
         wait = f"Waiting in the queue at position {snapshot.queue_position}." if snapshot.queue_position else "Waiting to start."
