@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .losses import DISPLAY_NAMES
-from .metrics import Direction, direction_of
+from .metrics import Direction, direction_of, with_minus
 from .schema import GridResults, Interval
 
 
@@ -80,7 +80,7 @@ def _points_text(point: BudgetPoint) -> str:
     text = f"{100 * entry.mean:+.1f}"
     if entry.has_interval:
         text += f" [{100 * entry.low:+.1f}, {100 * entry.high:+.1f}]"
-    return text.replace("-", "−")
+    return with_minus(text)
 
 
 def _verdict_text(verdict: Direction | None) -> str:

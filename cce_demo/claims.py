@@ -17,7 +17,7 @@ from .grid_tables import interval_text, load_results, read_results, reproduce_co
 from .losses import DISPLAY_NAMES
 from .equivalence import EQUIVALENCE_MARGIN, sensitivity, sensitivity_words
 from .grid_tables import FAMILY_WISE_ALPHA
-from .metrics import Direction, direction_of, format_p_value, holm, paired_t_p_value
+from .metrics import Direction, direction_of, format_p_value, holm, paired_t_p_value, with_minus
 from .provenance import data_copy_text
 from .schema import GridResults
 
@@ -59,10 +59,6 @@ def _name(loss: str) -> str:
     return DISPLAY_NAMES.get(loss, loss)
 
 
-def _minus(text: str) -> str:
-    return text.replace("-", "−")
-
-
 def direction(entry: dict[str, Any], baseline: str) -> str:
     """Words for a paired difference: a direction only when its interval excludes zero."""
     if not entry or entry.get("mean") is None:
@@ -74,7 +70,7 @@ def direction(entry: dict[str, Any], baseline: str) -> str:
 
 
 def _difference(entry: dict[str, Any]) -> str:
-    return _minus(interval_text(entry, signed=True))
+    return with_minus(interval_text(entry, signed=True))
 
 
 def _holm(table: dict[str, Any], loss: str) -> str:
@@ -175,7 +171,7 @@ def statements(table: dict[str, Any], grid: str = "", family: dict | None = None
         best = max((loss for loss in table["losses"] if loss != baseline and "cce" in loss),
                    key=lambda loss: table["losses"][loss]["balanced_accuracy"]["mean"] or 0.0, default=None)
         text = (f"Free baseline: correcting {_name(baseline)}'s logits for the training prior after training moves its "
-                f"balanced accuracy from {100 * plain:.1f} % to {100 * corrected:.1f} % ({_minus(f'{100 * (corrected - plain):+.1f}')} points)")
+                f"balanced accuracy from {100 * plain:.1f} % to {100 * corrected:.1f} % ({with_minus(f'{100 * (corrected - plain):+.1f}')} points)")
         if best is not None:
             best_mean = table["losses"][best]["balanced_accuracy"]["mean"]
             relation = "above" if best_mean > corrected else "below"

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from .metrics import regularised_incomplete_beta
+from .metrics import regularised_incomplete_beta, with_minus
 
 # The equivalence margin in balanced accuracy (a fraction): one point, the tolerance the long-budget rule uses
 # for "as good as", chosen before any equivalence was computed. Not tuned to any result.
@@ -84,7 +84,7 @@ def sensitivity_words(result: Sensitivity, scale: float = 100.0, unit: str = "po
     """'the 5 seeds could detect about 2.1 points (80 % power); within ±1 point of zero: not shown (90 % interval
     −2.0 to +0.4)' — a clause for beside a "no clear difference"."""
     low, high = (scale * value for value in result.interval_90)
-    interval = f"90 % interval {low:+.1f} to {high:+.1f}".replace("-", "−")
+    interval = with_minus(f"90 % interval {low:+.1f} to {high:+.1f}")
     verdict = "shown equivalent" if result.equivalent else "equivalence not shown"
     return (f"the {result.seeds} seeds could detect about {scale * result.detectable:.1f} {unit} (80 % power); "
             f"within ±{scale * result.margin:g} {unit.rstrip('s') if scale * result.margin == 1 else unit} of zero: {verdict} ({interval})")

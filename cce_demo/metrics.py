@@ -248,6 +248,17 @@ def holm(p_values: dict[str, float], alpha: float = 0.05) -> dict[str, dict[str,
 # ---------------------------------------------------------------- formatting (CLI and UI share these)
 
 
+def with_minus(text: str) -> str:
+    """Number text with the typographic minus (U+2212) for every hyphen: the one home of that rule. Apply it to
+    numbers only; names beside them keep their hyphens ("LDAM-DRW")."""
+    return text.replace("-", "−")
+
+
+def signed(value: float, digits: int = 1) -> str:
+    """A signed number with the typographic minus: "+1.2", "−0.4"."""
+    return with_minus(f"{value:+.{digits}f}")
+
+
 def format_percent(value: float | None) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 

@@ -20,6 +20,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from ...metrics import signed
+
 
 CHART_WIDTH = 1000.0  # SVG user units; the drawing stretches to the element, strokes keep their width
 CHART_HEIGHT = 1000.0
@@ -491,7 +493,7 @@ def _diff_cell(diffs: Sequence[Diffs], row: int, scales: Sequence[float]) -> str
             low, high = sorted((position(interval[0]), position(interval[1])))
             whisker = f'<u style="left:{low:.2f}%;width:{max(high - low, 0.4):.2f}%"></u>'
             tip += f" (95 % interval {interval[0]:+.1f} to {interval[1]:+.1f})"
-        text = f"{value:+.0f}".replace("-", "−") if abs(value) >= 0.5 else "0"
+        text = signed(value, 0) if abs(value) >= 0.5 else "0"
         parts.append(f'<div class="cc-diff" title="{escape(tip)}"><span class="cc-dtrack">{bar}{whisker}</span><b>{text}</b></div>')
     return f"<div>{''.join(parts)}</div>"
 

@@ -7,6 +7,7 @@ from typing import Any
 from ...budget import COUNTDOWN_STEP_SECONDS, describe_duration
 from ...config import TrainConfig
 from ...datasets import dataset_spec
+from ...metrics import with_minus
 from .charts import finite
 
 
@@ -15,7 +16,7 @@ def points(value: float) -> str:
     text = f"{value:+.1f}"
     if text in ("+0.0", "-0.0"):
         return "0.0"
-    return text.replace("-", "−")
+    return with_minus(text)
 
 
 def countdown_text(seconds: float | None) -> str:

@@ -10,7 +10,8 @@ from ...grid_tables import (
     CLIPPED_MARK, HOLM_MARK, REPLAY_CONDITIONS, interval_text, load_results, multiplicity_note, reproduce_command,
     seeds_note,
 )
-from ...metrics import Direction, direction_of
+from ...metrics import Direction, direction_of, with_minus
+from ...metrics import signed as signed_number
 from ...provenance import data_copy_text
 from ...schema import GridResults, GridTable, Interval
 from ...budget_curve import BudgetCurve, budget_curves, curve_statements
@@ -55,13 +56,13 @@ def _interval_points(entry: Interval | None) -> tuple[float, float] | None:
 
 
 def _with_interval(entry: Interval | None, signed: bool = False) -> str:
-    text = interval_text(entry, signed, empty="n/a", interval=" [{low}, {high}]").replace("-", "−")
+    text = with_minus(interval_text(entry, signed, empty="n/a", interval=" [{low}, {high}]"))
     return text + CLIPPED_MARK if entry is not None and entry.clipped else text
 
 
 def _signed(points: float) -> str:
     """A signed number with a typographic minus (the names around it keep their hyphens)."""
-    return f"{points:+.1f}".replace("-", "−")
+    return signed_number(points)
 
 
 def difference_words(entry: Interval, loss: str, baseline: str) -> str:
