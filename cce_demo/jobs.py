@@ -37,7 +37,7 @@ from .run_directory import RUN_ID_PATTERN, RunCorruptError, RunWriter, new_run_i
 from .run_state import JobSnapshot, RunState, finished_message, snapshot_from_run_dir
 from .schema import Event
 from .speed_probe import ProbeStopped, drifted, probe
-from .status import FINISHED, JobStatus
+from .status import FINISHED, JobStatus, recorded_status
 
 TERMINAL = FINISHED  # kept as a name: the job states after which nothing changes
 DEFAULT_MAX_QUEUE = 8
@@ -489,10 +489,8 @@ class JobManager:
             # The end-of-epoch state, so that a job cut off by a restart can be resumed from the CLI.
             result = train_paired(job.config, on_event, should_stop, self.data_dir, self.allow_download,
                                   on_checkpoint=writer.save_checkpoint)
-            status = JobStatus(result.status)
-            if status == JobStatus.DIVERGED:
-                status = JobStatus.FAILED
-            elif job.stop_reason is not None:
+            status = recorded_status(result.status)  # a diverged run is failed, with the engine's reason
+            if result.status != JobStatus.DIVERGED and job.stop_reason is not None:
                 # It read "cancelled" from the moment Stop was pressed, and stays so, with the same reason on
                 # disk; also when the last step under way happened to finish the run.
                 status = JobStatus.CANCELLED

@@ -26,6 +26,7 @@ from .provenance import environment
 from .run_directory import RunCorruptError, read_run
 from .schema import EpochMetrics, Event
 from .status import JobStatus
+from .threads import recorded_thread_count, set_thread_count
 
 # Provenance fields that say nothing about the arithmetic: where they differ, a replay can still be identical.
 INCIDENTAL_FIELDS = ("source_commit", "python", "cpu_count", "machine.microcode")
@@ -166,9 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = read_run(arguments.run_dir)
     except RunCorruptError as error:
         parser.error(str(error))
-    threads = arguments.threads or (record.metadata.get("environment") or {}).get("torch_threads")
-    if isinstance(threads, int) and threads >= 1:
-        torch.set_num_threads(threads)  # before the environment is read, so that it reports this count
+    try:  # before the environment is read, so that it reports this count
+        set_thread_count(arguments.threads if arguments.threads is not None else recorded_thread_count(record.metadata))
+    except ValueError as error:
+        parser.error(str(error))
 
     def on_event(event: Event) -> None:
         if isinstance(event, EpochMetrics):

@@ -31,7 +31,8 @@ from .grid_tables import REPLAY_CONDITIONS, RESULTS_FORMAT_VERSION, aggregate, m
 from .provenance import combined_data, environment
 from .run_directory import RunCorruptError, RunWriter, read_run, write_atomic, write_json_atomic
 from .schema import Event
-from .status import JobStatus
+from .status import JobStatus, recorded_status
+from .threads import set_thread_count
 
 # The settings a grid varies (one cell per combination); its losses train together in each cell.
 GRID_AXES = ("dataset", "profile", "imbalance_ratio")
@@ -211,7 +212,7 @@ def run_cell(
     except BaseException as error:
         writer.fail(f"{type(error).__name__}: {error}")
         raise
-    status = JobStatus.FAILED if result.status == JobStatus.DIVERGED else JobStatus(result.status)
+    status = recorded_status(result.status)
     writer.finish(result, status=status)
     if status != JobStatus.DONE:
         raise RuntimeError(f"cell {cell.run_id} ended {status}: {result.reason}")
@@ -402,10 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     distribution = Distribution.from_environment()
     device = dict(grid.overrides).get("device", PRESETS[grid.preset].device)
     set_up_process(distribution, device)
-    if arguments.threads is not None:
-        if arguments.threads < 1:
-            parser.error(f"threads: must be at least 1, got {arguments.threads}")
-        torch.set_num_threads(arguments.threads)
+    try:
+        set_thread_count(arguments.threads)
+    except ValueError as error:
+        parser.error(str(error))
     runs_dir.mkdir(parents=True, exist_ok=True)
     cells = grid.cells()
     mine = distribution.my_cells(cells)

@@ -32,5 +32,14 @@ class JobStatus(StrEnum):
 FINISHED = frozenset({
     JobStatus.DONE, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.INTERRUPTED, JobStatus.TIMED_OUT, JobStatus.DIVERGED,
 })
+
+
+def recorded_status(engine_status: JobStatus | str) -> JobStatus:
+    """The status a job and its run directory record for the engine's outcome, decided here once: a diverged
+    run is a failed one (its reason says that it diverged and at which step); every other status is kept."""
+    status = JobStatus(engine_status)
+    return JobStatus.FAILED if status == JobStatus.DIVERGED else status
+
+
 # A finished run whose models were stopped before the end (some or all epochs missing).
 PARTIAL = frozenset({JobStatus.CANCELLED, JobStatus.INTERRUPTED, JobStatus.TIMED_OUT})

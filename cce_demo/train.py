@@ -14,7 +14,6 @@ import sys
 import threading
 from typing import Sequence
 
-import torch
 from tqdm import tqdm
 
 from . import data
@@ -24,7 +23,8 @@ from .fields import add_flags, flag_values
 from .metrics import GROUP_NAMES, format_p_value, format_percent
 from .run_directory import RunCorruptError, RunWriter, read_run
 from .schema import Event
-from .status import JobStatus
+from .status import JobStatus, recorded_status
+from .threads import recorded_thread_count, set_thread_count
 
 DEFAULT_RUNS_DIR = "runs"  # unless CCE_RUNS_DIR says otherwise (the app reads the same variable)
 
@@ -109,9 +109,8 @@ def open_resumed(parser: argparse.ArgumentParser, arguments: argparse.Namespace)
     if given:
         parser.error(f"resume: a resumed run keeps its own settings; drop {', '.join('--' + name.replace('_', '-') for name in sorted(given))}")
     try:
-        recorded = read_run(arguments.resume).metadata.get("environment", {}).get("torch_threads")
-        if arguments.threads is None and isinstance(recorded, int) and recorded >= 1:
-            torch.set_num_threads(recorded)  # a bit-identical continuation needs the count it trained with
+        if arguments.threads is None:  # a bit-identical continuation needs the count it trained with
+            set_thread_count(recorded_thread_count(read_run(arguments.resume).metadata))
         writer, states = RunWriter.reopen(arguments.resume)
         return writer, TrainConfig.from_dict(writer.metadata["config"]), states
     except (RunCorruptError, ValueError, OSError) as error:
@@ -121,10 +120,10 @@ def open_resumed(parser: argparse.ArgumentParser, arguments: argparse.Namespace)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
-    if arguments.threads is not None:
-        if arguments.threads < 1:
-            parser.error(f"threads: must be at least 1, got {arguments.threads}")
-        torch.set_num_threads(arguments.threads)  # before the writer records the environment
+    try:
+        set_thread_count(arguments.threads)  # before the writer records the environment
+    except ValueError as error:
+        parser.error(str(error))
     states: dict = {}
     if arguments.resume:
         writer, config, states = open_resumed(parser, arguments)
@@ -182,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if in_main_thread:
             signal.signal(signal.SIGINT, previous_handler)
     progress.close()
-    status = JobStatus.FAILED if result.status == JobStatus.DIVERGED else JobStatus(result.status)
+    status = recorded_status(result.status)
     writer.finish(result, status=status)
     print(result_table(result))
     print(f"Run directory: {writer.run_dir} (status {status}{': ' + result.reason if result.reason else ''})")
