@@ -450,6 +450,36 @@ def render_cancel_latency(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_epoch_options(results: dict[str, Any]) -> str:
+    """What could make an epoch cheaper, as ratios to the current way, measured interleaved in one run."""
+    load = results["load_average_before"][0], results["load_average_after"][0]
+    lines = [f"What could make an epoch of `{results['model']}` cheaper (`python bench/benchmark.py --data-dir DIR "
+             f"--epoch-options`; {short_cpu(results['environment'].get('cpu_model'))}, each variant timed "
+             f"{results['repeats']} times interleaved with the others, median; 1-minute load average "
+             f"{load[0]:.1f} before and {load[1]:.1f} after, so only the ratios within one thread count mean much):", "",
+             "| threads | variant | images/s | × current |", "|---|---|---|---|"]
+    for threads, entry in results["threads"].items():
+        for row in entry["variants"]:
+            lines.append(f"| {threads} | {row['name']} | {thousands(row['median_images_per_second'])} | "
+                         f"{row['ratio_to_current']:.2f} |")
+    for threads, entry in results["threads"].items():
+        evaluation = entry["evaluation_seconds"]
+        flip_on, flip_off = (value for name, value in evaluation.items() if name.startswith("2000"))
+        lines.append("")
+        lines.append(f"At {threads} thread(s) the between-epoch scoring of 2,000 test images takes {flip_on:.1f} s per model "
+                     f"with flip TTA and {flip_off:.1f} s without, against {entry['epoch_training_seconds']:.1f} s of training "
+                     f"per model and epoch ({100 * flip_on / (flip_on + entry['epoch_training_seconds']):.0f} % of the epoch).")
+    one = results["threads"].get("1", {}).get("variants", [])
+    faster = [row["name"] for row in one[1:] if row["ratio_to_current"] > 1.0]
+    lines.append("")
+    lines.append(("At one thread, the grids' setting, " + (f"{', '.join(faster)} beat the current way." if faster else
+                  "no variant beats the current way, so none was adopted.")) +
+                 (f" The machine was loaded (load average above its {results['environment'].get('logical_cpus')} logical CPUs), so "
+                  "the 2-thread figures, whose second thread competed with that load, are not a basis for a choice until "
+                  "they are measured on a quiet host." if max(load) > (results["environment"].get("logical_cpus") or 1) else ""))
+    return "\n".join(lines)
+
+
 # ---- the blocks, their sources and the CLI ----------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -477,6 +507,7 @@ BLOCKS = [
           optional=("docker_smoke_results.json",)),
     Block("load test", ("load_results.json",), render_load_test),
     Block("cancel latency", ("cancel_latency_results.json",), render_cancel_latency),
+    Block("epoch options", ("epoch_options_results.json",), render_epoch_options),
 ]
 
 
