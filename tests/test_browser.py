@@ -186,6 +186,10 @@ def test_phone_layout_keeps_recall_labels_readable(browser, live_app):
     page.set_default_timeout(60_000)
     try:
         open_app(page, live_app["url"])
+        # The verdict's headline is on the first screen, under the settings and Start (issue 31).
+        headline = page.locator("#verdict .cc-vn").first.bounding_box()
+        assert headline["y"] + 32 <= PHONE["height"], headline
+        assert page.locator("#start").bounding_box()["y"] < headline["y"]
         recall = page.locator("#recall-chart")
         recall.scroll_into_view_if_needed()
         for name in CLASSES:

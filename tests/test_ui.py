@@ -333,7 +333,7 @@ def test_a_second_browser_watches_but_cannot_stop(ctx):
     job_id = start(ctx, mine)[ui.view].id
     other = load(ctx)
     assert other[ui.view].id == job_id and "another browser" in other[ui.view].title
-    assert other[ui.compare.stop].interactive is False and "only while your own run" in other[ui.compare.stop].value
+    assert other[ui.compare.stop].interactive is False and "yours only" in other[ui.compare.stop].value
     with pytest.raises(gr.Error, match="no queued or running job"):
         handlers.on_stop(ctx, other[ui.visitor], other[ui.view])
     # The other browser claims the job in its localStorage, with a forged visitor id: it is still not its job.

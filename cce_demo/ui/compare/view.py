@@ -114,7 +114,7 @@ def control_updates(ctx: UiContext, controls: Controls, refusal: str = "") -> Up
     ui = ctx.ui
     return {
         ui.compare.start: start_button(controls, refusal),
-        ui.compare.stop: gr.Button(value="Stop your run" if controls.stop_enabled else "Stop (only while your own run trains)",
+        ui.compare.stop: gr.Button(value="Stop your run" if controls.stop_enabled else "Stop (yours only)",
                            interactive=controls.stop_enabled),
     }
 

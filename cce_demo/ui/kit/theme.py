@@ -67,6 +67,12 @@ footer,footer a,footer button{color:var(--body-text-color-subdued)!important}
  #test-loss-chart,#accuracy-chart{min-width:100%!important}
  .cc-rows.wide .cc-bar b,.cc-rows.wide .cc-axis b{flex-basis:3em}
  .cc-tagline{display:none}
+ /* The verdict headline on the first phone screen (issue 31: it started at y = 810 of 844): the settings
+    above it take less height. The preset choices sit closer, and the Stop button's label stays one line. */
+ #preset .wrap{gap:4px!important}
+ #preset label{padding:4px 8px!important;min-height:0!important}
+ #preset-note p{font-size:13px;line-height:1.35}
+ #start,#stop{min-height:36px;padding:6px 8px!important;font-size:14px}
 }
 .cc-head{font-size:11px;color:var(--body-text-color-subdued);padding-bottom:2px;border-bottom:1px solid var(--border-color-primary)}
 .cc-group{grid-column:1/-1;font-size:11px;font-weight:600;text-transform:uppercase;letter-spacing:.04em;color:var(--body-text-color-subdued);margin-top:6px}
