@@ -131,11 +131,17 @@ def test_train_watch_and_compare(page, live_app, console):
     status.get_by_text("Your run").wait_for()
     job_id = synthetic_jobs(manager, since)[0].job_id
     page.locator("#job-status [role=progressbar]").wait_for()
+    # Something live above the fold while it trains (issue 31): the strip under Start/Stop.
+    strip = page.locator("#live-strip .cc-live")  # hidden (not in the page) while nothing trains
+    strip.get_by_text(" left").or_(strip.get_by_text("estimating the time left")).first.wait_for()
+    box = strip.bounding_box()
+    assert box["y"] + box["height"] <= DESKTOP["height"], box
     page.locator("#loss-curve svg[role=img]").wait_for()  # the loss curve streams in (not its legend keys)
     page.locator("#loss-curve .cc-legend").get_by_text("CCE (paper form) · CE part").wait_for()
     status.get_by_text("done").wait_for(timeout=180_000)
     page.locator("#verdict").get_by_text(job_id).wait_for()
     page.locator("#verdict").get_by_text("points balanced accuracy").first.wait_for()
+    strip.wait_for(state="detached")  # gone once the job ended
     page.locator("#accuracy-chart svg[role=img]").first.wait_for()
     ticks = page.locator("#accuracy-chart .cc-xt").all_inner_texts()
     assert ticks and all(tick.isdigit() for tick in ticks)  # whole epochs only

@@ -701,3 +701,28 @@ def test_example_files_do_not_name_their_class():
     classes = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
     assert sorted(labels.values()) == sorted(classes)
     assert not any(label in name.lower() for name in names for label in classes)
+
+
+def test_the_live_strip_shows_progress_and_each_model_while_a_job_trains():
+    from types import MappingProxyType
+
+    from cce_demo.run_state import JobSnapshot
+    from cce_demo.schema import EpochPoint, EpochScores, StepMetrics
+    from cce_demo.ui.compare.views import live_strip_html
+
+    config = TrainConfig(dataset="synthetic", epochs=4)
+    scores = {loss: EpochScores(test_loss=1.0, accuracy=0.5, balanced_accuracy=value, complement_entropy=0.1, group_recall={})
+              for loss, value in (("ce", 0.4321), ("cce", 0.41))}
+    snapshot = JobSnapshot(
+        job_id="j", status=JobStatus.RUNNING, config=config, version=3, queue_position=None, progress=0.42,
+        eta_seconds=75.0, message="", error="", device="cpu", run_dir=None, class_names=(), class_counts=(),
+        steps=(StepMetrics(seed=0, step=5, global_step=5, epoch=1.2, losses={"ce": 1.23456, "cce": 2.0},
+                           cross_entropy={"ce": 1.2, "cce": 1.9}, learning_rate=0.1, images_per_second=100.0),),
+        epochs=(EpochPoint(seed=0, epoch=1, global_step=4, losses=scores),), latest=MappingProxyType({}),
+        comparisons=(), summaries=MappingProxyType({}), submitted_at=0.0, started_at=0.0, finished_at=None,
+    )
+    html = live_strip_html(snapshot)
+    assert "42 %" in html and "about 1 min 15 s left" in html and "epoch 1 of 4 evaluated" in html
+    assert "loss 1.235, balanced accuracy 43.2 %" in html and "loss 2.000, balanced accuracy 41.0 %" in html
+    assert live_strip_html(dataclasses.replace(snapshot, status=JobStatus.DONE)) == ""
+    assert live_strip_html(None) == ""

@@ -31,7 +31,7 @@ from .settings import config_from_form
 from .public import plain_text, public_panel_html
 from .timing import custom_note, form_time
 from .view import (
-    REPEAT_SEEDS, TITLE_OTHER, TITLE_YOURS, cannot_draw, control_updates, controls_for, is_active,
+    REPEAT_SEEDS, TITLE_OTHER, TITLE_YOURS, cannot_draw, control_updates, controls_for, is_active, live_strip_update,
     next_run_counts, render, repeat_update, require_visitor, safely, show, shown_run_counts, snapshot_for, view_of_run,
     status_line, waits_with_eta,
 )
@@ -203,6 +203,7 @@ def on_tick(ctx: UiContext, view: ViewRef | None, drawn: Drawn | None, visitor: 
         if snapshot.status in (JobStatus.RUNNING, JobStatus.QUEUED):  # unchanged: only the status line (its ETA or
             # expected wait), and the verdict's
             updates[ctx.ui.compare.status] = safely(snapshot, "status", cannot_draw("status line"), status_line, ctx, snapshot, view.title)
+            updates[ctx.ui.compare.live_strip] = live_strip_update(snapshot)
             if waits_with_eta(snapshot):
                 updates[ctx.ui.compare.verdict] = safely(snapshot, "verdict", cannot_draw("verdict"), verdict_html, snapshot, view.title)
         return updates

@@ -58,6 +58,7 @@ class CompareLayout:
     start: gr.Button
     stop: gr.Button
     estimate: gr.HTML  # how long the settings should take here, and whether the time limit refuses them
+    live_strip: gr.HTML  # while a viewed job trains: progress, time left, each model's latest loss and accuracy
     link_settings: gr.Button
     link_run: gr.Button
     share_link: gr.Textbox
@@ -94,7 +95,7 @@ class CompareLayout:
     @property
     def view_outputs(self) -> list[gr.components.Component]:
         """Everything that shows the viewed run (what `view.render` may update)."""
-        return [self.status, self.verdict, self.repeat, self.counts_chart, self.recall_chart, self.loss_chart,
+        return [self.status, self.live_strip, self.verdict, self.repeat, self.counts_chart, self.recall_chart, self.loss_chart,
                 self.test_loss_chart, self.accuracy_chart, self.groups, self.confusion]
 
 
@@ -174,6 +175,8 @@ def build() -> CompareLayout:
         # Disabled until the page has loaded and knows whether this browser already has a job.
         start = gr.Button("Start training", variant="primary", interactive=False, elem_id="start", min_width=120)
         stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop", min_width=120)
+    # Right under Start/Stop, so that something live is above the fold while a job trains (issue 31).
+    live_strip = gr.HTML(elem_id="live-strip", visible=False)
     estimate = gr.HTML(elem_id="estimate")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
@@ -202,6 +205,7 @@ def build() -> CompareLayout:
     refusal = gr.State("")
     return CompareLayout(
         refusal=refusal, public_panel=public_panel, link_note=link_note, preset=preset, preset_note=note, settings=MappingProxyType(settings), counts_chart=counts_chart, start=start, stop=stop, estimate=estimate,
+        live_strip=live_strip,
         link_settings=link_settings, link_run=link_run, share_link=share_link, verdict=verdict, repeat=repeat,
         status=status, recall_chart=recall_chart, loss_chart=loss_chart, smoothing=smoothing,
         test_loss_chart=test_loss_chart, accuracy_chart=accuracy_chart, groups=groups, confusion=confusion,

@@ -27,7 +27,7 @@ from .timing import expected_wait, form_time
 from .verdict import loss_comparisons, verdict_html
 from .views import (
     CountsSeries, completion, confusion_html, counts_chart, counts_label, countdown_text, epoch_chart, groups_table,
-    loss_chart, recall_chart, status_html,
+    live_strip_html, loss_chart, recall_chart, status_html,
 )
 
 
@@ -257,6 +257,13 @@ def waits_with_eta(snapshot: JobSnapshot | None) -> bool:
     return snapshot is not None and snapshot.status == JobStatus.RUNNING and not loss_comparisons(snapshot)
 
 
+def live_strip_update(snapshot: JobSnapshot | None) -> gr.HTML:
+    """The strip under Start/Stop, hidden when there is nothing live (an empty block would still take a gap
+    and push the verdict below the fold)."""
+    html = safely(snapshot, "live strip", "", live_strip_html, snapshot)
+    return gr.HTML(html, visible=bool(html))
+
+
 def render(
     ctx: UiContext, view: ViewRef | None, snapshot: JobSnapshot | None, controls: Controls, *, smoothing: float,
     epoch_views: bool = True, next_counts: Any = _SKIP,
@@ -267,6 +274,7 @@ def render(
     title = view.title if view else ""
     updates: Update = {
         ui.compare.status: safely(snapshot, "status", cannot_draw("status line"), status_line, ctx, snapshot, title),
+        ui.compare.live_strip: live_strip_update(snapshot),
         ui.compare.loss_chart: safely(snapshot, "loss chart", cannot_draw("training-loss chart"), loss_chart, snapshot, smoothing),
     }
     if not epoch_views and waits_with_eta(snapshot):

@@ -131,6 +131,30 @@ def status_html(snapshot: JobSnapshot | None, title: str = "", wait_seconds: flo
     return f'<div class="cc-status">{"<br>".join(parts)}</div>'
 
 
+def live_strip_html(snapshot: JobSnapshot | None) -> str:
+    """While a job trains: one compact line under Start/Stop with its progress and time left, and each model's
+    latest training loss and balanced accuracy (from its last evaluated epoch). Empty otherwise."""
+    if snapshot is None or status_of(snapshot) != JobStatus.RUNNING:
+        return ""
+    eta = countdown_text(snapshot.eta_seconds)
+    parts = [f"<b>{100 * snapshot.progress:.0f} %</b>", f"about {escape(eta)} left" if eta else "estimating the time left"]
+    latest_step = snapshot.steps[-1] if snapshot.steps else None
+    latest_epoch = snapshot.epochs[-1] if snapshot.epochs else None
+    if latest_epoch is not None:
+        parts.append(f"epoch {escape(latest_epoch.epoch)} of {escape(snapshot.config.epochs)} evaluated")
+    for loss in snapshot.config.losses:
+        figures = []
+        if latest_step is not None and finite(latest_step.losses.get(loss)) is not None:
+            figures.append(f"loss {latest_step.losses[loss]:.3f}")
+        if latest_epoch is not None and loss in latest_epoch.losses and finite(latest_epoch.losses[loss].balanced_accuracy) is not None:
+            figures.append(f"balanced accuracy {100 * latest_epoch.losses[loss].balanced_accuracy:.1f} %")
+        if figures:
+            parts.append(f'<span style="color:{colour(loss)};font-weight:600">{escape(short_name(loss))}</span> '
+                         f"{escape(', '.join(figures))}")
+    return (f'<div class="cc-card cc-live" role="status" aria-live="off" style="padding:6px 10px;font-size:13px">'
+            f'{" · ".join(parts)}</div>')
+
+
 # ---------------------------------------------------------------- training loss
 
 
