@@ -26,6 +26,7 @@ from .schema import (
     SeedSummary, StatusMessage, StepMetrics,
 )
 from .status import JobStatus
+from .test_predictions import TestPredictions
 from .training_state import SeedState, capture, restore
 
 EVAL_BATCH_SIZE = 500  # small enough that a stop request is seen within a fraction of a second on a CPU
@@ -61,6 +62,9 @@ class RunResult:
     models: dict[int, dict[str, nn.Module]] = field(default_factory=dict)
     evaluations: dict[int, dict[str, Evaluation]] = field(default_factory=dict)
     comparisons: list[PairedComparison] = field(default_factory=list)
+    # seed -> loss -> the final evaluation's per-image answers (finished seeds only), and the labels they answer
+    predictions: dict[int, dict[str, TestPredictions]] = field(default_factory=dict)
+    test_labels: torch.Tensor | None = None
     summaries: dict[str, SeedSummary] = field(default_factory=dict)
     finished_seeds: list[int] = field(default_factory=list)  # seeds trained to the end (others were stopped)
 
@@ -167,8 +171,8 @@ def evaluate(
     class_counts: tuple[int, ...],
     should_stop: StopCallback = lambda: False,
     flip: bool = False,
-) -> tuple[Evaluation, torch.Tensor]:
-    """Evaluation on the given test split, and the predictions (for McNemar).
+) -> tuple[Evaluation, TestPredictions]:
+    """Evaluation on the given test split, and the predictions (for McNemar and the gallery).
 
     Always in fp32, also on CUDA: under bf16 autocast many test logits tie, and argmax breaks ties toward
     class 0, the head class (rounding the shipped models' logits to bf16 moved test predictions, every one
@@ -178,7 +182,8 @@ def evaluate(
     device = test.images.device
     # Computed in float64, then fp32; a class with no images gets log(0.5 / total), so it stays finite.
     prior_shift = PRIOR_CORRECTION_TAU * log_prior(class_counts, torch.float64, empty_class_count=0.5).float().to(device)
-    predictions, corrected, loss_sum, entropy_sum = [], [], torch.zeros((), device=device), torch.zeros((), device=device)
+    predictions, confidences, corrected = [], [], []
+    loss_sum, entropy_sum = torch.zeros((), device=device), torch.zeros((), device=device)
     batch_size = CUDA_EVAL_BATCH_SIZE if device.type == "cuda" else EVAL_BATCH_SIZE
     with fp32_evaluation():
         for start in range(0, len(test), batch_size):
@@ -189,7 +194,9 @@ def evaluate(
             logits = test_logits(model, images, flip)
             loss_sum += nn.functional.cross_entropy(logits, targets, reduction="sum")
             entropy_sum += complement_entropy(logits, targets).sum()
-            predictions.append(logits.argmax(dim=1))
+            probabilities, classes = logits.softmax(dim=1).max(dim=1)
+            predictions.append(classes)
+            confidences.append(probabilities)
             corrected.append((logits - prior_shift).argmax(dim=1))
     predicted = torch.cat(predictions)
     confusion = metrics.confusion_matrix(test.labels, predicted, num_classes).cpu()
@@ -213,7 +220,7 @@ def evaluate(
             group_recall=metrics.group_recall(corrected_recall, class_counts),
         ),
     )
-    return evaluation, predicted
+    return evaluation, TestPredictions(predicted, torch.cat(confidences).float())
 
 
 def evaluation_is_finite(evaluation: Evaluation) -> bool:
@@ -222,15 +229,16 @@ def evaluation_is_finite(evaluation: Evaluation) -> bool:
 
 
 def compare(
-    seed: int, baseline: str, other: str, targets: torch.Tensor, predictions: dict[str, torch.Tensor],
+    seed: int, baseline: str, other: str, targets: torch.Tensor, predictions: dict[str, TestPredictions],
     evaluations: dict[str, Evaluation], num_classes: int,
 ) -> PairedComparison:
+    first, second = predictions[baseline].predicted, predictions[other].predicted
     return PairedComparison(
         seed=seed,
         baseline=baseline,
         other=other,
-        mcnemar=metrics.mcnemar(predictions[baseline] == targets, predictions[other] == targets),
-        per_class_mcnemar=tuple(metrics.mcnemar_per_class(targets, predictions[baseline], predictions[other], num_classes)),
+        mcnemar=metrics.mcnemar(first == targets, second == targets),
+        per_class_mcnemar=tuple(metrics.mcnemar_per_class(targets, first, second, num_classes)),
         accuracy_difference=evaluations[other].accuracy - evaluations[baseline].accuracy,
         balanced_accuracy_difference=evaluations[other].balanced_accuracy - evaluations[baseline].balanced_accuracy,
     )
@@ -284,7 +292,7 @@ def train_paired(
     steps_per_epoch = math.ceil(len(train_split) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     baseline = config.baseline
-    result = RunResult(JobStatus.DONE, "", dataset.class_names, class_counts, baseline)
+    result = RunResult(JobStatus.DONE, "", dataset.class_names, class_counts, baseline, test_labels=test_split.labels.cpu())
     if not resume:  # a resumed run's log already holds its start
         on_event(RunStarted(
             config=config.to_dict(), class_names=dataset.class_names, class_counts=class_counts,
@@ -360,12 +368,14 @@ def _train_one_seed(
         result.evaluations[seed] = dict(resumed.evaluations)
         if resumed.epoch == config.epochs:  # it had finished: nothing left to train
             result.comparisons.extend(resumed.comparisons)
+            result.predictions[seed] = dict(resumed.predictions)
             if announce_resumed_finish:
                 on_event(SeedFinished(seed=seed, comparisons=resumed.comparisons))
             return
         step, first_epoch = resumed.epoch * steps_per_epoch, resumed.epoch + 1
         on_event(StatusMessage(message=f"Resumed seed {seed} after epoch {resumed.epoch} of {config.epochs}."))
     comparisons: tuple[PairedComparison, ...] = ()
+    final_predictions: dict[str, TestPredictions] = {}
     for epoch in range(first_epoch, config.epochs + 1):
         # Deferred re-weighting switches each "_drw" loss to its class-weighted form at its start epoch.
         active_losses = {name: module.for_epoch(epoch - 1) for name, module in loss_modules.items()}
@@ -435,7 +445,10 @@ def _train_one_seed(
                 for name in config.losses
                 if name != result.baseline
             )
+            final_predictions = {name: answer.to_cpu() for name, answer in predictions.items()}
         if on_checkpoint is not None:
-            on_checkpoint(capture(seed, epoch, models, optimisers, data_generator, evaluations, comparisons))
+            on_checkpoint(capture(seed, epoch, models, optimisers, data_generator, evaluations, comparisons,
+                                  final_predictions if epoch == config.epochs else {}))
+    result.predictions[seed] = final_predictions
     result.comparisons.extend(comparisons)
     on_event(SeedFinished(seed=seed, comparisons=comparisons))

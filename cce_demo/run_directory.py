@@ -38,6 +38,9 @@ from .models import build_model
 from .provenance import environment
 from .schema import Event, FinalResults
 from .status import JobStatus
+from .test_predictions import PredictionsError, TestPredictions
+from .test_predictions import from_tensors as predictions_from_tensors
+from .test_predictions import to_tensors as predictions_to_tensors
 from .training_state import SeedState, TrainingStateError, from_tensors, to_tensors
 
 # Format 2: the records are typed (schema.py); its files have the same shape as format 1, which is still read
@@ -145,6 +148,10 @@ def weights_file_name(loss: str, seed: int) -> str:
     return f"model-{loss}-seed{seed}.safetensors"
 
 
+def predictions_file_name(seed: int) -> str:
+    return f"predictions-seed{seed}.safetensors"
+
+
 def checkpoint_file_name(seed: int) -> str:
     return f"checkpoint-seed{seed}.safetensors"
 
@@ -220,6 +227,12 @@ class RunWriter:
         final_status = status or result.status
         if final_status == JobStatus.DONE or result.status == JobStatus.DIVERGED:
             self.remove_checkpoints()
+        predictions = {}
+        if result.test_labels is not None:
+            for seed, answers in result.predictions.items():
+                tensors, metadata = predictions_to_tensors(result.test_labels, answers, seed, len(result.class_names))
+                save_tensors_atomic(self.run_dir / predictions_file_name(seed), tensors, {**metadata, "run_id": self.run_id})
+                predictions[str(seed)] = predictions_file_name(seed)
         weights = {}
         for seed, models in result.models.items():
             for loss, model in models.items():
@@ -233,6 +246,7 @@ class RunWriter:
             reason=result.reason,
             finished_at=_now(),
             weights=weights,
+            predictions=predictions,  # seed -> file: the final evaluation's per-image answers (the gallery's)
             final={
                 "baseline": result.baseline,
                 "finished_seeds": result.finished_seeds,
@@ -292,7 +306,7 @@ class RunWriter:
         resumes = list(metadata.get("resumes") or [])
         resumes.append({"at": _now(), "seed": latest.seed, "after_epoch": latest.epoch,
                         "previous_status": str(record.status), "environment": environment(record.config.device)})
-        metadata.update(status=JobStatus.RUNNING, reason="", finished_at=None, resumes=resumes, weights={}, final={},
+        metadata.update(status=JobStatus.RUNNING, reason="", finished_at=None, resumes=resumes, weights={}, final={}, predictions={},
                         owner={"token": PROCESS_TOKEN, "pid": os.getpid(), "start_time": _process_start_time(os.getpid())})
         writer.metadata = metadata
         writer._write_metadata()
@@ -485,6 +499,21 @@ def read_checkpoints(record: RunRecord) -> tuple[dict[int, SeedState], int]:
         states[seed] = state
         events_bytes = max(events_bytes, int(metadata.get("events_bytes") or 0))
     return states, events_bytes
+
+
+def read_predictions(record: RunRecord, seed: int) -> tuple[torch.Tensor, dict[str, TestPredictions]] | None:
+    """The final evaluation's per-image answers of one seed (labels, loss -> answers), checked; None for a run
+    that did not record them (written before they were, or a seed that did not finish)."""
+    name = (record.metadata.get("predictions") or {}).get(str(seed))
+    if not isinstance(name, str) or name != predictions_file_name(seed) or not (record.run_dir / name).is_file():
+        return None
+    try:
+        with safe_open(str(record.run_dir / name), framework="pt") as file:
+            metadata = file.metadata() or {}
+            tensors = {key: file.get_tensor(key) for key in file.keys()}
+        return predictions_from_tensors(tensors, metadata)
+    except (OSError, SafetensorError, PredictionsError) as error:
+        raise RunCorruptError(f"{record.run_dir}: cannot read {name} ({error})") from error
 
 
 def _checkpoint_models(record: RunRecord, seed: int | None) -> dict[str, nn.Module]:

@@ -14,7 +14,7 @@ for a safetensors file (run_directory.py writes it, atomically).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from pydantic import TypeAdapter
@@ -22,10 +22,12 @@ import torch
 from torch import nn
 
 from .schema import Evaluation, PairedComparison
+from .test_predictions import TestPredictions
 
 STATE_FORMAT = "1"
 MODEL_PREFIX = "model."
 MOMENTUM_PREFIX = "momentum."
+PREDICTIONS_PREFIX = "predictions."
 DATA_GENERATOR_KEY = "rng.data_generator"
 CPU_GENERATOR_KEY = "rng.torch_cpu"
 _EVALUATIONS = TypeAdapter(dict[str, Evaluation])
@@ -49,6 +51,8 @@ class SeedState:
     cpu_generator: torch.Tensor  # torch.get_rng_state()
     evaluations: Mapping[str, Evaluation]  # the epoch's evaluation of every model
     comparisons: tuple[PairedComparison, ...] = ()
+    # Set with `comparisons`: the final evaluation's per-image answers, which the finished run writes out.
+    predictions: Mapping[str, TestPredictions] = field(default_factory=dict)
 
     @property
     def losses(self) -> tuple[str, ...]:
@@ -58,7 +62,7 @@ class SeedState:
 def capture(
     seed: int, epoch: int, models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.optim.Optimizer],
     data_generator: torch.Generator, evaluations: Mapping[str, Evaluation],
-    comparisons: tuple[PairedComparison, ...] = (),
+    comparisons: tuple[PairedComparison, ...] = (), predictions: Mapping[str, TestPredictions] | None = None,
 ) -> SeedState:
     """A copy on the CPU: training may go on while (or after) the state is written."""
     momentum = {}
@@ -77,6 +81,7 @@ def capture(
         cpu_generator=torch.get_rng_state().clone(),
         evaluations=dict(evaluations),
         comparisons=tuple(comparisons),
+        predictions={name: answer.to_cpu() for name, answer in (predictions or {}).items()},
     )
 
 
@@ -127,6 +132,9 @@ def to_tensors(state: SeedState) -> tuple[dict[str, torch.Tensor], dict[str, str
         for index, buffer in enumerate(buffers):
             if buffer is not None:
                 tensors[f"{MOMENTUM_PREFIX}{name}.{index}"] = buffer.contiguous()
+    for name, answer in state.predictions.items():
+        tensors[f"{PREDICTIONS_PREFIX}{name}.predicted"] = answer.predicted.contiguous()
+        tensors[f"{PREDICTIONS_PREFIX}{name}.confidence"] = answer.confidence.contiguous()
     tensors[DATA_GENERATOR_KEY] = state.data_generator
     tensors[CPU_GENERATOR_KEY] = state.cpu_generator
     metadata = {
@@ -152,6 +160,7 @@ def from_tensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str
         parameter_counts = json.loads(metadata["parameters"])
         model_states: dict[str, dict[str, torch.Tensor]] = {name: {} for name in losses}
         momentum = {name: [None] * int(parameter_counts[name]) for name in losses}
+        answers: dict[str, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():
             if key.startswith(MODEL_PREFIX):
                 name, _, parameter = key[len(MODEL_PREFIX):].partition(".")
@@ -159,12 +168,16 @@ def from_tensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str
             elif key.startswith(MOMENTUM_PREFIX):
                 name, _, index = key[len(MOMENTUM_PREFIX):].partition(".")
                 momentum[name][int(index)] = value
+            elif key.startswith(PREDICTIONS_PREFIX):
+                name, _, part = key[len(PREDICTIONS_PREFIX):].partition(".")
+                answers.setdefault(name, {})[part] = value
         return SeedState(
             seed=int(metadata["seed"]), epoch=int(metadata["epoch"]), model_states=model_states,
             momentum={name: tuple(buffers) for name, buffers in momentum.items()},
             data_generator=tensors[DATA_GENERATOR_KEY], cpu_generator=tensors[CPU_GENERATOR_KEY],
             evaluations=_EVALUATIONS.validate_json(metadata["evaluations"]),
             comparisons=_COMPARISONS.validate_json(metadata["comparisons"]),
+            predictions={name: TestPredictions(parts["predicted"], parts["confidence"]) for name, parts in answers.items()},
         )
     except TrainingStateError:
         raise

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Mapping, Sequence
 
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from .config import TrainConfig
@@ -43,8 +43,10 @@ from .models import build_model
 from .retention import DiskRules, apply_retention, received_stamp, runs_on_disk
 from .run_directory import (
     EVENTS_FILE, FILE_MODE, METADATA_FILE, READABLE_FORMATS, RUN_ID_PATTERN, RunCorruptError, read_events, read_run,
-    weights_file_name, write_json_atomic,
+    predictions_file_name, weights_file_name, write_json_atomic,
 )
+from .test_predictions import PredictionsError
+from .test_predictions import from_tensors as predictions_from_tensors
 from .run_state import state_from_run_dir
 from .schema import (
     EpochMetrics, Evaluation, PairedComparison, RunFinished, RunMetadata, RunStarted, SeedFinished, StatusMessage,
@@ -58,6 +60,7 @@ RECALL_FILE = "recall.csv"
 # never holds them, and a hand-edited CSV could disagree with the events it claims to summarise).
 DERIVED_FILES = (CURVES_FILE, RECALL_FILE)
 WEIGHTS_NAME = re.compile(r"^model-([a-z][a-z_]{0,39})-seed(0|[1-9][0-9]{0,9})\.safetensors$")
+PREDICTIONS_NAME = re.compile(r"^predictions-seed(0|[1-9][0-9]{0,9})\.safetensors$")
 CURVES_COLUMNS = ("seed", "step", "global_step", "epoch", "loss", "training_loss", "cross_entropy_part")
 RECALL_COLUMNS = ("seed", "loss", "class_index", "class_name", "training_count", "recall")
 
@@ -217,6 +220,9 @@ def write_run_zip(run_dir: str | os.PathLike, destination_dir: str | os.PathLike
             if not (run_dir / file_name).is_file():
                 raise ExportRefused(f"export: run {run_id!r} is missing its model file {file_name}")
             names.append(file_name)
+    for seed, file_name in sorted((record.metadata.get("predictions") or {}).items(), key=lambda item: int(item[0])):
+        if file_name == predictions_file_name(int(seed)) and (run_dir / file_name).is_file():
+            names.append(file_name)  # the final per-image answers (the disagreement gallery's), when recorded
     derived = {  # two streaming passes over the log
         CURVES_FILE: curves_csv(read_events(run_dir)),
         RECALL_FILE: recall_csv(last_evaluations(read_events(run_dir), record.final), record.class_names, record.class_counts),
@@ -273,9 +279,9 @@ def entry_problem(info: zipfile.ZipInfo) -> str | None:
         return "is encrypted"
     if info.compress_type not in ACCEPTED_COMPRESSION:
         return f"uses compression method {info.compress_type}; only stored and deflated entries are accepted"
-    if name not in (METADATA_FILE, EVENTS_FILE, *DERIVED_FILES) and not WEIGHTS_NAME.match(name):
-        return (f"is not a file of an exported run (expected {METADATA_FILE}, {EVENTS_FILE}, {CURVES_FILE}, {RECALL_FILE} "
-                "and model-<loss>-seed<N>.safetensors)")
+    if name not in (METADATA_FILE, EVENTS_FILE, *DERIVED_FILES) and not WEIGHTS_NAME.match(name) and not PREDICTIONS_NAME.match(name):
+        return (f"is not a file of an exported run (expected {METADATA_FILE}, {EVENTS_FILE}, {CURVES_FILE}, {RECALL_FILE}, "
+                "model-<loss>-seed<N>.safetensors and predictions-seed<N>.safetensors)")
     return None
 
 
@@ -562,6 +568,12 @@ def check_metadata(metadata: Any) -> TrainConfig:
             _require(seed in seed_keys, METADATA_FILE, f"weights name seed {seed!r} of {loss}, not one of {list(config.seeds)}")
             _require(file_name == weights_file_name(loss, int(seed)), METADATA_FILE,
                      f"the {loss} model of seed {seed} must be named {weights_file_name(loss, int(seed))!r}, got {file_name!r}")
+    predictions = metadata.get("predictions") or {}
+    _require(isinstance(predictions, dict), METADATA_FILE, "predictions must be an object")
+    for seed, file_name in predictions.items():
+        _require(seed in seed_keys, METADATA_FILE, f"predictions name seed {seed!r}, not one of {list(config.seeds)}")
+        _require(file_name == predictions_file_name(int(seed)), METADATA_FILE,
+                 f"the predictions of seed {seed} must be named {predictions_file_name(int(seed))!r}, got {file_name!r}")
     final = metadata.get("final") or {}
     _require(isinstance(final, dict), METADATA_FILE, "final must be an object")
     evaluations = final.get("evaluations") or {}
@@ -575,6 +587,27 @@ def check_metadata(metadata: Any) -> TrainConfig:
         check_comparison(comparison, config, f"{METADATA_FILE}, final comparisons")
     check_summaries(final.get("summaries") or {}, config, f"{METADATA_FILE}, final summaries")
     return config
+
+
+def expected_prediction_files(metadata: Mapping[str, Any]) -> set[str]:
+    return set((metadata.get("predictions") or {}).values())
+
+
+def check_predictions(path: Path, config: TrainConfig, num_classes: int, num_test: int | None) -> None:
+    """Read `path` as safetensors only and require a predictions file of the run: its losses, its classes, one
+    answer per test image, confidences in [0, 1]."""
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            metadata = file.metadata() or {}
+            tensors = {key: file.get_tensor(key) for key in file.keys()}
+        labels, answers = predictions_from_tensors(tensors, metadata)
+    except (SafetensorError, OSError, PredictionsError, ValueError, RuntimeError, TypeError) as error:
+        raise ImportRefused(f"import: {path.name} is not a predictions file of this run ({error})") from error
+    if set(answers) - set(config.losses) or metadata.get("num_classes") != str(num_classes):
+        raise ImportRefused(f"import: {path.name} answers for {sorted(answers)} over {metadata.get('num_classes')} classes; "
+                            f"the run trains {list(config.losses)} over {num_classes}")
+    if num_test is not None and len(labels) != num_test:
+        raise ImportRefused(f"import: {path.name} holds {len(labels)} answers; the run's test split has {num_test} images")
 
 
 def expected_weight_files(metadata: Mapping[str, Any]) -> set[str]:
@@ -809,9 +842,17 @@ def import_run(
                 raise ImportRefused(f"import: {unlisted[0]} is not listed in {METADATA_FILE}'s weights (its loss or seed is not the run's)")
             if absent := sorted(listed - present):
                 raise ImportRefused(f"import: {METADATA_FILE} lists {absent[0]} but the zip does not hold it")
+            present_predictions = {info.filename for info in infos if PREDICTIONS_NAME.match(info.filename)}
+            listed_predictions = expected_prediction_files(metadata)
+            if unlisted := sorted(present_predictions - listed_predictions):
+                raise ImportRefused(f"import: {unlisted[0]} is not listed in {METADATA_FILE}'s predictions")
+            if absent := sorted(listed_predictions - present_predictions):
+                raise ImportRefused(f"import: {METADATA_FILE} lists {absent[0]} but the zip does not hold it")
             check_events_file(staging / EVENTS_FILE, metadata, config, max_step_events)
             for name in sorted(listed):
                 check_weights(staging / name, config, len(metadata["class_names"]))
+            for name in sorted(listed_predictions):
+                check_predictions(staging / name, config, len(metadata["class_names"]), metadata.get("num_test"))
             original, status = metadata["run_id"], metadata["status"]
             if status in UNFINISHED_STATUSES:
                 status = str(JobStatus.INTERRUPTED)

@@ -178,7 +178,7 @@ def test_prior_correction_oracle():
     logits = torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.5, 0.0]])
     split = ImageSplit(torch.zeros(3, 32, 32, 3, dtype=torch.uint8), torch.tensor([1, 1, 0]))
     evaluation, predicted = evaluate(_FixedLogits(logits), split, ((0.5,) * 3, (0.5,) * 3), class_counts)
-    assert predicted.tolist() == [0, 0, 0]
+    assert predicted.predicted.tolist() == [0, 0, 0]
     assert evaluation.per_class_recall == (1.0, 0.0)
     assert evaluation.prior_corrected.per_class_recall == (1.0, 0.5)
     assert evaluation.prior_corrected.balanced_accuracy == pytest.approx(0.75)

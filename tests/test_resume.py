@@ -284,3 +284,27 @@ def test_the_app_says_an_interrupted_run_can_go_on_and_how(tmp_path):
     assert summary["resumable_from"] == [1, 2] and summary["resume_command"].endswith("--resume runs/broken")
     resume_on_disk(run_dir)
     assert snapshot_from_run_dir(run_dir).resumable_from is None
+
+
+def test_the_final_predictions_survive_a_resume_and_match_mcnemar(tmp_path, uninterrupted):
+    """A seed that finished before the break wrote its per-image answers into its last state; the resumed run
+    writes the same predictions files as the unbroken one, and their discordant counts are McNemar's."""
+    from cce_demo.run_directory import read_predictions
+    from cce_demo.test_predictions import discordant
+
+    run_dir = train_to_disk(resume_config(), tmp_path, "broken", (1, 1))  # seed 0 finished, seed 1 in progress
+    resume_on_disk(run_dir)
+    resumed, whole = read_run(run_dir), read_run(uninterrupted)
+    for seed in (0, 1):
+        labels, answers = read_predictions(resumed, seed)
+        whole_labels, whole_answers = read_predictions(whole, seed)
+        assert torch.equal(labels, whole_labels)
+        for loss in ("ce", "cce", "ldam_drw"):
+            assert torch.equal(answers[loss].predicted, whole_answers[loss].predicted)
+            assert torch.equal(answers[loss].confidence, whole_answers[loss].confidence)
+        for comparison in resumed.metadata["final"]["comparisons"]:
+            if comparison["seed"] != seed:
+                continue
+            pair = discordant(labels, answers[comparison["baseline"]], answers[comparison["other"]])
+            assert (len(pair.only_a), len(pair.only_b)) == (comparison["mcnemar"]["only_a_correct"],
+                                                            comparison["mcnemar"]["only_b_correct"])

@@ -633,3 +633,41 @@ def test_an_import_that_does_not_fit_is_refused_and_one_that_does_runs_retention
     with pytest.raises(ImportRefused, match="already holds 1 runs that are training"):
         import_run(path, runs, rules=DiskRules(keep_runs=1), protected_ids={second.run_id})
     assert [p.name for p in runs.iterdir()] == [second.run_id]  # nothing was written for the refused one
+
+
+def test_the_final_predictions_travel_with_a_run_and_are_checked(tiny_run, tiny_entries, tmp_path, runs):
+    """The disagreement gallery's per-image answers are exported and imported like the weights: listed in
+    run.json, read as safetensors only, and refused when they do not fit the run."""
+    from safetensors.torch import save_file
+
+    from cce_demo.run_directory import read_predictions
+
+    assert "predictions-seed0.safetensors" in tiny_entries
+    imported = import_run(write_run_zip(tiny_run, tmp_path / "out"), runs)
+    labels, answers = read_predictions(read_run(imported.run_dir), 0)
+    original_labels, original_answers = read_predictions(read_run(tiny_run), 0)
+    assert torch.equal(labels, original_labels) and set(answers) == {"ce", "cce"}
+    assert torch.equal(answers["cce"].predicted, original_answers["cce"].predicted)
+
+    with safe_open_entries(tiny_entries["predictions-seed0.safetensors"], tmp_path) as (tensors, metadata):
+        short = {key: value[:-1] for key, value in tensors.items()}
+        save_file(short, tmp_path / "short.safetensors", metadata=metadata)
+    bad = dict(tiny_entries, **{"predictions-seed0.safetensors": (tmp_path / "short.safetensors").read_bytes()})
+    with pytest.raises(ImportRefused, match="holds 49 answers; the run's test split has 50 images"):
+        import_run(write_zip(tmp_path / "short.zip", bad), runs)
+    unlisted = dict(tiny_entries, **{"predictions-seed3.safetensors": tiny_entries["predictions-seed0.safetensors"]})
+    with pytest.raises(ImportRefused, match="predictions-seed3.safetensors is not listed"):
+        import_run(write_zip(tmp_path / "unlisted.zip", unlisted), runs)
+
+
+import contextlib  # noqa: E402
+
+
+@contextlib.contextmanager
+def safe_open_entries(data: bytes, tmp_path: Path):
+    from safetensors import safe_open
+
+    path = tmp_path / "entry.safetensors"
+    path.write_bytes(data)
+    with safe_open(str(path), framework="pt") as file:
+        yield {key: file.get_tensor(key) for key in file.keys()}, file.metadata()
