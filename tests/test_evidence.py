@@ -1,6 +1,8 @@
 """The verdict's seed spread is computed from the shipped grid for the same settings and names it; without
 such a grid it says so (issue 19: no typed spread)."""
 import json
+
+import pytest
 from types import SimpleNamespace
 
 from cce_demo.config import preset
@@ -87,15 +89,21 @@ def test_the_default_root_is_the_repository_results_folder():
     assert evidence.REPOSITORY_RESULTS == Path(__file__).resolve().parent.parent / "results"
 
 
-def test_the_verdict_names_the_data_copy_from_run_json(tmp_path):
+def test_the_verdict_names_the_data_copy_from_the_run_record():
+    """From the run's start event, which the snapshot carries (the card no longer re-reads run.json each second);
+    the shipped run's snapshot names the copy its run.json records."""
+    from conftest import ROOT
+    from cce_demo.run_state import snapshot_from_run_dir
     from cce_demo.ui.compare.verdict import data_sentence
 
     config = preset("quick")
-    (tmp_path / "run.json").write_text(json.dumps({"data": {"copy": "CIFAR-10 (JPEG q75 copy)", "how": "detected from the files' hashes"}}))
-    assert "CIFAR-10 (JPEG q75 copy), detected" in data_sentence(SimpleNamespace(config=config, run_dir=str(tmp_path)))
-    (tmp_path / "run.json").write_text(json.dumps({"format_version": 1}))
-    assert "not recorded" in data_sentence(SimpleNamespace(config=config, run_dir=str(tmp_path)))
-    assert "synthetic" in data_sentence(SimpleNamespace(config=config.replace(dataset="synthetic"), run_dir=None))
+    recorded = {"copy": "CIFAR-10 (JPEG q75 copy)", "how": "detected from the files' hashes"}
+    assert "CIFAR-10 (JPEG q75 copy), detected" in data_sentence(SimpleNamespace(config=config, data=recorded))
+    assert "not recorded" in data_sentence(SimpleNamespace(config=config, data={}))
+    assert "synthetic" in data_sentence(SimpleNamespace(config=config.replace(dataset="synthetic"), data={}))
+    shipped = ROOT / "checkpoints" / "cifar10-lt100-standard-ce-cce"
+    copy = json.loads((shipped / "run.json").read_text())["data"]["copy"]
+    assert f"Data: {copy}," in data_sentence(snapshot_from_run_dir(shipped))
 
 
 def test_the_shipped_run_records_its_own_prior_correction():
@@ -112,9 +120,14 @@ def test_the_shipped_run_records_its_own_prior_correction():
         assert abs(plain - row["balanced_accuracy"]) < 1e-4 and abs(corrected - row["corrected_balanced_accuracy"]) < 1e-4
 
 
-def test_a_malformed_data_record_reads_as_not_recorded(tmp_path):
+def test_a_malformed_data_record_reads_as_not_recorded():
+    """The start event's schema admits only an object; within it, a copy that is not a name reads as unrecorded
+    (an imported run is untrusted)."""
+    from cce_demo.schema import parse_event
     from cce_demo.ui.compare.verdict import data_sentence
 
-    for data in ([1, 2], {"copy": 5}, "text", None):
-        (tmp_path / "run.json").write_text(json.dumps({"data": data}))
-        assert "not recorded" in data_sentence(SimpleNamespace(config=preset("quick"), run_dir=str(tmp_path)))
+    for data in ({"copy": 5}, {"copy": ""}, {}):
+        assert "not recorded" in data_sentence(SimpleNamespace(config=preset("quick"), data=data))
+    with pytest.raises(ValueError):
+        parse_event({"kind": "started", "config": {}, "class_names": [], "class_counts": [], "num_train": 1, "num_test": 1,
+                     "device": "cpu", "steps_per_epoch": 1, "total_steps": 1, "data_source": "x", "data": [1, 2]})
