@@ -26,7 +26,7 @@ from .schema import (
     SeedSummary, StatusMessage, StepMetrics,
 )
 from .status import JobStatus
-from .test_predictions import TestPredictions
+from .per_image_predictions import PerImagePredictions
 from .training_state import SeedState, capture, restore
 
 EVAL_BATCH_SIZE = 500  # small enough that a stop request is seen within a fraction of a second on a CPU
@@ -63,7 +63,7 @@ class RunResult:
     evaluations: dict[int, dict[str, Evaluation]] = field(default_factory=dict)
     comparisons: list[PairedComparison] = field(default_factory=list)
     # seed -> loss -> the final evaluation's per-image answers (finished seeds only), and the labels they answer
-    predictions: dict[int, dict[str, TestPredictions]] = field(default_factory=dict)
+    predictions: dict[int, dict[str, PerImagePredictions]] = field(default_factory=dict)
     test_labels: torch.Tensor | None = None
     summaries: dict[str, SeedSummary] = field(default_factory=dict)
     finished_seeds: list[int] = field(default_factory=list)  # seeds trained to the end (others were stopped)
@@ -171,7 +171,7 @@ def evaluate(
     class_counts: tuple[int, ...],
     should_stop: StopCallback = lambda: False,
     flip: bool = False,
-) -> tuple[Evaluation, TestPredictions]:
+) -> tuple[Evaluation, PerImagePredictions]:
     """Evaluation on the given test split, and the predictions (for McNemar and the gallery).
 
     Always in fp32, also on CUDA: under bf16 autocast many test logits tie, and argmax breaks ties toward
@@ -220,7 +220,7 @@ def evaluate(
             group_recall=metrics.group_recall(corrected_recall, class_counts),
         ),
     )
-    return evaluation, TestPredictions(predicted, torch.cat(confidences).float())
+    return evaluation, PerImagePredictions(predicted, torch.cat(confidences).float())
 
 
 def evaluation_is_finite(evaluation: Evaluation) -> bool:
@@ -229,7 +229,7 @@ def evaluation_is_finite(evaluation: Evaluation) -> bool:
 
 
 def compare(
-    seed: int, baseline: str, other: str, targets: torch.Tensor, predictions: dict[str, TestPredictions],
+    seed: int, baseline: str, other: str, targets: torch.Tensor, predictions: dict[str, PerImagePredictions],
     evaluations: dict[str, Evaluation], num_classes: int,
 ) -> PairedComparison:
     first, second = predictions[baseline].predicted, predictions[other].predicted
@@ -375,7 +375,7 @@ def _train_one_seed(
         step, first_epoch = resumed.epoch * steps_per_epoch, resumed.epoch + 1
         on_event(StatusMessage(message=f"Resumed seed {seed} after epoch {resumed.epoch} of {config.epochs}."))
     comparisons: tuple[PairedComparison, ...] = ()
-    final_predictions: dict[str, TestPredictions] = {}
+    final_predictions: dict[str, PerImagePredictions] = {}
     for epoch in range(first_epoch, config.epochs + 1):
         # Deferred re-weighting switches each "_drw" loss to its class-weighted form at its start epoch.
         active_losses = {name: module.for_epoch(epoch - 1) for name, module in loss_modules.items()}

@@ -38,9 +38,9 @@ from .models import build_model
 from .provenance import environment
 from .schema import Event, FinalResults
 from .status import JobStatus
-from .test_predictions import PredictionsError, TestPredictions
-from .test_predictions import from_tensors as predictions_from_tensors
-from .test_predictions import to_tensors as predictions_to_tensors
+from .per_image_predictions import PredictionsError, PerImagePredictions
+from .per_image_predictions import from_tensors as predictions_from_tensors
+from .per_image_predictions import to_tensors as predictions_to_tensors
 from .training_state import SeedState, TrainingStateError, from_tensors, to_tensors
 
 # Format 2: the records are typed (schema.py); its files have the same shape as format 1, which is still read
@@ -501,7 +501,7 @@ def read_checkpoints(record: RunRecord) -> tuple[dict[int, SeedState], int]:
     return states, events_bytes
 
 
-def read_predictions(record: RunRecord, seed: int) -> tuple[torch.Tensor, dict[str, TestPredictions]] | None:
+def read_predictions(record: RunRecord, seed: int) -> tuple[torch.Tensor, dict[str, PerImagePredictions]] | None:
     """The final evaluation's per-image answers of one seed (labels, loss -> answers), checked; None for a run
     that did not record them (written before they were, or a seed that did not finish)."""
     name = (record.metadata.get("predictions") or {}).get(str(seed))

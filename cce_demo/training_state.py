@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .schema import Evaluation, PairedComparison
-from .test_predictions import TestPredictions
+from .per_image_predictions import PerImagePredictions
 
 STATE_FORMAT = "1"
 MODEL_PREFIX = "model."
@@ -52,7 +52,7 @@ class SeedState:
     evaluations: Mapping[str, Evaluation]  # the epoch's evaluation of every model
     comparisons: tuple[PairedComparison, ...] = ()
     # Set with `comparisons`: the final evaluation's per-image answers, which the finished run writes out.
-    predictions: Mapping[str, TestPredictions] = field(default_factory=dict)
+    predictions: Mapping[str, PerImagePredictions] = field(default_factory=dict)
 
     @property
     def losses(self) -> tuple[str, ...]:
@@ -62,7 +62,7 @@ class SeedState:
 def capture(
     seed: int, epoch: int, models: Mapping[str, nn.Module], optimisers: Mapping[str, torch.optim.Optimizer],
     data_generator: torch.Generator, evaluations: Mapping[str, Evaluation],
-    comparisons: tuple[PairedComparison, ...] = (), predictions: Mapping[str, TestPredictions] | None = None,
+    comparisons: tuple[PairedComparison, ...] = (), predictions: Mapping[str, PerImagePredictions] | None = None,
 ) -> SeedState:
     """A copy on the CPU: training may go on while (or after) the state is written."""
     momentum = {}
@@ -177,7 +177,7 @@ def from_tensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str
             data_generator=tensors[DATA_GENERATOR_KEY], cpu_generator=tensors[CPU_GENERATOR_KEY],
             evaluations=_EVALUATIONS.validate_json(metadata["evaluations"]),
             comparisons=_COMPARISONS.validate_json(metadata["comparisons"]),
-            predictions={name: TestPredictions(parts["predicted"], parts["confidence"]) for name, parts in answers.items()},
+            predictions={name: PerImagePredictions(parts["predicted"], parts["confidence"]) for name, parts in answers.items()},
         )
     except TrainingStateError:
         raise

@@ -45,8 +45,8 @@ from .run_directory import (
     EVENTS_FILE, FILE_MODE, METADATA_FILE, READABLE_FORMATS, RUN_ID_PATTERN, RunCorruptError, read_events, read_run,
     predictions_file_name, weights_file_name, write_json_atomic,
 )
-from .test_predictions import PredictionsError
-from .test_predictions import from_tensors as predictions_from_tensors
+from .per_image_predictions import PredictionsError
+from .per_image_predictions import from_tensors as predictions_from_tensors
 from .run_state import state_from_run_dir
 from .schema import (
     EpochMetrics, Evaluation, PairedComparison, RunFinished, RunMetadata, RunStarted, SeedFinished, StatusMessage,

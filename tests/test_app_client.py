@@ -12,6 +12,26 @@ from conftest import LIVE_APP_MAX_QUEUE, ROOT, synthetic_request
 SHIPPED_RUN = "cifar10-lt100-standard-ce-cce"
 
 
+def test_disagreement_lists_match_mcnemar_for_the_shipped_run(client):
+    """Issue 28: the images only one model got right, from the run's recorded predictions; counts are McNemar's."""
+    import json as json_module
+
+    shipped = json_module.loads((ROOT / "checkpoints" / SHIPPED_RUN / "run.json").read_text())
+    mcnemar = shipped["final"]["comparisons"][0]["mcnemar"]
+    lists = client.predict(SHIPPED_RUN, "ce", "cce", api_name="/disagreement")
+    assert (lists["only_a_correct"], lists["only_b_correct"]) == (mcnemar["only_a_correct"], mcnemar["only_b_correct"])
+    assert len(lists["only_a"]) == mcnemar["only_a_correct"] and len(lists["only_b"]) == mcnemar["only_b_correct"]
+    first = lists["only_a"][0]
+    assert first["ce"]["predicted"] == first["class"] and first["cce"]["predicted"] != first["class"]
+    counts = shipped["class_counts"]
+    ranks = [sorted(range(10), key=lambda k: -counts[k]).index(shipped["class_names"].index(row["class"])) for row in lists["only_a"]]
+    assert ranks == sorted(ranks)  # head -> tail
+    truck = client.predict(SHIPPED_RUN, "ce", "cce", 0, 9, api_name="/disagreement")
+    assert truck["only_b_correct"] == shipped["final"]["comparisons"][0]["per_class_mcnemar"][9]["only_b_correct"]
+    with pytest.raises(Exception, match="is not a loss of this run"):
+        client.predict(SHIPPED_RUN, "ce", "focal", api_name="/disagreement")
+
+
 @pytest.fixture(scope="module")
 def client(live_app):
     return Client(live_app["url"], verbose=False)

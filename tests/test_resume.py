@@ -290,7 +290,7 @@ def test_the_final_predictions_survive_a_resume_and_match_mcnemar(tmp_path, unin
     """A seed that finished before the break wrote its per-image answers into its last state; the resumed run
     writes the same predictions files as the unbroken one, and their discordant counts are McNemar's."""
     from cce_demo.run_directory import read_predictions
-    from cce_demo.test_predictions import discordant
+    from cce_demo.per_image_predictions import discordant
 
     run_dir = train_to_disk(resume_config(), tmp_path, "broken", (1, 1))  # seed 0 finished, seed 1 in progress
     resume_on_disk(run_dir)

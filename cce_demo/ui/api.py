@@ -1,5 +1,5 @@
 """The named API endpoints for gradio_client: /start_comparison, /job_status, /cancel_job, /list_runs, /classify,
-/export_run and /import_run (tests/test_app_client.py, tests/test_public.py).
+/disagreement, /export_run and /import_run (tests/test_app_client.py, tests/test_public.py).
 
 Every endpoint is a `gr.api` function: Gradio hands it the JSON it received, unconverted, so each argument is
 checked here first (`check_id`, `check_file`, `config_from_request`) and anything unusable is refused with a
@@ -21,8 +21,9 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from ..jobs import UnknownJobError
-from ..run_directory import RUN_ID_PATTERN, RunCorruptError, to_jsonable
+from ..run_directory import RUN_ID_PATTERN, RunCorruptError, read_predictions, to_jsonable
 from ..run_state import JobSnapshot
+from ..per_image_predictions import disagreement
 from ..transfer import ExportRefused, ImportRefused
 from .catalog import runs_records
 from .classify.handlers import classify_file
@@ -167,6 +168,43 @@ def classify(ctx: UiContext, file_path: Any, run_id: Any, address: str = "") -> 
     }
 
 
+def disagreement_lists(ctx: UiContext, run_id: Any, loss_a: Any, loss_b: Any, seed: Any = None, only_class: Any = None) -> dict:
+    """The test images that only `loss_a`'s model or only `loss_b`'s classified correctly, from the run's recorded
+    final predictions: by true class head → tail, then by confidence gap. Their counts are McNemar's."""
+    try:
+        record = ctx.app.catalog.find(check_id(run_id, "run_id"))
+        config = record.config
+        for name, loss in (("loss_a", loss_a), ("loss_b", loss_b)):
+            if loss not in config.losses:
+                raise ValueError(f"{name}: {shown(loss)} is not a loss of this run; it trained {', '.join(config.losses)}")
+        if loss_a == loss_b:
+            raise ValueError("loss_b: pick a loss other than loss_a")
+        chosen = config.seeds[0] if seed is None else seed
+        if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen not in config.seeds:
+            raise ValueError(f"seed: one of the run's seeds {list(config.seeds)}, got {shown(seed)}")
+        if only_class is not None and (isinstance(only_class, bool) or not isinstance(only_class, int)
+                                       or not 0 <= only_class < len(record.class_names)):
+            raise ValueError(f"only_class: a class index from 0 to {len(record.class_names) - 1}, got {shown(only_class)}")
+        recorded = read_predictions(record, chosen)
+        if recorded is None:
+            raise ValueError(f"run {record.run_id} has no per-image predictions for seed {chosen} (it was trained "
+                             "before runs recorded them, or that seed did not finish)")
+    except (ValueError, RunCorruptError) as error:
+        raise user_error(short(str(error)), "api disagreement") from None
+    labels, answers = recorded
+    only_a, only_b = disagreement(labels, answers[loss_a], answers[loss_b], record.class_counts, only_class)
+    names = record.class_names
+
+    def rows(images):
+        return [{"index": image.index, "class": names[image.label],
+                 loss_a: {"predicted": names[image.predicted_a], "confidence": round(image.confidence_a, 4)},
+                 loss_b: {"predicted": names[image.predicted_b], "confidence": round(image.confidence_b, 4)}}
+                for image in images]
+
+    return {"run_id": record.run_id, "seed": chosen, "loss_a": loss_a, "loss_b": loss_b,
+            "only_a_correct": len(only_a), "only_b_correct": len(only_b), "only_a": rows(only_a), "only_b": rows(only_b)}
+
+
 def export_run(ctx: UiContext, run_id: Any, address: str = "") -> Path:
     """The run's zip (run.json, events.jsonl, weights, curves.csv, recall.csv), written to the app's exports
     directory; shipped runs too."""
@@ -216,6 +254,12 @@ def register_api(ctx: UiContext) -> None:
             raise user_error(short(str(error)), "api classify") from None
         return classify(ctx, path, run_id, address_of(request))
 
+    def api_disagreement(run_id: str, loss_a: str, loss_b: str, seed: int | None = None, only_class: int | None = None) -> dict:
+        """The test images only one model of a pair classified correctly (McNemar's discordant pairs), from the
+        run's recorded final predictions: {only_a_correct, only_b_correct, only_a: [...], only_b: [...]}, each
+        image with its test index, true class and both models' answer and confidence; head → tail by class."""
+        return disagreement_lists(ctx, run_id, loss_a, loss_b, seed, only_class)
+
     def api_export_run(run_id: str, request: gr.Request) -> FileData:
         """A run as one zip: run.json, events.jsonl, the models' weights (safetensors) and the training curves and
         per-class recall as CSV. Import it elsewhere with /import_run."""
@@ -235,5 +279,6 @@ def register_api(ctx: UiContext) -> None:
     gr.api(api_cancel_job, api_name="cancel_job", concurrency_limit=None)
     gr.api(api_list_runs, api_name="list_runs", concurrency_limit=None)
     gr.api(api_classify, api_name="classify", concurrency_limit=2, concurrency_id="classify")
+    gr.api(api_disagreement, api_name="disagreement", concurrency_limit=2)
     gr.api(api_export_run, api_name="export_run", concurrency_limit=2, concurrency_id="transfer")
     gr.api(api_import_run, api_name="import_run", concurrency_limit=2, concurrency_id="transfer")

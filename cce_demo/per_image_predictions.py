@@ -23,7 +23,7 @@ class PredictionsError(ValueError):
 
 
 @dataclass(frozen=True)
-class TestPredictions:
+class PerImagePredictions:
     """One model's answer for every image of the split it scored, in the split's order: the predicted class and
     its softmax probability (of the logits the evaluation scored: with flip TTA, the mean of the image's and its
     mirror's)."""
@@ -31,11 +31,11 @@ class TestPredictions:
     predicted: torch.Tensor  # int64, (N,)
     confidence: torch.Tensor  # float32, (N,), in [0, 1]
 
-    def to_cpu(self) -> "TestPredictions":
-        return TestPredictions(self.predicted.detach().cpu(), self.confidence.detach().cpu())
+    def to_cpu(self) -> "PerImagePredictions":
+        return PerImagePredictions(self.predicted.detach().cpu(), self.confidence.detach().cpu())
 
 
-def to_tensors(labels: torch.Tensor, predictions: Mapping[str, TestPredictions], seed: int,
+def to_tensors(labels: torch.Tensor, predictions: Mapping[str, PerImagePredictions], seed: int,
                num_classes: int) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The tensors and metadata of a predictions file: classes as int16, confidences as float32 (a 10,000-image
     test set and two models: about 140 kB)."""
@@ -50,14 +50,14 @@ def to_tensors(labels: torch.Tensor, predictions: Mapping[str, TestPredictions],
     return tensors, metadata
 
 
-def from_tensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> tuple[torch.Tensor, dict[str, TestPredictions]]:
+def from_tensors(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> tuple[torch.Tensor, dict[str, PerImagePredictions]]:
     """(labels, loss -> answers), checked: equal lengths, classes within range, confidences in [0, 1]."""
     if metadata.get("predictions_format") != PREDICTIONS_FORMAT:
         raise PredictionsError(f"not a predictions file of format {PREDICTIONS_FORMAT} (found {metadata.get('predictions_format')!r})")
     try:
         losses, num_classes = json.loads(metadata["losses"]), int(metadata["num_classes"])
         labels = tensors[LABELS_KEY].long()
-        answers = {loss: TestPredictions(tensors[f"{loss}.predicted"].long(), tensors[f"{loss}.confidence"].float())
+        answers = {loss: PerImagePredictions(tensors[f"{loss}.predicted"].long(), tensors[f"{loss}.confidence"].float())
                    for loss in losses}
     except (KeyError, ValueError, TypeError) as error:
         raise PredictionsError(f"a malformed predictions file ({type(error).__name__}: {error})") from None
@@ -81,6 +81,41 @@ class Discordant:
     only_b: torch.Tensor  # image indices, B right and A wrong
 
 
-def discordant(labels: torch.Tensor, a: TestPredictions, b: TestPredictions) -> Discordant:
+def discordant(labels: torch.Tensor, a: PerImagePredictions, b: PerImagePredictions) -> Discordant:
     right_a, right_b = a.predicted == labels, b.predicted == labels
     return Discordant(torch.nonzero(right_a & ~right_b).flatten(), torch.nonzero(~right_a & right_b).flatten())
+
+
+@dataclass(frozen=True)
+class GalleryImage:
+    """One test image only one model of the pair got right, with both models' answers."""
+
+    index: int  # in the test split's order
+    label: int
+    predicted_a: int
+    confidence_a: float
+    predicted_b: int
+    confidence_b: float
+
+    @property
+    def confidence_gap(self) -> float:
+        """How much surer the right model was of its (right) answer than the wrong one of its own."""
+        return abs(self.confidence_a - self.confidence_b)
+
+
+def disagreement(labels: torch.Tensor, a: PerImagePredictions, b: PerImagePredictions, class_counts: tuple[int, ...],
+                 only_class: int | None = None) -> tuple[list[GalleryImage], list[GalleryImage]]:
+    """The images only A got right and those only B got right, grouped by true class from the most to the fewest
+    training images (head → tail), within a class by the confidence gap (largest first). Without `only_class`
+    the lengths are McNemar's discordant counts exactly."""
+    order = {klass: rank for rank, klass in enumerate(sorted(range(len(class_counts)), key=lambda k: (-class_counts[k], k)))}
+    pair = discordant(labels, a, b)
+
+    def listed(indices: torch.Tensor) -> list[GalleryImage]:
+        images = [GalleryImage(int(index), int(labels[index]), int(a.predicted[index]), float(a.confidence[index]),
+                               int(b.predicted[index]), float(b.confidence[index])) for index in indices.tolist()]
+        if only_class is not None:
+            images = [image for image in images if image.label == only_class]
+        return sorted(images, key=lambda image: (order[image.label], -image.confidence_gap, image.index))
+
+    return listed(pair.only_a), listed(pair.only_b)
