@@ -240,3 +240,25 @@ def test_a_diverged_run_is_a_result_not_a_broken_page(page, live_app, console):
     page.wait_for_function(START_ENABLED)
     assert page.get_by_text("Error", exact=True).count() == 0
     assert str(finished.status) in page.locator("#job-status").inner_text()  # the run's outcome, drawn as a result
+
+
+def test_a_tap_on_a_chart_shows_its_value_on_a_phone(browser, live_app):
+    """Touch has no hover (issue 31): tapping a recall bar shows its tooltip's text in a box; tapping elsewhere
+    hides it."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        open_app(page, live_app["url"])
+        bar = page.locator("#recall-chart .cc-bar").first
+        bar.scroll_into_view_if_needed()
+        expected = bar.get_attribute("title")
+        bar.tap()
+        box = page.locator("#cc-tap")
+        box.wait_for(state="visible")
+        assert box.inner_text() == expected and " · " in expected
+        page.locator("h1").first.tap()
+        box.wait_for(state="hidden")
+        page.screenshot(path=str(ARTIFACTS / "tap-value.png"))
+    finally:
+        context.close()

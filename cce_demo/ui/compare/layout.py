@@ -143,6 +143,41 @@ if (!window.ccKeyboard) {
 """
 
 
+# Chart values on a touch screen (issue 31): every bar, point and hover band of the charts carries its value
+# as a tooltip (an SVG <title> or a title attribute), which only a mouse shows. A tap on one shows the same
+# text in a small box by the finger, until the next tap elsewhere; the mouse's tooltips are unchanged.
+TAP_JS = """
+if (!window.ccTap) {
+  window.ccTap = true;
+  const box = document.createElement('div');
+  box.id = 'cc-tap';
+  box.setAttribute('role', 'status');
+  box.style.cssText = 'position:fixed;z-index:1000;max-width:80vw;padding:6px 8px;border-radius:6px;font-size:13px;' +
+    'background:#111827;color:#fff;box-shadow:0 2px 8px rgba(0,0,0,.3);display:none;pointer-events:none;white-space:pre-line';
+  document.body.appendChild(box);
+  const textOf = element => {
+    for (let node = element; node && !node.classList?.contains('cc-chart'); node = node.parentElement) {
+      const title = node.querySelector?.(':scope > title');
+      if (title && title.textContent.trim()) return title.textContent.trim();
+      if (node.getAttribute && node.getAttribute('title')) return node.getAttribute('title');
+    }
+    return '';
+  };
+  document.addEventListener('click', event => {
+    const chart = event.target.closest && event.target.closest('.cc-chart');
+    const text = chart ? textOf(event.target) : '';
+    if (!text) { box.style.display = 'none'; return; }
+    box.textContent = text;
+    box.style.display = 'block';
+    const x = Math.min(event.clientX + 8, window.innerWidth - box.offsetWidth - 8);
+    const y = event.clientY > window.innerHeight / 2 ? event.clientY - box.offsetHeight - 12 : event.clientY + 16;
+    box.style.left = Math.max(8, x) + 'px';
+    box.style.top = Math.max(8, y) + 'px';
+  }, true);
+}
+"""
+
+
 def widget(field: Field, value: Any) -> gr.components.Component:
     """The form's widget for one setting of the table (fields.py), showing `value`."""
     if field.kind == "dropdown":
@@ -160,7 +195,7 @@ def widget(field: Field, value: Any) -> gr.components.Component:
 def build() -> CompareLayout:
     """Create the tab's components inside the current `gr.Tab`."""
     quick = PRESETS[DEFAULT_PRESET]
-    link_note = gr.HTML(elem_id="link-note", js_on_load=KEYBOARD_JS)  # the page's keyboard script rides here
+    link_note = gr.HTML(elem_id="link-note", js_on_load=KEYBOARD_JS + TAP_JS)  # the page's keyboard script rides here
     public_panel = gr.HTML(elem_id="public-panel-box")
     preset = gr.Radio(preset_choices(), value=DEFAULT_PRESET, label="Preset", elem_id="preset")
     # What the preset is for; the page's load adds how long it takes here (timing.py: computed, never typed).
