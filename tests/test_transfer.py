@@ -134,6 +134,7 @@ def test_export_holds_the_run_files_and_two_csvs(shipped_zip):
     with zipfile.ZipFile(shipped_zip) as archive:
         assert sorted(archive.namelist()) == sorted([
             "run.json", "events.jsonl", "model-ce-seed0.safetensors", "model-cce-seed0.safetensors", "curves.csv", "recall.csv",
+            "predictions-seed0.safetensors",
         ])
         for name in ("run.json", "events.jsonl", "model-ce-seed0.safetensors"):
             assert archive.read(name) == (SHIPPED / name).read_bytes()
@@ -184,7 +185,8 @@ def test_round_trip_of_the_shipped_run_predicts_identically(shipped_zip, runs):
     assert imported.run_id == "cifar10-lt100-standard-ce-cce" and not imported.renamed and imported.status == "done"
     assert imported.run_dir == runs / imported.run_id
     assert sorted(path.name for path in imported.run_dir.iterdir()) == [
-        "events.jsonl", "model-cce-seed0.safetensors", "model-ce-seed0.safetensors", "run.json",  # the CSVs are not kept
+        "events.jsonl", "model-cce-seed0.safetensors", "model-ce-seed0.safetensors", "predictions-seed0.safetensors",
+        "run.json",  # the CSVs are not kept
     ]
     original, copy = read_run(SHIPPED), read_run(imported.run_dir)
     assert copy.config == original.config and copy.status == "done" and copy.final == original.final
