@@ -93,8 +93,10 @@ def about_markdown(results_root: Path | None = None) -> str:
     # A broken results file must not stop the app at start-up: it is named here, as the Results tab does.
     left_out = (f"\n\nLeft out, because they cannot be read: {', '.join(f'`{name}`' for name in unreadable)}."
                 if unreadable else "")
-    return (ABOUT_TEXT + DATA_TEXT + about_summary(grids) + left_out + "\n\nThe paper's gains come from 200-epoch runs (the `ldam-drw` "
-            "and `authors` presets, meant for a GPU), which these grids do not measure. More in `docs/design.md`.\n")
+    return (ABOUT_TEXT + DATA_TEXT + about_summary(grids) + left_out + "\n\nThe CCE paper reports 200-epoch runs. The "
+            "`authors` preset follows the CCE authors' code and `ldam-drw` Cao et al.'s LDAM-DRW recipe (both 200 epochs, "
+            "for a GPU); these grids do not measure them, and no number of the paper has been checked against them here. "
+            "More in `docs/design.md`.\n")
 
 
 ABOUT = about_markdown()
