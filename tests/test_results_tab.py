@@ -124,3 +124,12 @@ def test_per_class_differences_share_one_scale():
         if 1.0 <= abs(points) < scale:
             ratios.append(width / abs(points))
     assert len(ratios) > 20 and max(ratios) / min(ratios) < 1.1  # rounding to 0.1 point in the tooltip only
+
+
+def test_per_class_intervals_say_they_are_uncorrected():
+    from cce_demo.grid_tables import load_results
+    from cce_demo.ui.results.views import recall_chart
+
+    table = load_results(ROOT / "results" / "cifar10-lt-standard" / "results.json").tables[0]
+    count = len(table.per_class_difference) * len(table.class_names)
+    assert f"These {count} per-class intervals are not corrected for multiplicity" in recall_chart(table)

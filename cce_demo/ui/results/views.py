@@ -191,7 +191,9 @@ def recall_chart(table: GridTable) -> str:
     return bar_rows(
         title="Per-class recall, head → tail (mean over seeds)",
         subtitle=f"A red mark is zero recall. Right: each loss − {short_name(baseline)} per class, in points, with its 95 % interval, "
-        "all on one scale (the axis under them), so equal lengths are equal differences.",
+        "all on one scale (the axis under them), so equal lengths are equal differences. These "
+        f"{len(diffs) * len(order)} per-class intervals are not corrected for multiplicity: with no real difference "
+        "anywhere, about one in twenty would still exclude zero.",
         rows=rows, bars=bars, diffs=diffs, diffs_heading=f"loss − {short_name(baseline)} (points)", max_height=None,
         # One shared scale: with a scale per loss a +3 was drawn as long as a +10 (issue 31).
         per_diff_scale=False,
