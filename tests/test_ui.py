@@ -726,3 +726,20 @@ def test_the_live_strip_shows_progress_and_each_model_while_a_job_trains():
     assert "loss 1.235, balanced accuracy 43.2 %" in html and "loss 2.000, balanced accuracy 41.0 %" in html
     assert live_strip_html(dataclasses.replace(snapshot, status=JobStatus.DONE)) == ""
     assert live_strip_html(None) == ""
+
+
+def test_no_clear_difference_on_the_card_says_what_it_could_detect(finished):
+    """Issue 30: with several seeds and an interval across zero, the card gives the detectable difference and
+    the equivalence test (equivalence.py), never 'no difference'."""
+    from cce_demo.equivalence import sensitivity, sensitivity_words
+    from cce_demo.schema import SeedSummary
+
+    _, snapshot = finished
+    values = (0.4, -0.6, 1.1)  # points: the interval covers zero
+    comparisons = tuple(comparison.model_copy(update={"seed": seed, "balanced_accuracy_difference": value / 100})
+                        for seed, value in zip((0, 1, 2), values) for comparison in snapshot.comparisons[:1])
+    spread = dataclasses.replace(snapshot, comparisons=comparisons, config=snapshot.config.replace(seeds=(0, 1, 2)))
+    text = " ".join(verdict_html(spread, "Your run").split())
+    assert "no clear difference at this budget" in text
+    expected = sensitivity_words(sensitivity([value / 100 for value in values]))
+    assert "That is not evidence of no difference: " + expected[0].lower() + expected[1:] in text.replace("&#x27;", "'")

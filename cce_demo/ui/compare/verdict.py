@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ...equivalence import sensitivity, sensitivity_words
 from ...metrics import Direction, direction_of, format_p_value, summarise_differences
 from ...provenance import data_copy_text
 from ...run_state import JobSnapshot
@@ -169,6 +170,10 @@ def comparison_html(snapshot: JobSnapshot, item: LossComparison) -> str:
         if direction == Direction.UNCLEAR:
             meaning = (f"Over {len(item.balanced)} seeds, no clear difference at this budget ({budget}): the 95 % interval "
                        "of the mean difference includes zero.")
+            limits = sensitivity([value / 100 for value in item.balanced])
+            if limits is not None:  # what "no clear difference" can rule out (equivalence.py)
+                sentence = sensitivity_words(limits)
+                meaning += f" That is not evidence of no difference: {sentence[0].lower() + sentence[1:]}."
         else:
             direction = "higher" if direction == Direction.ABOVE else "lower"
             meaning = (f"Over {len(item.balanced)} seeds it held up: {name} scored {direction} than {base} on average at "
