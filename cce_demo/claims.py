@@ -16,7 +16,7 @@ from .budget_curve import budget_curves, curve_statements
 from .grid_tables import interval_text, load_results, read_results, reproduce_command
 from .losses import DISPLAY_NAMES
 from .equivalence import EQUIVALENCE_MARGIN, sensitivity, sensitivity_words
-from .grid_tables import FAMILY_WISE_ALPHA
+from .grid_tables import FAMILY_WISE_ALPHA, HOLM_MARK
 from .metrics import Direction, direction_of, format_p_value, holm, paired_t_p_value, with_minus
 from .provenance import data_copy_text
 from .schema import GridResults
@@ -97,7 +97,9 @@ def scale_line(name: str, data: dict[str, Any], table: dict[str, Any]) -> str:
             f"{data_copy_text(table.get('data') or data.get('data'))}; reproduce with `{reproduce_command(data)}`")
 
 
-def grid_table(table: dict[str, Any]) -> list[str]:
+def grid_table(table: dict[str, Any], grid: str = "", family: dict | None = None) -> list[str]:
+    """The README's table of one grid; with the headline `family`, a direction that survives its correction
+    is marked (HOLM_MARK), one that does not is named without the mark."""
     baseline = table["baseline"]
     lines = [
         "| loss | balanced accuracy % (95 % interval) | tail recall % | − CE, balanced accuracy (points) | − CE, tail recall | McNemar p per seed | with prior correction |",
@@ -113,7 +115,8 @@ def grid_table(table: dict[str, Any]) -> list[str]:
         p_values = ", ".join(format_p_value(p) for p in table["mcnemar_p"].get(loss, [])) or "—"
         lines.append(
             f"| {_name(loss)} | {interval_text(scores['balanced_accuracy'])} | {interval_text(scores['rank_tail'], interval='')} | "
-            f"{_difference(versus['balanced_accuracy'])}: {direction(versus['balanced_accuracy'], baseline)} | "
+            f"{_difference(versus['balanced_accuracy'])}: {direction(versus['balanced_accuracy'], baseline)}"
+            f"{_family_mark(family, (grid, table['imbalance_ratio'], loss))} | "
             f"{_difference(versus['rank_tail'])} | {p_values} | {corrected} |"
         )
     return lines
@@ -136,6 +139,10 @@ def headline_family(grids: Grids) -> dict[tuple[str, float, str], dict[str, Any]
                     label = f"{name}/{table['imbalance_ratio']:g}/{loss}"
                     p_values[label], keys[label] = p, (name, table["imbalance_ratio"], loss)
     return {keys[label]: result for label, result in holm(p_values, FAMILY_WISE_ALPHA).items()}
+
+
+def _family_mark(family: dict | None, key: tuple[str, float, str]) -> str:
+    return f" {HOLM_MARK}" if family and key in family and family[key]["survives"] else ""
 
 
 def _family(family: dict | None, key: tuple[str, float, str]) -> str:
@@ -181,11 +188,13 @@ def statements(table: dict[str, Any], grid: str = "", family: dict | None = None
 
 
 def readme_block(grids: Grids) -> str:
-    lines = [BEGIN, ""]
+    family = headline_family(grids)
+    lines = [BEGIN, "", f"{HOLM_MARK} marks a direction that survives Holm's correction over the headline family "
+             f"({len(family)} tests: every loss against CE in balanced accuracy, in every shipped grid); a direction "
+             "without it rests on its own 95 % interval, uncorrected.", ""]
     for name, data in grids:
         for table in data["tables"]:
-            lines += [scale_line(name, data, table) + ":", "", *grid_table(table), ""]
-    family = headline_family(grids)
+            lines += [scale_line(name, data, table) + ":", "", *grid_table(table, name, family), ""]
     lines += ["What the data says, at these scales (computed from the same files; a direction only where the 95 % "
               "interval across seeds excludes zero; each grid says whether its intervals cover one fixed long-tailed "
               f"subset or a draw per seed). The headline family is {HEADLINE_FAMILY}: {len(family)} tests; Holm within "
